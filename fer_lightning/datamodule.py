@@ -1,0 +1,157 @@
+"""FER-2013 as a LightningDataModule: Training trains, PublicTest validates, PrivateTest is the final test.
+
+Images travel as uint8 and are normalised in one vectorised step after the batch reaches the device, with
+statistics fitted on the Training split only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from fer_lightning.fercsv import CLASS_NAMES, BadRows, FerArrays, load_fer2013
+
+log = logging.getLogger(__name__)
+Normalization = Literal["per_pixel", "global", "scale"]
+STAGE_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+def _reseed_worker(worker_id: int) -> None:
+    """Each worker's torch seed already differs (base seed + id); derive its augmentation seed from it."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.reseed(torch.initial_seed())
+
+
+class FaceDataset(Dataset):
+    """uint8 faces with an optional albumentations transform; returns ((1, 48, 48) uint8 tensor, label)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def reseed(self, seed: int) -> None:
+        """albumentations 2 keeps its own RNG, out of reach of seed_everything; seed it explicitly."""
+        if hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed % 2**32)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image=image)["image"]
+        return torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0), int(self.labels[index])
+
+
+def fit_normalization(train_images: np.ndarray, kind: Normalization) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std on the 0-255 scale: per pixel (the study's StandardScaler), one global pair, or 0 and 255."""
+    if kind == "scale":
+        return torch.tensor(0.0), torch.tensor(255.0)
+    pixels = train_images.astype(np.float64)
+    if kind == "global":
+        return torch.tensor(pixels.mean(), dtype=torch.float32), torch.tensor(pixels.std(), dtype=torch.float32)
+    if kind == "per_pixel":
+        mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+        std[std == 0] = 1.0  # StandardScaler's rule for constant features
+        return torch.from_numpy(mean).float()[None], torch.from_numpy(std).float()[None]
+    raise ValueError(f"data.normalization must be per_pixel, global or scale, got {kind!r}")
+
+
+class FerDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        csv_path: str | None,
+        cache_dir: str | None = None,
+        bad_rows: BadRows = "raise",
+        normalization: Normalization = "per_pixel",
+        train_transform: Callable | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        sampler: Literal["weighted"] | None = None,
+    ) -> None:
+        super().__init__()
+        if sampler not in (None, "weighted"):
+            raise ValueError(f"data.sampler must be null or 'weighted', got {sampler!r}")
+        self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
+        self.normalization = normalization
+        self.train_transform = train_transform
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.sampler = num_workers, sampler
+        self.data: FerArrays | None = None
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+
+    def prepare_data(self) -> None:
+        if self.data is None:
+            load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)  # parse once, write the cache
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        self.data = load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)
+        train_images, _ = self.data.split("Training")
+        if len(train_images) == 0:
+            raise ValueError(f"{self.csv_path}: no rows with Usage=Training, nothing to train on")
+        self.mean, self.std = fit_normalization(train_images, self.normalization)
+        sizes = {stage: len(self.data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
+        log.info("Splits: %s", ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+    def class_counts(self) -> np.ndarray:
+        """Training-split count per class, all 7 present (zeros where a class is absent)."""
+        self.setup()
+        return np.bincount(self.data.split("Training")[1], minlength=len(CLASS_NAMES))
+
+    def balanced_class_weights(self) -> list[float]:
+        """sklearn's 'balanced' weights n / (k * count); an absent class gets weight 0."""
+        counts = self.class_counts()
+        weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+        return weights.tolist()
+
+    def dataset(self, stage: str, transform: Callable | None = None) -> FaceDataset:
+        self.setup()
+        return FaceDataset(*self.data.split(STAGE_SPLITS[stage]), transform=transform)
+
+    def _loader(self, dataset: FaceDataset, batch_size: int, **kwargs: Any) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, worker_init_fn=_reseed_worker, **kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train", self.train_transform)
+        dataset.reseed(int(torch.randint(2**31, ())))  # follows seed_everything
+        if self.sampler == "weighted":
+            per_class = 1.0 / np.maximum(self.class_counts(), 1)
+            sampler = WeightedRandomSampler(per_class[dataset.labels], num_samples=len(dataset))
+            return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True)
+        return self._loader(dataset, self.batch_size, shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), self.eval_batch_size)
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return [self.val_dataloader(), self.test_dataloader()]
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 1, 48, 48) -> standardised float32 on the images' device."""
+        mean, std = self.mean.to(images.device), self.std.to(images.device)
+        return (images.float() - mean) / std
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, labels = batch
+        return self.normalize(images), labels
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved into every checkpoint so a model can be used later with the exact normalisation it saw."""
+        return {"normalization": self.normalization, "mean": self.mean, "std": self.std}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mean, self.std = state_dict["mean"], state_dict["std"]

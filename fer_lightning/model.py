@@ -1,0 +1,99 @@
+"""The study's CNN family as a plain nn.Module whose every block comes from config.
+
+Each conv block is Conv -> BatchNorm -> activation -> [MaxPool] -> Dropout, each dense block Linear ->
+activation -> Dropout, as in the Keras models. Per-layer L2 strengths are kept beside the weights so the
+LightningModule can add Keras' ``kernel_regularizer=l2(x)`` penalty to the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+ACTIVATIONS = ("relu", "leaky_relu")
+
+
+@dataclass
+class ConvBlock:
+    filters: int
+    kernel_size: int = 3
+    padding: str = "same"
+    pool: bool = True
+    dropout: float = 0.25
+    l2: float = 0.0
+    negative_slope: float = 0.01  # used only by leaky_relu
+
+
+@dataclass
+class DenseBlock:
+    units: int
+    dropout: float = 0.25
+    l2: float = 0.0
+    negative_slope: float = 0.01
+
+
+def _activation(name: str, negative_slope: float) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope, inplace=True)
+    raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {name!r}")
+
+
+class FerCNN(nn.Module):
+    """Conv blocks, flatten, dense blocks, then a linear classifier over the 7 emotions."""
+
+    def __init__(
+        self,
+        conv_blocks: Sequence[ConvBlock | dict],
+        dense_blocks: Sequence[DenseBlock | dict],
+        activation: str = "relu",
+        num_classes: int = 7,
+        image_size: int = 48,
+        in_channels: int = 1,
+        output_l2: float = 0.0,
+    ) -> None:
+        super().__init__()
+        convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
+        denses = [b if isinstance(b, DenseBlock) else DenseBlock(**b) for b in dense_blocks]
+        if not convs:
+            raise ValueError("model needs at least one conv block")
+        self._l2: list[tuple[nn.Parameter, float]] = []
+        layers: list[nn.Module] = []
+        channels, side = in_channels, image_size
+        for block in convs:
+            conv = nn.Conv2d(channels, block.filters, block.kernel_size, padding=block.padding, bias=False)
+            layers += [conv, nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)]
+            if block.padding == "valid":
+                side -= block.kernel_size - 1
+            if block.pool:
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
+            layers.append(nn.Dropout(block.dropout))
+            self._l2.append((conv.weight, block.l2))
+            channels = block.filters
+        if side < 1:
+            raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
+        self.features = nn.Sequential(*layers)
+        head: list[nn.Module] = [nn.Flatten()]
+        width = channels * side * side
+        for block in denses:
+            dense = nn.Linear(width, block.units)
+            head += [dense, _activation(activation, block.negative_slope), nn.Dropout(block.dropout)]
+            self._l2.append((dense.weight, block.l2))
+            width = block.units
+        self.classifier = nn.Linear(width, num_classes)
+        self._l2.append((self.classifier.weight, output_l2))
+        head.append(self.classifier)
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def l2_penalty(self) -> torch.Tensor:
+        """Sum of l2 * ||W||^2 over layers, exactly what Keras adds to the loss for kernel_regularizer=l2(l2)."""
+        terms = [strength * weight.float().pow(2).sum() for weight, strength in self._l2 if strength > 0]
+        return torch.stack(terms).sum() if terms else torch.zeros((), device=self.classifier.weight.device)

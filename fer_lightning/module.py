@@ -1,0 +1,119 @@
+"""LightningModule around FerCNN: label-smoothed (optionally class-weighted) loss plus Keras-style L2, metrics."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
+
+from fer_lightning.fercsv import CLASS_NAMES
+
+MIN_SCHEDULE_STEPS = 100
+
+
+def _metrics(num_classes: int) -> MetricCollection:
+    return MetricCollection({
+        "acc": MulticlassAccuracy(num_classes, average="micro"),
+        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
+    })
+
+
+class EmotionClassifier(L.LightningModule):
+    """Trains any image->logits network; optimizer and scheduler are partials from the config."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "epoch",
+        scheduler_monitor: str = "val/loss",
+        label_smoothing: float = 0.0,
+        class_weights: list[float] | None = None,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True).
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.make_optimizer, self.make_scheduler = optimizer, scheduler
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        num_classes = len(CLASS_NAMES)
+        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.train_metrics = _metrics(num_classes).clone(prefix="train/")
+        self.val_metrics = _metrics(num_classes).clone(prefix="val/")
+        self.test_metrics = _metrics(num_classes).clone(prefix="test/")
+        self.test_recall = MulticlassRecall(num_classes, average=None)
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.net(images)
+
+    def _l2_penalty(self) -> torch.Tensor:
+        penalty = getattr(self.net, "l2_penalty", None)
+        return penalty() if penalty is not None else torch.zeros((), device=self.device)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.criterion(logits.float(), labels) + self._l2_penalty()
+        self.train_metrics.update(logits, labels)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], metrics: MetricCollection, stage: str) -> None:
+        images, labels = batch
+        logits = self(images).float()
+        metrics.update(logits, labels)
+        self.log(f"{stage}/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=stage == "val")
+        self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
+        if stage == "test":
+            self.test_recall.update(logits, labels)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_metrics, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_metrics["acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        for name, recall in zip(CLASS_NAMES, self.test_recall.compute(), strict=True):
+            self.log(f"test/recall_{name}", recall)
+        self.test_recall.reset()
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int,
+                     dataloader_idx: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        return self(images).float(), labels
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.make_optimizer(params=self.parameters())
+        make_scheduler = self.make_scheduler
+        if make_scheduler is None:
+            return optimizer
+        target = getattr(make_scheduler, "func", make_scheduler)
+        if "total_steps" in inspect.signature(target).parameters:  # one-cycle style: needs the run's length
+            # OneCycleLR divides by zero on a handful of steps (debug runs); a floor keeps those working.
+            total_steps = max(int(self.trainer.estimated_stepping_batches), MIN_SCHEDULE_STEPS)
+            scheduler = make_scheduler(optimizer=optimizer, total_steps=total_steps)
+        else:
+            scheduler = make_scheduler(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {
+            "scheduler": scheduler, "interval": self.hparams.scheduler_interval,
+            "monitor": self.hparams.scheduler_monitor,
+        }}

@@ -1,0 +1,38 @@
+"""Pick the fastest safe precision for the machine we are on instead of assuming one."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def cpu_supports_bf16() -> bool:
+    """True where oneDNN has native bf16 kernels (AVX-512 bf16 or AMX); emulated bf16 would be slower than fp32."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def choose_precision(accelerator: str = "auto") -> tuple[str, bool]:
+    """Return (Lightning precision, use channels_last) for the accelerator the Trainer will use."""
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu:
+        return ("bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"), True
+    if cpu_supports_bf16():
+        return "bf16-mixed", True
+    return "32-true", False
+
+
+def resolve_precision(precision: str | int, channels_last: bool | str, accelerator: str) -> tuple[str, bool]:
+    """Fill in 'auto' for either setting; explicit choices are kept as given."""
+    auto_precision, auto_channels_last = choose_precision(accelerator)
+    chosen = auto_precision if precision == "auto" else str(precision)
+    layout = auto_channels_last if channels_last == "auto" else bool(channels_last)
+    log.info("Precision %s%s, memory format %s (bf16 kernels on this CPU: %s)", chosen,
+             " (auto)" if precision == "auto" else "", "channels_last" if layout else "contiguous",
+             cpu_supports_bf16())
+    return chosen, layout

@@ -1,0 +1,112 @@
+"""``train(cfg)``: the one function that train.py, tuning and the tests all call.
+
+Fit on Training with PublicTest as validation, then evaluate the best checkpoint once on PrivateTest and
+write the run's report, logits for stacking, and TensorBoard figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.datamodule import FerDataModule
+from fer_lightning.precision import resolve_precision
+from fer_lightning.reports import curves_figure, save_logits, write_report
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Callbacks and loggers are dicts of named _target_ nodes; a node set to null is switched off."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    """Path of the best checkpoint, or None when none was written (fast_dev_run) and current weights count."""
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        return callback.best_model_path
+    return None
+
+
+def _predict_logits(trainer: L.Trainer, model: L.LightningModule, datamodule: FerDataModule,
+                    ckpt_path: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(logits, labels) for PublicTest and PrivateTest, in dataset order."""
+    outputs = trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    return [
+        (torch.cat([lg for lg, _ in batches]).numpy(), torch.cat([y for _, y in batches]).numpy())
+        for batches in outputs
+    ]
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train, test the best checkpoint on PrivateTest, write reports; returns the headline metrics."""
+    start = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
+
+    datamodule: FerDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    if cfg.class_weights not in (None, "balanced"):
+        raise ValueError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
+    class_weights = datamodule.balanced_class_weights() if cfg.class_weights == "balanced" else None
+    model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
+
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=_instantiate_all(
+        cfg.get("callbacks")), logger=loggers or False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - start
+
+    best = _best_checkpoint(trainer)
+    log.info("Testing %s on PrivateTest", best or "the final weights")
+    test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]
+    (val_logits, val_labels), (test_logits, test_labels) = _predict_logits(trainer, model, datamodule, best)
+    save_logits(run_dir / "logits_val.npz", val_logits, val_labels)
+    save_logits(run_dir / "logits_test.npz", test_logits, test_labels)
+    report, confusion = write_report(run_dir, "PrivateTest", test_logits, test_labels)
+
+    val_acc_best = trainer.callback_metrics.get("val/acc_best")
+    summary = {
+        "val/acc_best": float(val_acc_best) if val_acc_best is not None else float("nan"),
+        "val/acc": float(np.mean(val_logits.argmax(1) == val_labels)),
+        "test/acc": report["accuracy"],
+        "test/f1_macro": report["macro"]["f1"],
+        "test/loss": float(test_results["test/loss"]),
+        "epochs": trainer.current_epoch,
+        "fit_seconds": round(fit_seconds, 1),
+        "precision": precision,
+        "best_checkpoint": best,
+    }
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure("test/confusion_matrix", confusion, global_step=trainer.global_step)
+            hp = {f"hp/{k.replace('/', '_')}": v for k, v in summary.items() if isinstance(v, float)}
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), metrics=hp)
+        if isinstance(logger, CSVLogger):
+            logger.save()
+            metrics_csv = Path(logger.log_dir) / "metrics.csv"
+            if metrics_csv.is_file():
+                curves = curves_figure(metrics_csv)
+                curves.savefig(run_dir / "curves.png", dpi=110)
+                plt.close(curves)
+    plt.close(confusion)
+    log.info("PrivateTest accuracy %.4f, macro F1 %.4f after %d epochs in %.0f s; run dir %s",
+             summary["test/acc"], summary["test/f1_macro"], summary["epochs"], fit_seconds, run_dir)
+    return summary

@@ -1,0 +1,64 @@
+"""Every config in conf/ composes and instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from conftest import CONF_DIR, compose_train
+from hydra.utils import instantiate
+
+from fer_lightning.datamodule import FerDataModule
+from fer_lightning.module import EmotionClassifier
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+def base_overrides(tmp_path: Path) -> list[str]:
+    return [f"paths.output_dir={tmp_path}", "data.csv_path=unused.csv"]
+
+
+@pytest.mark.parametrize("model", options("model"))
+@pytest.mark.parametrize("optimizer", options("optimizer"))
+@pytest.mark.parametrize("scheduler", options("scheduler"))
+def test_model_optimizer_scheduler_instantiate(tmp_path: Path, model: str, optimizer: str, scheduler: str) -> None:
+    cfg = compose_train([*base_overrides(tmp_path), f"model={model}", f"optimizer={optimizer}",
+                         f"scheduler={scheduler}"])
+    module = instantiate(cfg.model)
+    assert isinstance(module, EmotionClassifier)
+    opt = module.make_optimizer(params=module.parameters())
+    assert isinstance(opt, torch.optim.Optimizer)
+    assert (module.make_scheduler is None) == (scheduler == "none")
+
+
+@pytest.mark.parametrize("experiment", [None, *options("experiment")])
+def test_whole_config_instantiates(tmp_path: Path, experiment: str | None) -> None:
+    overrides = base_overrides(tmp_path) + ([f"experiment={experiment}"] if experiment else [])
+    cfg = compose_train(overrides)
+    assert isinstance(instantiate(cfg.data), FerDataModule)
+    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    trainer = instantiate(cfg.trainer, precision="32-true", callbacks=callbacks, logger=loggers)
+    assert isinstance(trainer, L.Trainer)
+
+
+def test_seed_replication_is_the_study_recipe(tmp_path: Path) -> None:
+    cfg = compose_train([*base_overrides(tmp_path), "experiment=seed_replication"])
+    assert cfg.model.scheduler._target_.endswith("ReduceLROnPlateau")
+    assert (cfg.model.scheduler.factor, cfg.model.scheduler.patience) == (0.5, 3)
+    assert cfg.model.optimizer.lr == 1e-3 and cfg.data.batch_size == 128
+    assert cfg.data.train_transform is None and cfg.data.normalization == "scale"
+    assert (cfg.callbacks.early_stopping.monitor, cfg.callbacks.early_stopping.patience) == ("val/loss", 10)
+    assert cfg.trainer.max_epochs == 150
+
+
+def test_csv_path_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FER2013_CSV", "/data/fer.csv.gz")
+    cfg = compose_train([f"paths.output_dir={tmp_path}"])
+    assert cfg.data.csv_path == "/data/fer.csv.gz"
+    monkeypatch.delenv("FER2013_CSV")
+    assert compose_train([f"paths.output_dir={tmp_path}"]).data.csv_path is None

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+
+from fer_lightning.datamodule import FerDataModule, fit_normalization
+
+
+def make_dm(fer_csv: Path, **kwargs) -> FerDataModule:
+    dm = FerDataModule(str(fer_csv), batch_size=16, eval_batch_size=32, **kwargs)
+    dm.setup()
+    return dm
+
+
+def test_splits_follow_usage(fer_csv: Path) -> None:
+    dm = make_dm(fer_csv)
+    assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [140, 42, 42]
+
+
+def test_batches_are_uint8_until_normalised(fer_csv: Path) -> None:
+    dm = make_dm(fer_csv)
+    images, labels = next(iter(dm.val_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (32, 1, 48, 48)
+    normalised, same_labels = dm.on_after_batch_transfer((images, labels), 0)
+    assert normalised.dtype == torch.float32 and torch.equal(labels, same_labels)
+
+
+def test_per_pixel_standardisation_is_fitted_on_training_only(fer_csv: Path) -> None:
+    dm = make_dm(fer_csv, normalization="per_pixel")
+    train_images = torch.from_numpy(dm.data.split("Training")[0]).unsqueeze(1)
+    normalised = dm.normalize(train_images)
+    assert normalised.mean(dim=0).abs().max() < 1e-4
+    assert torch.allclose(normalised.std(dim=0, unbiased=False), torch.ones(1, 48, 48), atol=1e-3)
+    val_images = torch.from_numpy(dm.data.split("PublicTest")[0]).unsqueeze(1)
+    assert dm.normalize(val_images).mean(dim=0).abs().max() > 1e-3  # stats not refitted on val
+
+
+@pytest.mark.parametrize("kind", ["global", "scale"])
+def test_scalar_normalisations(kind: str) -> None:
+    images = np.full((4, 48, 48), 51, dtype=np.uint8)
+    images[0] = 255
+    mean, std = fit_normalization(images, kind)
+    assert mean.ndim == 0 and std.ndim == 0
+    if kind == "scale":
+        assert (float(mean), float(std)) == (0.0, 255.0)
+    else:
+        assert float(mean) == pytest.approx(images.mean())
+
+
+def test_unknown_normalisation_is_rejected() -> None:
+    with pytest.raises(ValueError, match="per_pixel, global or scale"):
+        fit_normalization(np.zeros((2, 48, 48), np.uint8), "minmax")
+
+
+def test_balanced_class_weights_follow_sklearn(fer_csv: Path) -> None:
+    from sklearn.utils.class_weight import compute_class_weight
+
+    dm = make_dm(fer_csv)
+    labels = dm.data.split("Training")[1]
+    expected = compute_class_weight("balanced", classes=np.arange(7), y=labels)
+    np.testing.assert_allclose(dm.balanced_class_weights(), expected)
+
+
+def test_weighted_sampler_evens_out_classes(tmp_path: Path) -> None:
+    from conftest import synthetic_frame
+
+    frame = synthetic_frame()
+    training = frame.Usage == "Training"
+    frame = frame[~training | (frame.emotion != 3) | (frame.index % 10 == 0)]  # make Happy rare
+    path = tmp_path / "skewed.csv"
+    frame.to_csv(path, index=False)
+    torch.manual_seed(0)
+    dm = make_dm(path, sampler="weighted")
+    drawn = torch.cat([labels for _ in range(20) for _, labels in dm.train_dataloader()])
+    share = torch.bincount(drawn, minlength=7).float() / len(drawn)
+    assert dm.class_counts()[3] < dm.class_counts()[0] / 5
+    assert share[3] > 0.10  # ~1/7 when weighted; ~0.02 if drawn uniformly
+
+
+def test_train_transform_applies_to_train_only(fer_csv: Path) -> None:
+    dm = make_dm(fer_csv, train_transform=A.Compose([A.HorizontalFlip(p=1.0)]))
+    raw = dm.data.split("Training")[0][0]
+    flipped, _ = dm.train_dataloader().dataset[0]
+    np.testing.assert_array_equal(flipped[0].numpy(), raw[:, ::-1])
+    val_image, _ = dm.val_dataloader().dataset[0]
+    np.testing.assert_array_equal(val_image[0].numpy(), dm.data.split("PublicTest")[0][0])
+
+
+def test_state_dict_carries_normalisation(fer_csv: Path) -> None:
+    dm = make_dm(fer_csv)
+    fresh = FerDataModule(str(fer_csv))
+    fresh.load_state_dict(dm.state_dict())
+    assert torch.equal(fresh.mean, dm.mean) and torch.equal(fresh.std, dm.std)
+
+
+def test_bad_sampler_is_rejected(fer_csv: Path) -> None:
+    with pytest.raises(ValueError, match=r"data\.sampler"):
+        FerDataModule(str(fer_csv), sampler="oversample")

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import compose_train
+from hydra.utils import instantiate
+from torch import nn
+
+from fer_lightning.model import FerCNN
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky"])
+def test_study_architectures_map_faces_to_seven_logits(name: str) -> None:
+    net = instantiate(compose_train([f"model={name}"]).model.net)
+    assert net(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [48, 256, 128, 256]
+    assert [c.kernel_size for c in convs] == [(5, 5), (3, 3), (3, 3), (3, 3)]
+    activation = nn.ReLU if name == "relu" else nn.LeakyReLU
+    assert sum(isinstance(m, activation) for m in net.modules()) == 5
+
+
+def test_leaky_slopes_come_from_config() -> None:
+    net = FerCNN([{"filters": 4, "negative_slope": 0.07}], [{"units": 8, "negative_slope": 0.002}],
+                 activation="leaky_relu")
+    slopes = [m.negative_slope for m in net.modules() if isinstance(m, nn.LeakyReLU)]
+    assert slopes == [0.07, 0.002]
+
+
+def test_l2_penalty_is_keras_kernel_regularizer() -> None:
+    net = FerCNN([{"filters": 4, "l2": 0.01}, {"filters": 8, "l2": 0.0}], [{"units": 5, "l2": 0.1}],
+                 output_l2=0.5)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    dense = net.head[1]
+    expected = (0.01 * convs[0].weight.pow(2).sum() + 0.1 * dense.weight.pow(2).sum()
+                + 0.5 * net.classifier.weight.pow(2).sum())
+    assert torch.allclose(net.l2_penalty(), expected)
+    net.l2_penalty().backward()
+    assert convs[1].weight.grad is None  # l2 0 adds no term
+
+
+def test_no_l2_gives_zero_penalty() -> None:
+    assert FerCNN([{"filters": 4}], []).l2_penalty().item() == 0.0
+
+
+def test_bad_architecture_errors() -> None:
+    with pytest.raises(ValueError, match="activation must be one of"):
+        FerCNN([{"filters": 4}], [], activation="gelu")
+    with pytest.raises(ValueError, match="shrink a 48px image to nothing"):
+        FerCNN([{"filters": 4}] * 6, [])

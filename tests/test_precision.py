@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+
+from fer_lightning import precision
+
+
+@pytest.fixture
+def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
+
+
+def test_bf16_cpu_gets_bf16_mixed_and_channels_last(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: True)
+    assert precision.choose_precision("auto") == ("bf16-mixed", True)
+    assert precision.choose_precision("cpu") == ("bf16-mixed", True)
+
+
+def test_cpu_without_bf16_stays_fp32(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: False)
+    assert precision.choose_precision("auto") == ("32-true", False)
+
+
+@pytest.mark.parametrize(("bf16", "expected"), [(True, "bf16-mixed"), (False, "16-mixed")])
+def test_gpu_prefers_bf16_then_fp16(monkeypatch: pytest.MonkeyPatch, bf16: bool, expected: str) -> None:
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(precision.torch.cuda, "is_bf16_supported", lambda: bf16)
+    assert precision.choose_precision("auto") == (expected, True)
+
+
+def test_explicit_settings_win(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: True)
+    assert precision.resolve_precision("32-true", False, "cpu") == ("32-true", False)
+    assert precision.resolve_precision("auto", False, "cpu") == ("bf16-mixed", False)
+
+
+def test_detection_answers_on_this_machine() -> None:
+    assert isinstance(precision.cpu_supports_bf16(), bool)

@@ -1,0 +1,73 @@
+"""train(cfg) end to end on the synthetic CSV (and on a slice of the real data when FER2013_CSV is set)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REAL_CSV
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fer_lightning.fercsv import CLASS_NAMES
+from fer_lightning.training import train
+
+RUN_FILES = {"metrics.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
+             "logits_val.npz", "logits_test.npz"}
+
+
+@pytest.mark.parametrize("model", ["relu", "leaky"])
+def test_fast_dev_run(train_cfg, model: str) -> None:
+    summary = train(train_cfg(f"model={model}", "+trainer.fast_dev_run=true"))
+    assert 0.0 <= summary["test/acc"] <= 1.0
+    assert summary["best_checkpoint"] is None  # fast_dev_run writes none; the final weights are tested
+
+
+def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Path, caplog) -> None:
+    caplog.set_level("INFO", logger="fer_lightning")
+    summary = train(train_cfg("trainer.max_epochs=2"))
+    assert "epoch 1/2 train/loss=" in caplog.text and "epoch 2/2 train/loss=" in caplog.text
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= RUN_FILES
+    assert (run / "checkpoints" / "last.ckpt").is_file() and Path(summary["best_checkpoint"]).is_file()
+    assert summary["epochs"] == 2
+
+    metrics = json.loads((run / "metrics.json").read_text())["PrivateTest"]
+    assert metrics["n"] == 42 and set(metrics["per_class"]) == set(CLASS_NAMES)
+    assert metrics["accuracy"] == pytest.approx(summary["test/acc"])
+    test = np.load(run / "logits_test.npz")
+    assert test["logits"].shape == (42, 7) and test["labels"].shape == (42,)
+    assert np.mean(test["logits"].argmax(1) == test["labels"]) == pytest.approx(metrics["accuracy"])
+    assert np.load(run / "logits_val.npz")["logits"].shape == (42, 7)
+
+    events = EventAccumulator(str(run / "tensorboard")).Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "val/f1_macro",
+            "test/acc", "test/f1_macro", "hp/test_acc", "hp/val_acc_best"} <= scalars
+    assert "test/confusion_matrix" in events.Tags()["images"]
+    assert "_hparams_/session_start_info" in events.summary_metadata
+
+
+def test_same_seed_same_metrics(train_cfg) -> None:
+    first = train(train_cfg("seed=7"))
+    second = train(train_cfg("seed=7"))
+    assert first["test/acc"] == second["test/acc"] and first["test/loss"] == pytest.approx(second["test/loss"])
+
+
+def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
+    summary = train(train_cfg("class_weights=balanced", "data.sampler=weighted", "experiment=seed_replication",
+                              "trainer.max_epochs=1"))
+    assert summary["epochs"] == 1
+
+
+def test_bad_class_weights_setting(train_cfg) -> None:
+    with pytest.raises(ValueError, match="class_weights must be null or 'balanced'"):
+        train(train_cfg("class_weights=inverse"))
+
+
+@pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
+def test_real_fer2013_smoke(train_cfg) -> None:
+    summary = train(train_cfg("+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
+                              "trainer.precision=auto", csv=REAL_CSV))
+    assert summary["epochs"] == 1 and 0.0 <= summary["test/acc"] <= 1.0
