@@ -11,6 +11,7 @@ from conftest import REAL_CSV
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fer_lightning.fercsv import CLASS_NAMES
+from fer_lightning.precision import choose_precision
 from fer_lightning.training import train
 
 RUN_FILES = {"metrics.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
@@ -49,9 +50,9 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     assert "_hparams_/session_start_info" in events.summary_metadata
 
 
-def test_same_seed_same_metrics(train_cfg) -> None:
-    first = train(train_cfg("seed=7"))
-    second = train(train_cfg("seed=7"))
+def test_same_seed_same_metrics(train_cfg, tmp_path: Path) -> None:
+    first = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'first'}"))
+    second = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'second'}"))
     assert first["test/acc"] == second["test/acc"] and first["test/loss"] == pytest.approx(second["test/loss"])
 
 
@@ -69,5 +70,6 @@ def test_bad_class_weights_setting(train_cfg) -> None:
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
 def test_real_fer2013_smoke(train_cfg) -> None:
     summary = train(train_cfg("+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
-                              "trainer.precision=auto", csv=REAL_CSV))
+                              "+trainer.limit_predict_batches=1", "trainer.precision=auto", csv=REAL_CSV))
     assert summary["epochs"] == 1 and 0.0 <= summary["test/acc"] <= 1.0
+    assert summary["precision"] == choose_precision("cpu")[0]
