@@ -10,15 +10,12 @@ import os
 import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from torch.utils.tensorboard import SummaryWriter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-
-from fer_lightning.fercsv import CLASS_NAMES, SPLITS, FerArrays, FerDataError, load_fer2013  # noqa: E402
+from fer_lightning.fercsv import CLASS_NAMES, SPLITS, FerArrays, FerDataError, load_fer2013
 
 
 def samples_figure(data: FerArrays, per_class: int = 1, seed: int = 0) -> Figure:
@@ -60,7 +57,8 @@ def analyze(csv_path: str | None, out_dir: Path, cache_dir: Path | None = None, 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with SummaryWriter(str(out_dir / "tensorboard")) as writer:
-        for name, fig in (("samples", samples_figure(data, per_class)), ("class_distribution", distribution_figure(data))):
+        figures = {"samples": samples_figure(data, per_class), "class_distribution": distribution_figure(data)}
+        for name, fig in figures.items():
             path = out_dir / f"{name}.png"
             fig.savefig(path, dpi=110)
             writer.add_figure(f"data/{name}", fig)
