@@ -25,7 +25,11 @@ def _metrics(num_classes: int) -> MetricCollection:
 
 
 class EmotionClassifier(L.LightningModule):
-    """Trains any image->logits network; optimizer and scheduler are partials from the config."""
+    """Trains any image->logits network; optimizer and scheduler are partials from the config.
+
+    ``keras_l2`` adds the net's per-layer L2 to the loss as Keras' kernel_regularizer does (the study's recipe);
+    switch it off when the optimizer brings its own decoupled weight decay (AdamW).
+    """
 
     def __init__(
         self,
@@ -36,6 +40,7 @@ class EmotionClassifier(L.LightningModule):
         scheduler_monitor: str = "val/loss",
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
+        keras_l2: bool = True,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
@@ -59,7 +64,9 @@ class EmotionClassifier(L.LightningModule):
 
     def _l2_penalty(self) -> torch.Tensor:
         penalty = getattr(self.net, "l2_penalty", None)
-        return penalty() if penalty is not None else torch.zeros((), device=self.device)
+        if not self.hparams.keras_l2 or penalty is None:
+            return torch.zeros((), device=self.device)
+        return penalty()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch

@@ -48,3 +48,16 @@ def test_bad_architecture_errors() -> None:
         FerCNN([{"filters": 4}], [], activation="gelu")
     with pytest.raises(ValueError, match="shrink a 48px image to nothing"):
         FerCNN([{"filters": 4}] * 6, [])
+
+
+@pytest.mark.parametrize("keras_l2", [True, False])
+def test_keras_l2_switch_adds_or_drops_the_penalty(keras_l2: bool) -> None:
+    from functools import partial
+
+    from fer_lightning.module import EmotionClassifier
+
+    net = FerCNN([{"filters": 4, "l2": 0.01}], [{"units": 5, "l2": 0.1}])
+    module = EmotionClassifier(net, partial(torch.optim.SGD, lr=0.1), keras_l2=keras_l2)
+    expected = net.l2_penalty() if keras_l2 else torch.zeros(())
+    assert module._l2_penalty().item() == pytest.approx(expected.item())
+    assert expected.item() > 0 or not keras_l2
