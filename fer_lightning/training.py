@@ -6,6 +6,7 @@ write the run's report, logits for stacking, and TensorBoard figures.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -94,6 +95,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "precision": precision,
         "best_checkpoint": best,
     }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure("test/confusion_matrix", confusion, global_step=trainer.global_step)

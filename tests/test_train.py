@@ -14,7 +14,7 @@ from fer_lightning.fercsv import CLASS_NAMES
 from fer_lightning.precision import choose_precision
 from fer_lightning.training import train
 
-RUN_FILES = {"metrics.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
+RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
              "logits_val.npz", "logits_test.npz"}
 
 
@@ -37,6 +37,7 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     metrics = json.loads((run / "metrics.json").read_text())["PrivateTest"]
     assert metrics["n"] == 42 and set(metrics["per_class"]) == set(CLASS_NAMES)
     assert metrics["accuracy"] == pytest.approx(summary["test/acc"])
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
     test = np.load(run / "logits_test.npz")
     assert test["logits"].shape == (42, 7) and test["labels"].shape == (42,)
     assert np.mean(test["logits"].argmax(1) == test["labels"]) == pytest.approx(metrics["accuracy"])
