@@ -61,11 +61,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
 
+    if cfg.class_weights not in (None, "balanced"):
+        raise ValueError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
     datamodule: FerDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
-    if cfg.class_weights not in (None, "balanced"):
-        raise ValueError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
     class_weights = datamodule.balanced_class_weights() if cfg.class_weights == "balanced" else None
     model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
 
@@ -74,6 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.get("callbacks")), logger=loggers or False)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_seconds = time.perf_counter() - start
+    val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before test/predict replace the metrics
 
     best = _best_checkpoint(trainer)
     log.info("Testing %s on PrivateTest", best or "the final weights")
@@ -83,7 +84,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     save_logits(run_dir / "logits_test.npz", test_logits, test_labels)
     report, confusion = write_report(run_dir, "PrivateTest", test_logits, test_labels)
 
-    val_acc_best = trainer.callback_metrics.get("val/acc_best")
     summary = {
         "val/acc_best": float(val_acc_best) if val_acc_best is not None else float("nan"),
         "val/acc": float(np.mean(val_logits.argmax(1) == val_labels)),
