@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
 from fer_lightning.fercsv import CLASS_NAMES
@@ -65,6 +66,7 @@ def curves_figure(metrics_csv: Path) -> Figure:
                 series = per_epoch[column].dropna()
                 ax.plot(series.index + 1, series.to_numpy(), marker=".", label=stage)
         ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     return fig
