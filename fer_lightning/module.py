@@ -62,11 +62,10 @@ class EmotionClassifier(L.LightningModule):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
-    def _l2_penalty(self) -> torch.Tensor:
+    def _l2_penalty(self) -> torch.Tensor | float:
+        """The net's Keras-style L2 term, or 0.0 (no tensor work on the hot path) when off or not offered."""
         penalty = getattr(self.net, "l2_penalty", None)
-        if not self.hparams.keras_l2 or penalty is None:
-            return torch.zeros((), device=self.device)
-        return penalty()
+        return penalty() if self.hparams.keras_l2 and penalty is not None else 0.0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
