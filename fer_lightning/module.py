@@ -29,6 +29,8 @@ class EmotionClassifier(L.LightningModule):
 
     ``keras_l2`` adds the net's per-layer L2 to the loss as Keras' kernel_regularizer does (the study's recipe);
     switch it off when the optimizer brings its own decoupled weight decay (AdamW).
+    ``net_config`` is the net's ``_target_`` node, kept in the hyperparameters so that a checkpoint alone can
+    rebuild the network (see ``fer_lightning.inference``).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class EmotionClassifier(L.LightningModule):
         class_weights: list[float] | None = None,
         keras_l2: bool = True,
         channels_last: bool = False,
+        net_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True).

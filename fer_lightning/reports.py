@@ -73,10 +73,11 @@ def curves_figure(metrics_csv: Path) -> Figure:
 
 
 def write_report(
-    run_dir: Path, split_name: str, logits: np.ndarray, labels: np.ndarray
+    run_dir: Path, split_name: str, scores: np.ndarray, labels: np.ndarray
 ) -> tuple[dict[str, Any], Figure]:
-    """Write metrics.json, classification_report.txt and confusion_matrix.png; the caller closes the figure."""
-    predictions = logits.argmax(axis=1)
+    """Write metrics.json, classification_report.txt and confusion_matrix.png from per-class scores (logits or
+    probabilities; the argmax is the prediction). The caller closes the figure."""
+    predictions = scores.argmax(axis=1)
     metrics = classification_metrics(labels, predictions)
     (run_dir / "metrics.json").write_text(json.dumps({split_name: metrics}, indent=2))
     report = classification_report(labels, predictions, labels=LABELS, target_names=list(CLASS_NAMES),

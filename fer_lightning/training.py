@@ -68,6 +68,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup()
     class_weights = datamodule.balanced_class_weights() if cfg.class_weights == "balanced" else None
     model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
+    # Set after instantiate, which would otherwise build this _target_ node into a second network.
+    model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
 
     loggers = _instantiate_all(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=_instantiate_all(

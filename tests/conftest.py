@@ -36,29 +36,52 @@ def fer_csv(tmp_path: Path) -> Path:
     return path
 
 
-def compose_train(overrides: list[str] | None = None) -> DictConfig:
+def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=overrides or [])
+        return compose(name, overrides=overrides or [])
+
+
+def compose_train(overrides: list[str] | None = None) -> DictConfig:
+    return compose_config("train", overrides)
+
+
+def tiny_run_overrides(csv: Path | str, output_dir: Path, cache_dir: Path) -> list[str]:
+    """CPU, fp32, 1 epoch of 2 batches, no progress bar: a full train.py run in seconds."""
+    return [
+        f"data.csv_path={csv}",
+        f"paths.output_dir={output_dir}",
+        f"paths.cache_dir={cache_dir}",
+        "data.batch_size=32",
+        "data.eval_batch_size=64",
+        "trainer.accelerator=cpu",
+        "trainer.precision=32-true",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.enable_model_summary=false",
+        "callbacks.progress_bar=null",
+    ]
 
 
 @pytest.fixture
 def train_cfg(tmp_path: Path, fer_csv: Path) -> Callable[..., DictConfig]:
-    """The real train config on the synthetic CSV: CPU, fp32, 1 epoch of 2 batches, outputs under tmp_path."""
+    """The real train config on the synthetic CSV, shrunk by tiny_run_overrides, outputs under tmp_path."""
 
     def make(*overrides: str, csv: Path | str = fer_csv) -> DictConfig:
-        return compose_train([
-            f"data.csv_path={csv}",
-            f"paths.output_dir={tmp_path / 'run'}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            "data.batch_size=32",
-            "data.eval_batch_size=64",
-            "trainer.accelerator=cpu",
-            "trainer.precision=32-true",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=2",
-            "+trainer.enable_model_summary=false",
-            "callbacks.progress_bar=null",
-            *overrides,
-        ])
+        return compose_train([*tiny_run_overrides(csv, tmp_path / "run", tmp_path / "cache"), *overrides])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two finished tiny runs on the synthetic CSV (relu, leaky): checkpoints, logits, reports. Read-only."""
+    from fer_lightning.training import train
+
+    root = tmp_path_factory.mktemp("trained")
+    csv = root / "fer_synthetic.csv"
+    synthetic_frame().to_csv(csv, index=False)
+    runs = []
+    for model in ("relu", "leaky"):
+        train(compose_train([*tiny_run_overrides(csv, root / model, root / "cache"), f"model={model}"]))
+        runs.append(root / model)
+    return runs

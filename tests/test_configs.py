@@ -7,10 +7,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import CONF_DIR, compose_train
+from conftest import CONF_DIR, compose_config, compose_train
 from hydra.utils import instantiate
+from sklearn.base import is_classifier
 
 from fer_lightning.datamodule import FerDataModule
+from fer_lightning.ensemble import configured_learners
 from fer_lightning.module import EmotionClassifier
 
 
@@ -62,3 +64,13 @@ def test_csv_path_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch, t
     assert cfg.data.csv_path == "/data/fer.csv.gz"
     monkeypatch.delenv("FER2013_CSV")
     assert compose_train([f"paths.output_dir={tmp_path}"]).data.csv_path is None
+
+
+def test_every_meta_learner_is_a_classifier_with_a_valid_grid(tmp_path: Path) -> None:
+    cfg = compose_config("stack", [f"paths.output_dir={tmp_path}", "runs=[a,b]"])
+    learners = configured_learners(cfg)
+    assert learners[0].name == "decision_tree"  # the chosen meta-learner comes first
+    assert {learner.name for learner in learners} == set(options("meta"))
+    for learner in learners:
+        assert is_classifier(learner.estimator), learner.name
+        learner.estimator.set_params(**{key: values[0] for key, values in learner.grid.items()})

@@ -1,0 +1,83 @@
+"""A trained network from one checkpoint file: rebuilt, normalised exactly as in training, ready to predict.
+
+The checkpoint carries the net's config (``hyper_parameters.net_config``) and the DataModule's normalisation
+statistics, so nothing else can drift from it. Checkpoints written before the net config was stored fall back
+to the run's own ``.hydra/config.yaml`` beside ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+DATAMODULE_KEY = "FerDataModule"  # Lightning stores a DataModule's state_dict under its class name
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or not written by fer-lightning's train.py."""
+
+
+def _net_config(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    config = checkpoint.get("hyper_parameters", {}).get("net_config")
+    if config:
+        return config
+    run_config = path.parent.parent / ".hydra" / "config.yaml"
+    if run_config.is_file():
+        return OmegaConf.to_container(OmegaConf.load(run_config).model.net, resolve=True)
+    raise CheckpointError(f"{path}: holds no net_config and has no run config at {run_config}; "
+                          "cannot tell which network it belongs to")
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    missing = [key for key in ("state_dict", DATAMODULE_KEY) if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: lacks {', '.join(missing)}; expected a checkpoint written by train.py")
+    return checkpoint
+
+
+@dataclass
+class FaceClassifier:
+    """A network plus the normalisation it was trained with; takes uint8 48x48 faces, returns logits."""
+
+    net: nn.Module
+    mean: torch.Tensor
+    std: torch.Tensor
+    source: Path
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> FaceClassifier:
+        path = Path(path)
+        checkpoint = _read_checkpoint(path)
+        net: nn.Module = instantiate(_net_config(path, checkpoint), _convert_="all")
+        weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as err:
+            first_line = str(err).splitlines()[0]
+            raise CheckpointError(f"{path}: weights do not fit the configured network ({first_line})") from None
+        stats = checkpoint[DATAMODULE_KEY]
+        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path)
+
+    @torch.inference_mode()
+    def logits(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) float32 logits, in fp32."""
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise ValueError(f"expected (N, 48, 48) uint8 faces, got {images.dtype} array of shape {images.shape}")
+        chunks = []
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(images[start:start + batch_size]).unsqueeze(1).float()
+            chunks.append(self.net((batch - self.mean) / self.std).float())
+        return torch.cat(chunks).numpy() if chunks else np.zeros((0, 7), np.float32)

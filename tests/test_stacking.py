@@ -1,0 +1,183 @@
+"""Stacking on saved logits: learns across models, never fits on PrivateTest, refuses misaligned runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import compose_config
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from fer_lightning.ensemble import stack
+from fer_lightning.fercsv import load_fer2013
+from fer_lightning.reports import save_logits
+from fer_lightning.stacking import (
+    SoftVoteClassifier,
+    Stacker,
+    StackingError,
+    expand_run_dirs,
+    meta_features,
+    softmax,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+ONLY_SOFT_VOTE = [f"~meta@compare.{name}" for name in
+                  ("logistic_regression", "random_forest", "gradient_boosting", "bagged_trees")]
+
+
+def _confident(predicted: np.ndarray) -> np.ndarray:
+    return np.eye(7, dtype=np.float32)[predicted] * 5.0
+
+
+def complementary_runs(root: Path, n_val: int = 700, n_test: int = 490, seed: int = 0) -> list[Path]:
+    """Two fake runs: A knows classes 0-3, B knows 4-6, each confidently wrong elsewhere in its own way.
+
+    Neither is right more than 4/7 of the time and soft voting cannot break their ties, but the pair of
+    predictions identifies every class, so a learned stacker can be right almost always.
+    """
+    rng = np.random.default_rng(seed)
+    runs = {"a": {}, "b": {}}
+    for split, n in (("val", n_val), ("test", n_test)):
+        labels = rng.integers(0, 7, n)
+        pred_a = np.where(labels < 4, labels, labels - 4)
+        pred_b = np.where(labels >= 4, labels, 4 + (labels + 1) % 3)
+        for name, predicted in (("a", pred_a), ("b", pred_b)):
+            logits = _confident(predicted) + rng.normal(0, 0.3, (n, 7)).astype(np.float32)
+            runs[name][split] = (logits, labels)
+    paths = []
+    for name, splits in runs.items():
+        run_dir = root / f"run_{name}"
+        run_dir.mkdir(parents=True)
+        for split, (logits, labels) in splits.items():
+            save_logits(run_dir / f"logits_{split}.npz", logits, labels)
+        paths.append(run_dir)
+    return paths
+
+
+def stack_cfg(runs: list[Path], out: Path, *overrides: str):
+    return compose_config("stack", [f"runs=[{','.join(map(str, runs))}]", f"paths.output_dir={out}",
+                                    *ONLY_SOFT_VOTE, *overrides])
+
+
+@pytest.mark.parametrize("features", ["proba", "class_ids"])
+def test_stacker_learns_what_no_base_model_knows(tmp_path: Path, features: str) -> None:
+    runs = complementary_runs(tmp_path)
+    summary = stack(stack_cfg(runs, tmp_path / "stack", f"features={features}"))
+    table = pd.read_csv(tmp_path / "stack" / "stack_table.csv").set_index("name")
+    best_base = table.loc[table["kind"] == "base", "privatetest_acc"].max()
+    assert best_base < 0.65
+    assert table.loc["decision_tree", "privatetest_acc"] > best_base + 0.3
+    assert table.loc["decision_tree", "privatetest_acc"] > table.loc["soft_vote", "privatetest_acc"] + 0.2
+    assert table.loc["decision_tree", "features"] == features
+    assert table.loc["soft_vote", "features"] == "proba"  # soft voting always averages probabilities
+    assert summary["meta"] == "decision_tree" and summary["test/acc"] == table.loc["decision_tree", "privatetest_acc"]
+    for name in ("meta_model.joblib", "comparison.png", "confusion_matrix.png", "classification_report.txt",
+                 "metrics.json", "stack.json"):
+        assert (tmp_path / "stack" / name).is_file(), name
+    assert list((tmp_path / "stack" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+class RecordingClassifier(ClassifierMixin, BaseEstimator):
+    """Remembers every (features, labels) pair it is fit on; predicts the majority class."""
+
+    fits: ClassVar[list[tuple[np.ndarray, np.ndarray]]] = []
+
+    def __init__(self, random_state: int | None = None) -> None:  # takes the decision tree's config
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RecordingClassifier:
+        RecordingClassifier.fits.append((X.copy(), y.copy()))
+        self.classes_ = np.unique(y)
+        self.majority_ = np.bincount(y).argmax()
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.tile(self.classes_ == self.majority_, (len(X), 1)).astype(float)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.majority_)
+
+
+def test_meta_learner_is_fit_on_publictest_rows_only(tmp_path: Path) -> None:
+    runs = complementary_runs(tmp_path)
+    RecordingClassifier.fits.clear()
+    stack(stack_cfg(runs, tmp_path / "stack", "meta.estimator._target_=test_stacking.RecordingClassifier",
+                    "meta.grid=null", "cv_folds=3"))
+    logits = {split: [np.load(run / f"logits_{split}.npz")["logits"] for run in runs] for split in ("val", "test")}
+    val_rows = {row.tobytes() for row in meta_features(logits["val"], "proba")}
+    test_rows = {row.tobytes() for row in meta_features(logits["test"], "proba")}
+    assert len(RecordingClassifier.fits) == 3 + 1  # one per fold, then the refit on all of PublicTest
+    for features, _ in RecordingClassifier.fits:
+        rows = {row.tobytes() for row in features}
+        assert rows <= val_rows and not rows & test_rows
+    refit_features, refit_labels = RecordingClassifier.fits[-1]
+    assert len(refit_features) == 700
+    np.testing.assert_array_equal(refit_labels, np.load(runs[0] / "logits_val.npz")["labels"])
+
+
+def test_misaligned_labels_are_refused(tmp_path: Path) -> None:
+    runs = complementary_runs(tmp_path)
+    saved = np.load(runs[1] / "logits_test.npz")
+    labels = saved["labels"].copy()
+    labels[[3, 7]] = (labels[[3, 7]] + 1) % 7
+    save_logits(runs[1] / "logits_test.npz", saved["logits"], labels)
+    expected = r"run_b: PrivateTest labels differ from .*run_a's at 2 rows \(first: row 3\)"
+    with pytest.raises(StackingError, match=expected):
+        stack(stack_cfg(runs, tmp_path / "stack"))
+
+
+def test_runs_of_different_lengths_are_refused_on_the_command_line(tmp_path: Path) -> None:
+    runs = complementary_runs(tmp_path)
+    saved = np.load(runs[1] / "logits_val.npz")
+    save_logits(runs[1] / "logits_val.npz", saved["logits"][:-5], saved["labels"][:-5])
+    result = subprocess.run([sys.executable, "stack.py", f"runs=[{runs[0]},{runs[1]}]",
+                             f"hydra.run.dir={tmp_path / 'stack'}"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and "run_b: 695 PublicTest rows, but" in last_line
+
+
+def test_a_multirun_root_expands_to_its_numbered_runs(tmp_path: Path) -> None:
+    for number, run in enumerate(complementary_runs(tmp_path)):
+        run.rename(tmp_path / str(number + 9))  # 9 and 10: numeric, not string, order
+    (tmp_path / "multirun.yaml").write_text("")
+    assert expand_run_dirs(str(tmp_path)) == [tmp_path / "9", tmp_path / "10"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StackingError, match="neither a finished run"):
+        expand_run_dirs([str(tmp_path / "empty")])
+    with pytest.raises(StackingError, match="no such run directory"):
+        expand_run_dirs([str(tmp_path / "missing")])
+
+
+def test_meta_features_and_soft_vote() -> None:
+    rng = np.random.default_rng(1)
+    logits = [rng.normal(size=(5, 7)).astype(np.float32) for _ in range(3)]
+    assert meta_features(logits, "proba").shape == (5, 21)
+    assert meta_features(logits, "logits").shape == (5, 21)
+    np.testing.assert_array_equal(meta_features(logits, "class_ids"), np.column_stack([x.argmax(1) for x in logits]))
+    mean_proba = np.mean([softmax(x) for x in logits], axis=0)
+    vote = SoftVoteClassifier().fit(meta_features(logits, "proba"), np.arange(5))
+    np.testing.assert_allclose(vote.predict_proba(meta_features(logits, "proba")), mean_proba, rtol=1e-6)
+    with pytest.raises(StackingError, match="blocks of 7 probabilities"):
+        SoftVoteClassifier().fit(meta_features(logits, "class_ids"), np.arange(5))
+    with pytest.raises(StackingError, match="features must be one of"):
+        meta_features(logits, "votes")
+
+
+def test_saved_meta_model_predicts_new_faces_through_the_checkpoints(trained_runs: list[Path],
+                                                                     tmp_path: Path) -> None:
+    stack(stack_cfg(trained_runs, tmp_path / "stack", "meta=logistic_regression"))
+    stacker = Stacker.load(tmp_path / "stack" / "meta_model.joblib")
+    assert stacker.run_dirs == [str(run) for run in trained_runs]
+    images, _ = load_fer2013(trained_runs[0].parent / "fer_synthetic.csv").split("PrivateTest")
+    from_saved_logits = stacker.predict_proba([np.load(run / "logits_test.npz")["logits"] for run in trained_runs])
+    np.testing.assert_allclose(stacker.predict_images(images), from_saved_logits, atol=1e-4)
+    assert json.loads((tmp_path / "stack" / "stack.json").read_text())["meta"] == "logistic_regression"
+    with pytest.raises(StackingError, match="expects logits of 2 runs"):
+        stacker.predict_proba(from_saved_logits[None])
