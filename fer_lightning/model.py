@@ -19,7 +19,7 @@ ACTIVATIONS = ("relu", "leaky_relu")
 @dataclass
 class ConvBlock:
     filters: int
-    kernel_size: int = 3
+    kernel_size: int | Sequence[int] = 3  # or [height, width], which the study tuned separately
     padding: str = "same"
     pool: bool = True
     dropout: float = 0.25
@@ -63,29 +63,30 @@ class FerCNN(nn.Module):
             raise ValueError("model needs at least one conv block")
         self._l2: list[tuple[nn.Parameter, float]] = []
         layers: list[nn.Module] = []
-        channels, side = in_channels, image_size
+        channels, height, width = in_channels, image_size, image_size
         for block in convs:
-            conv = nn.Conv2d(channels, block.filters, block.kernel_size, padding=block.padding, bias=False)
+            kernel = tuple(block.kernel_size) if isinstance(block.kernel_size, Sequence) else (block.kernel_size,) * 2
+            conv = nn.Conv2d(channels, block.filters, kernel, padding=block.padding, bias=False)
             layers += [conv, nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)]
             if block.padding == "valid":
-                side -= block.kernel_size - 1
+                height, width = height - kernel[0] + 1, width - kernel[1] + 1
             if block.pool:
                 layers.append(nn.MaxPool2d(2))
-                side //= 2
+                height, width = height // 2, width // 2
             layers.append(nn.Dropout(block.dropout))
             self._l2.append((conv.weight, block.l2))
             channels = block.filters
-        if side < 1:
+        if min(height, width) < 1:
             raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
         self.features = nn.Sequential(*layers)
         head: list[nn.Module] = [nn.Flatten()]
-        width = channels * side * side
+        flat = channels * height * width
         for block in denses:
-            dense = nn.Linear(width, block.units)
+            dense = nn.Linear(flat, block.units)
             head += [dense, _activation(activation, block.negative_slope), nn.Dropout(block.dropout)]
             self._l2.append((dense.weight, block.l2))
-            width = block.units
-        self.classifier = nn.Linear(width, num_classes)
+            flat = block.units
+        self.classifier = nn.Linear(flat, num_classes)
         self._l2.append((self.classifier.weight, output_l2))
         head.append(self.classifier)
         self.head = nn.Sequential(*head)

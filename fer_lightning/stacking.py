@@ -21,6 +21,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from fer_lightning.fercsv import CLASS_NAMES
 from fer_lightning.inference import FaceClassifier
+from fer_lightning.sweep import job_overrides
 
 log = logging.getLogger(__name__)
 FeatureKind = Literal["proba", "logits", "class_ids"]
@@ -45,13 +46,9 @@ class BaseRun:
     @property
     def name(self) -> str:
         """The run's command-line overrides (model=leaky seed=1), else its directory name."""
-        overrides = self.run_dir / ".hydra" / "overrides.yaml"
-        if overrides.is_file():
-            chosen = [line.removeprefix("- ").strip() for line in overrides.read_text().splitlines()]
-            chosen = [o for o in chosen if o and not o.startswith(("callbacks.", "hydra.", "paths."))]
-            if chosen:
-                return f"{self.run_dir.name} ({' '.join(chosen)})"
-        return self.run_dir.name
+        plumbing = ("callbacks.", "hydra.", "paths.")
+        chosen = [o for o in job_overrides(self.run_dir).split() if not o.startswith(plumbing)]
+        return f"{self.run_dir.name} ({' '.join(chosen)})" if chosen else self.run_dir.name
 
     @classmethod
     def load(cls, run_dir: Path) -> BaseRun:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.datamodule import FerDataModule
@@ -53,8 +55,31 @@ def _predict_logits(trainer: L.Trainer, model: L.LightningModule, datamodule: Fe
     ]
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train, test the best checkpoint on PrivateTest, write reports; returns the headline metrics."""
+def _test_and_report(trainer: L.Trainer, model: L.LightningModule, datamodule: FerDataModule,
+                     run_dir: Path) -> tuple[dict[str, Any], Figure]:
+    """The one PrivateTest pass: test the best checkpoint, save both splits' logits, write the report."""
+    best = _best_checkpoint(trainer)
+    log.info("Testing %s on PrivateTest", best or "the final weights")
+    test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]
+    (val_logits, val_labels), (test_logits, test_labels) = _predict_logits(trainer, model, datamodule, best)
+    save_logits(run_dir / "logits_val.npz", val_logits, val_labels)
+    save_logits(run_dir / "logits_test.npz", test_logits, test_labels)
+    report, confusion = write_report(run_dir, "PrivateTest", test_logits, test_labels)
+    return {
+        "val/acc": float(np.mean(val_logits.argmax(1) == val_labels)),
+        "test/acc": report["accuracy"],
+        "test/f1_macro": report["macro"]["f1"],
+        "test/loss": float(test_results["test/loss"]),
+        "best_checkpoint": best,
+    }, confusion
+
+
+def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Train, test the best checkpoint on PrivateTest (unless ``cfg.test`` is false), write reports.
+
+    Returns the headline metrics. ``extra_callbacks`` are objects no config can describe, such as a tuning
+    trial's pruning callback.
+    """
     start = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
@@ -72,35 +97,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
 
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=_instantiate_all(
-        cfg.get("callbacks")), logger=loggers or False)
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), *extra_callbacks]
+    trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_seconds = time.perf_counter() - start
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before test/predict replace the metrics
 
-    best = _best_checkpoint(trainer)
-    log.info("Testing %s on PrivateTest", best or "the final weights")
-    test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]
-    (val_logits, val_labels), (test_logits, test_labels) = _predict_logits(trainer, model, datamodule, best)
-    save_logits(run_dir / "logits_val.npz", val_logits, val_labels)
-    save_logits(run_dir / "logits_test.npz", test_logits, test_labels)
-    report, confusion = write_report(run_dir, "PrivateTest", test_logits, test_labels)
-
-    summary = {
+    summary: dict[str, Any] = {
         "val/acc_best": float(val_acc_best) if val_acc_best is not None else float("nan"),
-        "val/acc": float(np.mean(val_logits.argmax(1) == val_labels)),
-        "test/acc": report["accuracy"],
-        "test/f1_macro": report["macro"]["f1"],
-        "test/loss": float(test_results["test/loss"]),
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "precision": precision,
-        "best_checkpoint": best,
     }
+    figures: dict[str, Figure] = {}
+    if cfg.get("test", True):
+        results, figures["test/confusion_matrix"] = _test_and_report(trainer, model, datamodule, run_dir)
+        summary |= results
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure("test/confusion_matrix", confusion, global_step=trainer.global_step)
+            for tag, figure in figures.items():
+                logger.experiment.add_figure(tag, figure, global_step=trainer.global_step)
             hp = {f"hp/{k.replace('/', '_')}": v for k, v in summary.items() if isinstance(v, float)}
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), metrics=hp)
         if isinstance(logger, CSVLogger):
@@ -110,7 +127,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 curves = curves_figure(metrics_csv)
                 curves.savefig(run_dir / "curves.png", dpi=110)
                 plt.close(curves)
-    plt.close(confusion)
-    log.info("PrivateTest accuracy %.4f, macro F1 %.4f after %d epochs in %.0f s; run dir %s",
-             summary["test/acc"], summary["test/f1_macro"], summary["epochs"], fit_seconds, run_dir)
+    for figure in figures.values():
+        plt.close(figure)
+    if "test/acc" in summary:
+        log.info("PrivateTest accuracy %.4f, macro F1 %.4f after %d epochs in %.0f s; run dir %s",
+                 summary["test/acc"], summary["test/f1_macro"], summary["epochs"], fit_seconds, run_dir)
+    else:
+        log.info("Best PublicTest accuracy %.4f after %d epochs in %.0f s (no test pass); run dir %s",
+                 summary["val/acc_best"], summary["epochs"], fit_seconds, run_dir)
     return summary

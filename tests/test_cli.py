@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,3 +35,7 @@ def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path) -> None:
     assert [p.parent.name for p in jobs] == ["0", "1"]
     overrides = [(p.parent / ".hydra" / "overrides.yaml").read_text() for p in jobs]
     assert "model=relu" in overrides[0] and "model=leaky" in overrides[1]
+    summary = pd.read_csv(jobs[0].parents[1] / "sweep_summary.csv")
+    assert summary["job"].tolist() == [0, 1]
+    assert summary["overrides"].str.contains("model=relu").tolist() == [True, False]
+    assert summary["test/acc"].between(0, 1).all()

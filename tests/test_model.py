@@ -61,3 +61,10 @@ def test_keras_l2_switch_adds_or_drops_the_penalty(keras_l2: bool) -> None:
     expected = net.l2_penalty() if keras_l2 else torch.zeros(())
     assert float(module._l2_penalty()) == pytest.approx(expected.item())
     assert expected.item() > 0 or not keras_l2
+
+
+def test_kernel_height_and_width_can_differ() -> None:
+    net = FerCNN([{"filters": 8, "kernel_size": [5, 3], "padding": "valid", "pool": True}], [{"units": 16}])
+    assert net.features[0].kernel_size == (5, 3)
+    assert net.head[1].in_features == 8 * (44 // 2) * (46 // 2)  # 48-5+1 high, 48-3+1 wide, then pooled
+    assert net(torch.zeros(2, 1, 48, 48)).shape == (2, 7)

@@ -51,6 +51,13 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     assert "_hparams_/session_start_info" in events.summary_metadata
 
 
+def test_test_false_never_touches_privatetest(train_cfg, tmp_path: Path) -> None:
+    summary = train(train_cfg("test=false"))
+    assert "test/acc" not in summary and 0.0 <= summary["val/acc_best"] <= 1.0
+    written = {p.name for p in (tmp_path / "run").iterdir()}
+    assert "summary.json" in written and not written & {"metrics.json", "logits_test.npz", "logits_val.npz"}
+
+
 def test_same_seed_same_metrics(train_cfg, tmp_path: Path) -> None:
     first = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'first'}"))
     second = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'second'}"))

@@ -1,0 +1,153 @@
+"""Optuna tuning: declared choices only, Hyperband prunes, a killed study resumes, processes share a study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from conftest import CONF_DIR, compose_train, tiny_run_overrides
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.trial import TrialState
+
+from fer_lightning.training import train
+from fer_lightning.tuning import tune
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_TRIALS = ["trainer.max_epochs=2", "+trainer.limit_train_batches=2", "trainer.precision=32-true",
+               "data.batch_size=32", "data.eval_batch_size=64"]
+
+
+def tune_overrides(tmp_path: Path, csv: Path, *extra: str) -> list[str]:
+    train_args = ",".join(f'"{arg}"' for arg in [f"data.csv_path={csv}", f"paths.cache_dir={tmp_path / 'cache'}",
+                                                  *TINY_TRIALS])
+    return [f"storage=sqlite:///{tmp_path / 'optuna.db'}", f"study_dir={tmp_path / 'study'}",
+            f"export_dir={tmp_path / 'conf' / 'model' / 'tuned'}", f"paths.log_dir={tmp_path / 'outputs'}",
+            f"train_args=[{train_args}]", *extra]
+
+
+def run_tune_in_process(overrides: list[str], run: Any = train) -> dict[str, Any]:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return tune(compose("tune", overrides=overrides), Path(CONF_DIR), run=run)
+
+
+def test_random_search_draws_only_the_declared_choices(tmp_path: Path, fer_csv: Path) -> None:
+    seen: list[DictConfig] = []
+
+    def record(cfg: DictConfig, extra_callbacks: list) -> dict[str, float]:
+        seen.append(cfg)
+        return {"val/acc_best": float(cfg.model.net.conv_blocks[0].filters) / 1000}
+
+    summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=12"), record)
+    space = OmegaConf.load(Path(CONF_DIR) / "search" / "relu_random.yaml").space
+    study = optuna.load_study(study_name="relu_random", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(seen) == 12 and summary["trials"]["complete"] == 12
+    for trial, cfg in zip(study.trials, seen, strict=True):
+        assert trial.params.keys() == space.keys()
+        for path, value in trial.params.items():
+            assert value in space[path].choices
+            assert OmegaConf.select(cfg, path) == value  # the value reached the training config
+        assert cfg.test is False and cfg.callbacks.model_checkpoint is None  # trials never touch PrivateTest
+    assert {trial.params["model.net.conv_blocks.0.filters"] for trial in study.trials} == {48, 64, 128}
+    assert summary["best_value"] == 0.128
+
+
+def test_hyperband_prunes_a_crafted_objective() -> None:
+    search = OmegaConf.load(Path(CONF_DIR) / "search" / "leaky_hyperband.yaml")
+    study = optuna.create_study(direction="maximize", pruner=instantiate(search.pruner),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial: optuna.Trial) -> float:
+        quality = trial.suggest_float("quality", 0.0, 1.0)
+        for epoch in range(search.pruner.max_resource):
+            trial.report(quality * (epoch + 1) / 10, step=epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return quality
+
+    study.optimize(objective, n_trials=30)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert min(len(t.intermediate_values) for t in pruned) < search.pruner.max_resource  # stopped early
+    assert sum(len(t.intermediate_values) for t in study.trials) < 30 * search.pruner.max_resource
+
+
+def test_unknown_search_key_fails_before_any_trial(tmp_path: Path, fer_csv: Path) -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("tune", overrides=tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband"))
+        with open_dict(cfg):
+            cfg.space["model.net.width"] = {"choices": [1]}
+        with pytest.raises(ValueError, match=r"keys name no value in the training config: model\.net\.width$"):
+            tune(cfg, Path(CONF_DIR), run=lambda *args, **kwargs: pytest.fail("a trial ran"))
+
+
+def tune_command(tmp_path: Path, csv: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO / "tune.py"), *tune_overrides(tmp_path, csv, *extra)]
+
+
+def trials_of(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}").get_trials()
+
+
+def test_killed_study_resumes_to_the_requested_trials(tmp_path: Path, fer_csv: Path) -> None:
+    command = tune_command(tmp_path, fer_csv, "search=leaky_hyperband", "n_trials=3", "heartbeat_interval=1")
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            states = [t.state for t in trials_of(tmp_path, "leaky_hyperband")]
+        except (KeyError, ValueError, optuna.exceptions.StorageInternalError):
+            states = []
+        if len(states) >= 2 and states[-1] == TrialState.RUNNING:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "tune.py ended before it could be killed mid-trial"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert [t.state for t in trials_of(tmp_path, "leaky_hyperband")][-1] == TrialState.RUNNING
+
+    time.sleep(2.5)  # past the heartbeat grace period: the killed trial is now stale
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    states = [t.state for t in trials_of(tmp_path, "leaky_hyperband")]
+    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == 3
+    assert states.count(TrialState.FAIL) == 1 and TrialState.RUNNING not in states
+    study_dir = tmp_path / "study"
+    assert (study_dir / "trials.csv").is_file() and (study_dir / "best.json").is_file()
+    assert list((study_dir / "trial_0000" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_two_processes_share_one_study_with_distinct_trials(tmp_path: Path, fer_csv: Path) -> None:
+    create = subprocess.run(tune_command(tmp_path, fer_csv, "search=relu_random", "n_trials=0"), cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)  # the study exists before workers join
+    assert create.returncode == 0, create.stderr[-2000:]
+    command = tune_command(tmp_path, fer_csv, "search=relu_random", "n_trials=6")
+    workers = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, worker.stderr.read()[-2000:]
+    trials = [t for t in trials_of(tmp_path, "relu_random") if t.state == TrialState.COMPLETE]
+    assert len(trials) >= 6
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
+
+
+def test_exported_best_config_trains(tmp_path: Path, fer_csv: Path) -> None:
+    run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", "n_trials=2"),
+                        run=lambda cfg, extra_callbacks: {"val/acc_best": cfg.model.net.conv_blocks[0].dropout})
+    best = optuna.load_study(study_name="leaky_hyperband", storage=f"sqlite:///{tmp_path / 'optuna.db'}").best_trial
+    cfg = compose_train([f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model=tuned/leaky_hyperband",
+                         *tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache")])
+    assert cfg.model.net.conv_blocks[0].dropout == best.params["model.net.conv_blocks.0.dropout"]
+    assert cfg.model.optimizer._target_ == "torch.optim.AdamW"  # the recipe groups still apply on top
+    summary = train(cfg)
+    assert np.isfinite(summary["test/acc"])
