@@ -116,7 +116,12 @@ def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir:
     """The best trial's ``model`` node, limited to the keys the base model config owns, as a model config."""
     trial_cfg = trial_config(cfg, best.params, Path(best.user_attrs.get("dir", ".")))
     owned = OmegaConf.load(conf_dir / "model" / f"{cfg.model}.yaml").keys()
-    model = {key: OmegaConf.to_container(trial_cfg.model, resolve=True)[key] for key in owned}
+    tuned = OmegaConf.to_container(trial_cfg.model, resolve=True)
+    model = {key: tuned[key] for key in owned}
+    elsewhere = [path for path in best.params if path.split(".")[:2] not in (["model", key] for key in owned)]
+    if elsewhere:
+        log.warning("Not part of the exported model config (set them on the train.py command line): %s",
+                    ", ".join(f"{path}={best.params[path]}" for path in elsewhere))
     export_dir.mkdir(parents=True, exist_ok=True)
     path = export_dir / f"{cfg.study_name}.yaml"
     header = (f"# Written by tune.py: study {cfg.study_name}, trial {best.number}, val/acc_best {best.value:.4f} "
