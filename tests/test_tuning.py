@@ -151,3 +151,19 @@ def test_exported_best_config_trains(tmp_path: Path, fer_csv: Path) -> None:
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW"  # the recipe groups still apply on top
     summary = train(cfg)
     assert np.isfinite(summary["test/acc"])
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_csv: Path) -> None:
+    calls = []
+
+    def sometimes_fails(cfg: DictConfig, extra_callbacks: list) -> dict[str, float]:
+        calls.append(cfg)
+        if len(calls) == 1:
+            raise RuntimeError("out of memory (simulated)")
+        return {"val/acc_best": float("nan") if len(calls) == 2 else 0.5}
+
+    summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=3"),
+                                  sometimes_fails)
+    assert summary["trials"]["fail"] == 2 and summary["trials"]["complete"] == 1
+    assert summary["failures"] == {0: "RuntimeError: out of memory (simulated)",
+                                   1: "val/acc_best is not finite (did the loss diverge?)"}
