@@ -124,8 +124,10 @@ def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir:
                     ", ".join(f"{path}={best.params[path]}" for path in elsewhere))
     export_dir.mkdir(parents=True, exist_ok=True)
     path = export_dir / f"{cfg.study_name}.yaml"
+    groups = [o for o in cfg.train_overrides if "." not in o.split("=")[0]]  # e.g. optimizer=adam
     header = (f"# Written by tune.py: study {cfg.study_name}, trial {best.number}, val/acc_best {best.value:.4f} "
-              f"on PublicTest.\n# Train it: python train.py model=tuned/{cfg.study_name}\n")
+              f"on PublicTest.\n# Train it with the search's recipe: python train.py model=tuned/{cfg.study_name} "
+              f"{' '.join(groups)}\n")
     path.write_text(header + OmegaConf.to_yaml(OmegaConf.create(model)))
     return path
 
@@ -138,6 +140,9 @@ def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., dict[str, Any]] = t
     unknown = [path for path in cfg.space if OmegaConf.select(base, path, default=None) is None]
     if unknown:
         raise ValueError(f"search space keys name no value in the training config: {', '.join(unknown)}")
+    if any(path.endswith(".l2") for path in cfg.space) and not base.model.keras_l2:
+        raise ValueError("the search tunes L2 strengths but model.keras_l2 is false, so they would do nothing; "
+                         "add optimizer=adam (or model.keras_l2=true) to train_overrides")
     load_fer2013(base.data.csv_path, base.paths.cache_dir, base.data.bad_rows)  # bad data fails before any trial
     storage = storage_for(cfg.storage, cfg.heartbeat_interval)
     existing = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}.get(cfg.study_name, 0)
