@@ -170,6 +170,6 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_c
 
 
 def test_tuning_l2_without_the_l2_term_is_refused(tmp_path: Path, fer_csv: Path) -> None:
-    overrides = tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", "train_overrides=[optimizer=adamw]")
+    overrides = tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", 'train_overrides=["optimizer=adamw"]')
     with pytest.raises(ValueError, match=r"tunes L2 strengths but model\.keras_l2 is false"):
         run_tune_in_process(overrides, run=lambda *args, **kwargs: pytest.fail("a trial ran"))
