@@ -6,14 +6,14 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.ensemble import stack
-from fer_lightning.stacking import StackingError
+from fer_lightning.errors import FerError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="stack")
 def main(cfg: DictConfig) -> float:
     try:
         return stack(cfg)["test/acc"]
-    except StackingError as err:
+    except FerError as err:
         sys.exit(f"error: {err}")
 
 

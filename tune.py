@@ -8,7 +8,7 @@ import hydra
 import optuna
 from omegaconf import DictConfig
 
-from fer_lightning.fercsv import FerDataError
+from fer_lightning.errors import FerError
 from fer_lightning.tuning import tune
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> None:
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats and plots are "experimental"
     try:
         tune(cfg, CONF_DIR)
-    except (FerDataError, ValueError) as err:
+    except (FerError, ValueError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -1,12 +1,14 @@
 """FER-2013 as a LightningDataModule: Training trains, PublicTest validates, PrivateTest is the final test.
 
 Images travel as uint8 and are normalised in one vectorised step after the batch reaches the device, with
-statistics fitted on the Training split only.
+statistics fitted on the Training split only. The shuffling and augmentation random states live here and go into
+every checkpoint, so a resumed run draws the same batches and augmentations as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -87,6 +89,8 @@ class FerDataModule(L.LightningDataModule):
         self.data: FerArrays | None = None
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
+        self.shuffle_rng = torch.Generator()
+        self.augment_rng, self.augment_py_rng = np.random.default_rng(), random.Random()
 
     def prepare_data(self) -> None:
         if self.data is None:
@@ -100,8 +104,15 @@ class FerDataModule(L.LightningDataModule):
         if len(train_images) == 0:
             raise ValueError(f"{self.csv_path}: no rows with Usage=Training, nothing to train on")
         self.mean, self.std = fit_normalization(train_images, self.normalization)
+        self._seed_random_states(int(torch.randint(2**62, ())))  # follows seed_everything
         sizes = {stage: len(self.data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
         log.info("Splits: %s", ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+    def _seed_random_states(self, seed: int) -> None:
+        self.shuffle_rng.manual_seed(seed)
+        self.augment_rng, self.augment_py_rng = np.random.default_rng(seed), random.Random(seed)
+        if hasattr(self.train_transform, "set_random_state"):  # albumentations 2 keeps its own generators
+            self.train_transform.set_random_state(self.augment_rng, self.augment_py_rng)
 
     def class_counts(self) -> np.ndarray:
         """Training-split count per class, all 7 present (zeros where a class is absent)."""
@@ -124,12 +135,12 @@ class FerDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train", self.train_transform)
-        dataset.reseed(int(torch.randint(2**31, ())))  # follows seed_everything
         if self.sampler == "weighted":
             per_class = 1.0 / np.maximum(self.class_counts(), 1)
-            sampler = WeightedRandomSampler(per_class[dataset.labels], num_samples=len(dataset))
-            return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True)
-        return self._loader(dataset, self.batch_size, shuffle=True, drop_last=True)
+            sampler = WeightedRandomSampler(per_class[dataset.labels], num_samples=len(dataset),
+                                            generator=self.shuffle_rng)
+            return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True, generator=self.shuffle_rng)
+        return self._loader(dataset, self.batch_size, shuffle=True, drop_last=True, generator=self.shuffle_rng)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.dataset("val"), self.eval_batch_size)
@@ -150,8 +161,17 @@ class FerDataModule(L.LightningDataModule):
         return self.normalize(images), labels
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved into every checkpoint so a model can be used later with the exact normalisation it saw."""
-        return {"normalization": self.normalization, "mean": self.mean, "std": self.std}
+        """Saved into every checkpoint: the normalisation a model saw, and where shuffling and augmentation are.
+
+        Plain tensors, dicts and tuples only, so checkpoints still load with ``torch.load(weights_only=True)``.
+        """
+        return {"normalization": self.normalization, "mean": self.mean, "std": self.std,
+                "shuffle_rng": self.shuffle_rng.get_state(), "augment_rng": self.augment_rng.bit_generator.state,
+                "augment_py_rng": self.augment_py_rng.getstate()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.mean, self.std = state_dict["mean"], state_dict["std"]
+        if "shuffle_rng" in state_dict:  # checkpoints from before resumes were exact lack these
+            self.shuffle_rng.set_state(state_dict["shuffle_rng"])
+            self.augment_rng.bit_generator.state = state_dict["augment_rng"]
+            self.augment_py_rng.setstate(state_dict["augment_py_rng"])

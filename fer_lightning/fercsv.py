@@ -6,15 +6,21 @@ line, unless the caller asks to drop bad rows, in which case the dropped lines a
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
 import logging
+import lzma
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 import numpy as np
 import pandas as pd
+
+from fer_lightning.errors import FerError
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +30,10 @@ IMAGE_SIDE = 48
 PIXELS_PER_IMAGE = IMAGE_SIDE * IMAGE_SIDE
 REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
 BadRows = Literal["raise", "drop"]
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
-class FerDataError(ValueError):
+class FerDataError(FerError, ValueError):
     """A problem with the FER-2013 CSV that the user has to fix (or choose to drop)."""
 
 
@@ -53,73 +59,106 @@ def missing_file_message(path: str | os.PathLike | None) -> str:
     )
 
 
-def _lines(rows: np.ndarray) -> list[int]:
-    """Data-frame row positions to 1-based file line numbers (line 1 is the header)."""
-    return [int(r) + 2 for r in rows]
-
-
-def _describe(lines: list[int], limit: int = 5) -> str:
+def _describe(lines: list[int] | np.ndarray, limit: int = 5) -> str:
     shown = ", ".join(str(n) for n in lines[:limit])
     more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
     return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
 
 
-def _find_problems(df: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
-    """Each kind of bad row with the row positions that have it; empty when the file is clean."""
+def _open_text(path: Path) -> IO[str]:
+    """The CSV as text, decompressed by suffix as pandas would (.gz, .bz2, .xz)."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """Header, rows and each row's 1-based line number in the file (blank lines are skipped, not counted as rows).
+
+    csv.reader rather than pandas so that every row keeps its true line number and a row with too many or too
+    few fields is one bad row, not a parser error for the whole file.
+    """
+    rows, lines = [], []
+    try:
+        with _open_text(path) as file:
+            reader = csv.reader(file)
+            header = next(reader, [])
+            for row in reader:
+                if row:
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except (csv.Error, UnicodeDecodeError, OSError, EOFError) as err:
+        raise FerDataError(f"{path}: cannot be read as a CSV ({type(err).__name__}: {err})") from err
+    return [name.strip() for name in header], rows, np.asarray(lines, dtype=np.int64)
+
+
+def _find_problems(df: pd.DataFrame, width_ok: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
+    """Each kind of bad row with the row positions that have it, and the images of the rows whose pixels are fine.
+
+    The images array holds zeros for rows with bad pixels; those rows are always among the problems.
+    """
     pixels = df["pixels"].str.strip()
-    numeric = pixels.str.fullmatch(r"\d+(?:\s+\d+)*")
-    counts = pixels.str.count(r"\s+") + 1
+    # ASCII digits and blanks only: Python's \d and \s also match other scripts' digits and spaces.
+    numeric = pixels.str.fullmatch(r"[0-9]+(?:[ \t]+[0-9]+)*").to_numpy(bool) & width_ok
+    counts = pixels.str.count(r"[ \t]+").to_numpy() + 1
+    parsable = numeric & (counts == PIXELS_PER_IMAGE)
+    images = np.zeros((len(df), IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
+    too_big = np.zeros(len(df), dtype=bool)
+    if parsable.any():
+        # int64 saturates on absurdly long numbers, so they still count as above 255.
+        flat = np.fromstring(" ".join(pixels[parsable].tolist()), dtype=np.int64, sep=" ")
+        values = flat.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+        too_big[parsable] = values.reshape(len(values), -1).max(axis=1) > 255
+        images[parsable] = values.clip(0, 255).astype(np.uint8)
     problems = [
-        ("emotion is not a whole number 0-6 (0 Angry ... 6 Neutral)", ~df["emotion"].str.fullmatch(r"\s*[0-6]\s*")),
-        (f"Usage is not one of {', '.join(SPLITS)}", ~df["Usage"].isin(SPLITS)),
-        ("pixels holds something other than space-separated whole numbers", ~numeric),
+        (f"does not have {len(df.columns)} fields ({','.join(df.columns)})", ~width_ok),
+        ("emotion is not a whole number 0-6 (0 Angry ... 6 Neutral)",
+         width_ok & ~df["emotion"].str.strip().str.fullmatch("[0-6]").to_numpy(bool)),
+        (f"Usage is not one of {', '.join(SPLITS)}", width_ok & ~df["Usage"].str.strip().isin(SPLITS).to_numpy()),
+        ("pixels holds something other than space-separated whole numbers", width_ok & ~numeric),
         (f"pixels does not hold {PIXELS_PER_IMAGE} values (48x48)", numeric & (counts != PIXELS_PER_IMAGE)),
+        ("pixels has a value above 255", too_big),
     ]
-    found = [(what, np.flatnonzero(mask.to_numpy())) for what, mask in problems]
-    return [(what, rows) for what, rows in found if len(rows)]
-
-
-def _parse_pixels(pixels: pd.Series, path: Path, row_offset: np.ndarray) -> np.ndarray:
-    flat = np.fromstring(" ".join(pixels.str.strip().tolist()), dtype=np.int64, sep=" ")
-    images = flat.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
-    too_big = np.flatnonzero(images.reshape(len(images), -1).max(axis=1) > 255)
-    if len(too_big):
-        raise FerDataError(f"{path}: {_describe(_lines(row_offset[too_big]))}: pixels has a value above 255")
-    return images.astype(np.uint8)
+    found = [(what, np.flatnonzero(mask)) for what, mask in problems]
+    return [(what, rows) for what, rows in found if len(rows)], images
 
 
 def parse_csv(path: str | os.PathLike, bad_rows: BadRows = "raise") -> FerArrays:
-    """Parse and validate the CSV; raises FerDataError naming the lines at fault unless bad_rows='drop'."""
+    """Parse and validate the CSV; raises FerDataError naming the lines at fault unless bad_rows='drop'.
+
+    With 'drop', each malformed row is left out whole and its line reported in ``dropped_lines``; no row is
+    ever padded, truncated or shifted into its neighbour's place.
+    """
     path = Path(path)
     if not path.is_file():
         raise FerDataError(missing_file_message(path))
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as err:
-        raise FerDataError(f"{path}: cannot be read as a CSV ({err})") from err
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    header, rows, lines = _read_rows(path)
+    if not header:
+        raise FerDataError(f"{path}: is empty; expected a header emotion,pixels,Usage and one row per face")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise FerDataError(
             f"{path}: missing column(s) {', '.join(missing)}; expected header emotion,pixels,Usage "
-            f"but found {','.join(df.columns)}"
+            f"but found {','.join(header)}"
         )
-    if df.empty:
+    if not rows:
         raise FerDataError(f"{path}: has a header but no rows")
-    problems = _find_problems(df)
+    width_ok = np.array([len(row) == len(header) for row in rows])
+    df = pd.DataFrame([row if ok else [""] * len(header) for row, ok in zip(rows, width_ok, strict=True)],
+                      columns=header)
+    problems, images = _find_problems(df, width_ok)
     bad = np.unique(np.concatenate([rows for _, rows in problems])) if problems else np.array([], dtype=int)
     if problems and bad_rows == "raise":
-        detail = "; ".join(f"{_describe(_lines(rows))}: {what}" for what, rows in problems)
+        detail = "; ".join(f"{_describe(lines[rows])}: {what}" for what, rows in problems)
         raise FerDataError(f"{path}: {detail} (set data.bad_rows=drop to skip such rows)")
     keep = np.setdiff1d(np.arange(len(df)), bad)
     if len(keep) == 0:
         raise FerDataError(f"{path}: every row is malformed, nothing left to use")
     good = df.iloc[keep]
-    images = _parse_pixels(good["pixels"], path, keep)
     return FerArrays(
-        images=images,
-        labels=good["emotion"].astype(np.int64).to_numpy(),
-        usage=good["Usage"].map(SPLITS.index).to_numpy(np.int8),
-        dropped_lines=_lines(bad),
+        images=images[keep],
+        labels=good["emotion"].str.strip().astype(np.int64).to_numpy(),
+        usage=good["Usage"].str.strip().map(SPLITS.index).to_numpy(np.int8),
+        dropped_lines=lines[bad].tolist(),
     )
 
 

@@ -17,11 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-DATAMODULE_KEY = "FerDataModule"  # Lightning stores a DataModule's state_dict under its class name
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or not written by fer-lightning's train.py."""
+from fer_lightning.checkpoints import DATAMODULE_KEY, CheckpointError, read_checkpoint
 
 
 def _net_config(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -33,19 +29,6 @@ def _net_config(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
         return OmegaConf.to_container(OmegaConf.load(run_config).model.net, resolve=True)
     raise CheckpointError(f"{path}: holds no net_config and has no run config at {run_config}; "
                           "cannot tell which network it belongs to")
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
-    missing = [key for key in ("state_dict", DATAMODULE_KEY) if key not in checkpoint]
-    if missing:
-        raise CheckpointError(f"{path}: lacks {', '.join(missing)}; expected a checkpoint written by train.py")
-    return checkpoint
 
 
 @dataclass
@@ -60,7 +43,7 @@ class FaceClassifier:
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> FaceClassifier:
         path = Path(path)
-        checkpoint = _read_checkpoint(path)
+        checkpoint = read_checkpoint(path)
         net: nn.Module = instantiate(_net_config(path, checkpoint), _convert_="all")
         weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
         try:

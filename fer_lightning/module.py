@@ -59,6 +59,7 @@ class EmotionClassifier(L.LightningModule):
         self.test_metrics = _metrics(num_classes).clone(prefix="test/")
         self.test_recall = MulticlassRecall(num_classes, average=None)
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best epoch
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:

@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
+from fer_lightning.errors import FerError
 from fer_lightning.fercsv import CLASS_NAMES
 from fer_lightning.inference import FaceClassifier
 from fer_lightning.sweep import job_overrides
@@ -29,7 +30,7 @@ FEATURE_KINDS = ("proba", "logits", "class_ids")
 NUM_CLASSES = len(CLASS_NAMES)
 
 
-class StackingError(ValueError):
+class StackingError(FerError, ValueError):
     """Runs that cannot be stacked: missing logits, misaligned rows, a meta-model that does not fit its inputs."""
 
 

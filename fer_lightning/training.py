@@ -24,8 +24,10 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.datamodule import FerDataModule
+from fer_lightning.errors import FerError
 from fer_lightning.precision import resolve_precision
 from fer_lightning.reports import curves_figure, save_logits, write_report
+from fer_lightning.rundir import check_output_dir, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,13 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     start = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("resume") and Path(cfg.resume).resolve() != run_dir.resolve():
+        raise FerError(f"resume={cfg.resume} is expanded by train.py into that run's dir and overrides; "
+                       f"here the output dir is {run_dir}. Use ckpt_path=<file> when calling train() directly")
+    check_output_dir(run_dir, cfg.get("min_free_disk_mb", 0))
+    ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), run_dir)
+    if ckpt_path:
+        log.info("Resuming from %s", ckpt_path)
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
 
     if cfg.class_weights not in (None, "balanced"):
@@ -99,7 +107,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = [*_instantiate_all(cfg.get("callbacks")), *extra_callbacks]
     trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.perf_counter() - start
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before test/predict replace the metrics
 

@@ -17,11 +17,11 @@ REAL_CSV = os.environ.get("FER2013_CSV")
 SPLIT_SIZES = {"Training": 140, "PublicTest": 42, "PrivateTest": 42}
 
 
-def synthetic_frame(seed: int = 0) -> pd.DataFrame:
+def synthetic_frame(seed: int = 0, sizes: dict[str, int] | None = None) -> pd.DataFrame:
     """Rows in FER-2013's format; each class has its own brightness so a model can learn something."""
     rng = np.random.default_rng(seed)
     rows = []
-    for usage, n in SPLIT_SIZES.items():
+    for usage, n in (sizes or SPLIT_SIZES).items():
         for i in range(n):
             label = i % 7
             pixels = np.clip(rng.normal(40 + 25 * label, 30, 48 * 48), 0, 255).astype(int)

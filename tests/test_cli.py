@@ -27,6 +27,16 @@ def test_missing_csv_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_uncreatable_output_dir_is_one_clear_line_for_runs_and_sweeps(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    for multirun in (False, True):
+        result = run_train(tmp_path, f"paths.log_dir={tmp_path / 'a_file' / 'outputs'}", multirun=multirun)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1].startswith(
+            f"error: cannot create the output dir {tmp_path / 'a_file' / 'outputs'}/train/")
+        assert "Traceback" not in result.stderr
+
+
 def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path) -> None:
     result = run_train(tmp_path, "model=relu,leaky", f"data.csv_path={fer_csv}", "data.batch_size=32",
                        "+trainer.fast_dev_run=true", multirun=True)

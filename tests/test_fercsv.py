@@ -116,3 +116,19 @@ def test_not_a_csv_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not gzip")
     with pytest.raises(FerDataError, match="cannot be read as a CSV"):
         parse_csv(path)
+
+
+def test_empty_file_truncated_gzip_and_non_utf8_are_clear_errors(fer_csv: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(FerDataError, match=r"empty\.csv: is empty; expected a header emotion,pixels,Usage"):
+        parse_csv(empty)
+    truncated = tmp_path / "cut.csv.gz"
+    synthetic_frame().to_csv(tmp_path / "whole.csv.gz", index=False)
+    truncated.write_bytes((tmp_path / "whole.csv.gz").read_bytes()[:5000])
+    with pytest.raises(FerDataError, match=r"cut\.csv\.gz: cannot be read as a CSV \(EOFError"):
+        parse_csv(truncated)
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(fer_csv.read_bytes().replace(b"Training", b"Entra\xeenement", 1))
+    with pytest.raises(FerDataError, match=r"latin1\.csv: cannot be read as a CSV \(UnicodeDecodeError"):
+        parse_csv(latin1)

@@ -9,8 +9,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from fer_lightning.checkpoints import CheckpointError
 from fer_lightning.fercsv import load_fer2013
-from fer_lightning.inference import CheckpointError, FaceClassifier
+from fer_lightning.inference import FaceClassifier
 
 
 def _best_checkpoint(run_dir: Path) -> Path:

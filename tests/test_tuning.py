@@ -173,3 +173,11 @@ def test_tuning_l2_without_the_l2_term_is_refused(tmp_path: Path, fer_csv: Path)
     overrides = tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", 'train_overrides=["optimizer=adamw"]')
     with pytest.raises(ValueError, match=r"tunes L2 strengths but model\.keras_l2 is false"):
         run_tune_in_process(overrides, run=lambda *args, **kwargs: pytest.fail("a trial ran"))
+
+
+def test_a_diverging_trial_fails_naming_the_step_and_the_study_goes_on(tmp_path: Path, fer_csv: Path) -> None:
+    diverges = 'train_overrides=["optimizer=adam","scheduler=none","model.optimizer.lr=1e30"]'
+    summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", "n_trials=2", diverges))
+    assert summary["trials"]["fail"] == 2
+    assert all(reason.startswith("NonFiniteLossError: training loss is nan at step")
+               for reason in summary["failures"].values()), summary["failures"]

@@ -1,0 +1,175 @@
+"""Nothing lost, nothing silent: a killed run resumes to the same numbers, checkpoints are never torn, and bad
+checkpoints, NaN losses and unusable output dirs stop with one line that says what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REAL_CSV, compose_train, synthetic_frame, tiny_run_overrides
+
+from fer_lightning import rundir
+from fer_lightning.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from fer_lightning.errors import FerError
+from fer_lightning.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+# Long enough epochs (43 batches) that a kill lands inside one; fp32 and one thread so runs compare exactly.
+RESUME_SIZES = {"Training": 700, "PublicTest": 56, "PrivateTest": 56}
+
+
+def run_command(csv: Path, run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), f"hydra.run.dir={run_dir}", f"data.csv_path={csv}",
+            f"paths.cache_dir={run_dir.parent / 'cache'}", "data.batch_size=16", "data.eval_batch_size=64",
+            "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=2",
+            "+trainer.enable_model_summary=false", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false",
+            *extra]
+
+
+def train_py(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def checkpoint_epoch(path: Path) -> int:
+    return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
+
+
+@pytest.fixture(scope="module")
+def resume_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("resume") / "fer_resume.csv"
+    synthetic_frame(sizes=RESUME_SIZES).to_csv(path, index=False)
+    return path
+
+
+def test_sigkilled_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path: Path, resume_csv: Path) -> None:
+    whole = train_py(*run_command(resume_csv, tmp_path / "whole"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen(run_command(resume_csv, killed_dir), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    last = killed_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint_epoch(last) == 0, "the kill came too late to land inside the second epoch"
+    assert not (killed_dir / "summary.json").exists()
+
+    resumed = train_py(sys.executable, str(REPO / "train.py"), f"resume={killed_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"Resuming from {last}" in (killed_dir / "train.log").read_text()
+    assert (killed_dir / "metrics.json").read_text() == (tmp_path / "whole" / "metrics.json").read_text()
+    for split in ("val", "test"):
+        np.testing.assert_array_equal(np.load(killed_dir / f"logits_{split}.npz")["logits"],
+                                      np.load(tmp_path / "whole" / f"logits_{split}.npz")["logits"])
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (killed_dir, tmp_path / "whole")]
+    assert summaries[0]["epochs"] == summaries[1]["epochs"] == 2
+    assert summaries[0]["val/acc_best"] == summaries[1]["val/acc_best"]
+    for ckpt in (killed_dir / "checkpoints").glob("*.ckpt"):
+        read_checkpoint(ckpt)
+
+    # A corrupted last.ckpt: one line naming the file, not a traceback from inside torch.
+    last.write_bytes(last.read_bytes()[:1000])
+    broken = train_py(sys.executable, str(REPO / "train.py"), f"resume={killed_dir}", cwd=tmp_path)
+    assert broken.returncode == 1
+    assert broken.stderr.strip().splitlines()[-1].startswith(f"error: {last}: not a readable checkpoint")
+    assert "Traceback" not in broken.stderr
+
+
+def test_resume_needs_a_run_dir_with_a_last_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(FerError, match=r"resume=.*nowhere: no \.hydra/overrides\.yaml there"):
+        rundir.resume_overrides([f"resume={tmp_path / 'nowhere'}"])
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    (tmp_path / "run" / ".hydra" / "overrides.yaml").write_text("- model=leaky\n- ckpt_path=last\n- seed=3\n")
+    with pytest.raises(FerError, match=r"no checkpoints/last\.ckpt to continue from"):
+        rundir.resume_overrides([f"resume={tmp_path / 'run'}"])
+    (tmp_path / "run" / "checkpoints").mkdir()
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").touch()
+    expanded = rundir.resume_overrides([f"resume={tmp_path / 'run'}", "trainer.max_epochs=40"])
+    assert expanded == ["model=leaky", "seed=3", "trainer.max_epochs=40", f"resume={tmp_path / 'run'}",
+                        "ckpt_path=last", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert rundir.resume_overrides(["model=relu"]) == ["model=relu"]
+
+
+def test_ckpt_path_last_without_a_last_checkpoint_says_how_to_resume(train_cfg) -> None:
+    with pytest.raises(FerError, match=r"ckpt_path=last: .*last\.ckpt does not exist.*resume=outputs/train/runs"):
+        train(train_cfg("ckpt_path=last"))
+
+
+def test_a_foreign_checkpoint_is_refused_before_training(train_cfg, tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match=r"foreign\.ckpt: lacks state_dict, FerDataModule"):
+        train(train_cfg(f"ckpt_path={foreign}"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(1000)}, "FerDataModule": {}, "epoch": 1}, path)
+    before = path.read_bytes()
+
+    def dies_halfway(obj: object, file) -> None:
+        file.write(before[: len(before) // 2])
+        raise KeyboardInterrupt  # stands in for the kill
+
+    monkeypatch.setattr("fer_lightning.checkpoints.torch.save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}, "FerDataModule": {}, "epoch": 2}, path)
+    assert path.read_bytes() == before and read_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.glob("*.ckpt")] == ["last.ckpt"]
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(train_cfg) -> None:
+    with pytest.raises(FerError, match=r"training loss is nan at step \d+ \(epoch 1, batch \d+\); stopped"):
+        train(train_cfg("scheduler=none", "model.optimizer.lr=1e30"))
+
+
+def test_unwritable_output_dir_fails_before_training(train_cfg, tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(FerError, match=r"a_file/run: cannot write the run's outputs there"):
+        train(train_cfg(f"paths.output_dir={tmp_path / 'a_file' / 'run'}"))
+
+
+def test_full_disk_fails_before_training(train_cfg, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 50 * 2**20})())
+    with pytest.raises(FerError, match=r"only 50 MB free on its disk, below min_free_disk_mb=200"):
+        train(train_cfg())
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.fixture(scope="module")
+def real_subset_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first rows of each split of the real FER-2013: small enough to train twice in a test."""
+    import pandas as pd
+
+    frame = pd.read_csv(REAL_CSV)
+    subset = pd.concat([frame[frame.Usage == usage].head(n) for usage, n in
+                        {"Training": 512, "PublicTest": 128, "PrivateTest": 128}.items()])
+    path = tmp_path_factory.mktemp("real") / "fer_subset.csv"
+    subset.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
+def test_same_config_twice_gives_the_same_metrics_json_on_real_faces(tmp_path: Path, real_subset_csv: Path) -> None:
+    written = []
+    for name in ("first", "second"):
+        overrides = tiny_run_overrides(real_subset_csv, tmp_path / name, tmp_path / "cache")
+        train(compose_train([*overrides, "trainer.precision=auto", "trainer.max_epochs=2",
+                             "trainer.limit_train_batches=8"]))
+        written.append((tmp_path / name / "metrics.json").read_text())
+    assert written[0] == written[1]
