@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import joblib
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
@@ -112,15 +113,10 @@ def check_aligned(runs: Sequence[BaseRun]) -> None:
                                     f"{differ.size} rows (first: row {differ[0]}); the rows are not aligned")
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def meta_features(logits: Sequence[np.ndarray], kind: FeatureKind) -> np.ndarray:
     """Per-model blocks side by side: 7 probabilities, 7 logits, or 1 predicted class id per model."""
     if kind == "proba":
-        return np.hstack([softmax(lg) for lg in logits])
+        return np.hstack([softmax(lg, axis=1) for lg in logits])
     if kind == "logits":
         return np.hstack(logits)
     if kind == "class_ids":

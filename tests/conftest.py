@@ -85,3 +85,13 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         train(compose_train([*tiny_run_overrides(csv, root / model, root / "cache"), f"model={model}"]))
         runs.append(root / model)
     return runs
+
+
+ONLY_SOFT_VOTE = [f"~meta@compare.{name}" for name in
+                  ("logistic_regression", "random_forest", "gradient_boosting", "bagged_trees")]
+
+
+def stack_cfg(runs: list[Path], out: Path, *overrides: str) -> DictConfig:
+    """stack.py's config over the given runs, comparing soft voting only (fast)."""
+    return compose_config("stack", [f"runs=[{','.join(map(str, runs))}]", f"paths.output_dir={out}",
+                                    *ONLY_SOFT_VOTE, *overrides])

@@ -11,7 +11,8 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import compose_config
+from conftest import stack_cfg
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fer_lightning.ensemble import stack
@@ -23,12 +24,9 @@ from fer_lightning.stacking import (
     StackingError,
     expand_run_dirs,
     meta_features,
-    softmax,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-ONLY_SOFT_VOTE = [f"~meta@compare.{name}" for name in
-                  ("logistic_regression", "random_forest", "gradient_boosting", "bagged_trees")]
 
 
 def _confident(predicted: np.ndarray) -> np.ndarray:
@@ -58,11 +56,6 @@ def complementary_runs(root: Path, n_val: int = 700, n_test: int = 490, seed: in
             save_logits(run_dir / f"logits_{split}.npz", logits, labels)
         paths.append(run_dir)
     return paths
-
-
-def stack_cfg(runs: list[Path], out: Path, *overrides: str):
-    return compose_config("stack", [f"runs=[{','.join(map(str, runs))}]", f"paths.output_dir={out}",
-                                    *ONLY_SOFT_VOTE, *overrides])
 
 
 @pytest.mark.parametrize("features", ["proba", "class_ids"])
@@ -161,7 +154,7 @@ def test_meta_features_and_soft_vote() -> None:
     assert meta_features(logits, "proba").shape == (5, 21)
     assert meta_features(logits, "logits").shape == (5, 21)
     np.testing.assert_array_equal(meta_features(logits, "class_ids"), np.column_stack([x.argmax(1) for x in logits]))
-    mean_proba = np.mean([softmax(x) for x in logits], axis=0)
+    mean_proba = np.mean([softmax(x, axis=1) for x in logits], axis=0)
     vote = SoftVoteClassifier().fit(meta_features(logits, "proba"), np.arange(5))
     np.testing.assert_allclose(vote.predict_proba(meta_features(logits, "proba")), mean_proba, rtol=1e-6)
     with pytest.raises(StackingError, match="blocks of 7 probabilities"):

@@ -1,0 +1,86 @@
+"""What fer-predict reads: files, folders and globs expanded to images and videos, each read or refused by name."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from fer_lightning.errors import FerError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class MediaError(FerError):
+    """One input that cannot be used; the others are still processed."""
+
+
+def expand_inputs(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
+    """Files named directly, found in folders (recursively, images and videos only) or matched by globs.
+
+    Returns the files in a stable order without repeats, and one message for each input that gave nothing.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for item in [inputs] if isinstance(inputs, str) else list(inputs):
+        path = Path(item).expanduser()
+        if any(char in str(item) for char in "*?["):
+            matched = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+            files += matched
+            problems += [] if matched else [f"{item}: the pattern matches no file"]
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file()
+                           and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            files += found
+            problems += [] if found else [f"{path}: empty folder, no images or videos in it"]
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(f"{path}: no such file or folder")
+    return list(dict.fromkeys(files)), problems
+
+
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The whole image, decoded in full (a truncated file fails here), as 2-D gray or 3-channel BGR uint8."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("1", "L", "LA", "I", "I;16"):
+                return np.asarray(image.convert("L"))
+            return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+    except Image.UnidentifiedImageError:
+        raise MediaError(f"{path}: not an image (Pillow does not recognise its format)") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise MediaError(f"{path}: unreadable or truncated image ({err})") from None
+
+
+def video_frames(path: Path, every_n_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, BGR frame) for every n-th frame of a video."""
+    if every_n_frames < 1:
+        raise ValueError(f"every_n_frames must be at least 1, got {every_n_frames}")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise MediaError(f"{path}: OpenCV cannot open it as a video")
+    index, yielded = 0, 0
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % every_n_frames == 0:
+                yielded += 1
+                yield index, frame
+            index += 1
+    finally:
+        capture.release()
+    if yielded == 0:
+        raise MediaError(f"{path}: no frame could be read from this video")

@@ -1,0 +1,140 @@
+"""The CNN as an ONNX file: normalisation baked in, any batch size, checked against PyTorch on real faces.
+
+``fer-export ckpt=... format=onnx`` writes it, compares onnxruntime's logits with the checkpoint's on PublicTest
+rows, and times both; ``fer-predict onnx=...`` runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from scipy.special import softmax
+from torch import nn
+
+from fer_lightning.errors import FerError
+from fer_lightning.fercsv import load_fer2013
+from fer_lightning.inference import FaceClassifier
+from fer_lightning.precision import cpu_supports_bf16
+
+log = logging.getLogger(__name__)
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # console scripts run from anywhere
+INPUT, OUTPUT = "faces", "logits"
+
+
+class NormalizedNet(nn.Module):
+    """Raw 0-255 pixels in, logits out: the training normalisation travels inside the exported graph."""
+
+    def __init__(self, classifier: FaceClassifier) -> None:
+        super().__init__()
+        self.net = classifier.net
+        self.register_buffer("mean", classifier.mean.clone())  # (1, 48, 48) or a scalar: both broadcast
+        self.register_buffer("std", classifier.std.clone())
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.net((faces - self.mean) / self.std)
+
+
+def export_onnx(classifier: FaceClassifier, path: Path, opset: int = 17) -> Path:
+    """Write the network with a dynamic batch axis; input (N, 1, 48, 48) float32 pixels 0-255."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = NormalizedNet(classifier).eval().float()
+    example = torch.zeros(2, 1, 48, 48)
+    torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT],
+                      output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+    return path
+
+
+class OnnxFaceClassifier:
+    """An exported network under onnxruntime, with FaceClassifier's interface: uint8 faces in."""
+
+    def __init__(self, path: str | Path) -> None:
+        import onnxruntime
+
+        self.source = Path(path)
+        if not self.source.is_file():
+            raise FerError(f"{self.source}: no such ONNX file")
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.source), providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own error types for a foreign or broken file
+            raise FerError(f"{self.source}: not a loadable ONNX model ({type(err).__name__})") from None
+        inputs = self.session.get_inputs()
+        if [i.name for i in inputs] != [INPUT] or list(inputs[0].shape[1:]) != [1, 48, 48]:
+            raise FerError(f"{self.source}: expected one input 'faces' of shape (N, 1, 48, 48), as fer-export "
+                           f"writes; found {[(i.name, i.shape) for i in inputs]}")
+
+    def logits(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        chunks = [self.session.run([OUTPUT], {INPUT: images[s:s + batch_size, None].astype(np.float32)})[0]
+                  for s in range(0, len(images), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 7), np.float32)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(images), axis=1)
+
+
+def timings(logits: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, single_runs: int = 300,
+            batch: int = 256, batch_runs: int = 20) -> dict[str, float]:
+    """Single-face latency p50/p95 (ms) and throughput at a batch size (faces/s), after a warm-up."""
+    one, many = faces[:1], np.resize(faces, (batch, *faces.shape[1:]))
+    for _ in range(10):
+        logits(one)
+    logits(many)
+    latencies = []
+    for _ in range(single_runs):
+        start = time.perf_counter()
+        logits(one)
+        latencies.append((time.perf_counter() - start) * 1000)
+    start = time.perf_counter()
+    for _ in range(batch_runs):
+        logits(many)
+    throughput = batch * batch_runs / (time.perf_counter() - start)
+    return {"latency_ms_p50": float(np.percentile(latencies, 50)),
+            "latency_ms_p95": float(np.percentile(latencies, 95)), "faces_per_s": throughput}
+
+
+def export(cfg: DictConfig) -> dict[str, float]:
+    """Export, check parity on PublicTest faces, optionally time PyTorch and ONNX; returns the figures printed."""
+    if cfg.format != "onnx":
+        raise FerError(f"format must be onnx, got {cfg.format!r}")
+    classifier = FaceClassifier.from_checkpoint(cfg.ckpt)
+    target = Path(cfg.out) if cfg.out else Path(cfg.ckpt).with_suffix(".onnx")
+    export_onnx(classifier, target, cfg.opset)
+    onnx_model = OnnxFaceClassifier(target)
+    faces = load_fer2013(cfg.csv_path, cfg.cache_dir).split("PublicTest")[0][: cfg.parity_rows]
+    expected, got = classifier.logits(faces), onnx_model.logits(faces)
+    figures = {"parity_rows": float(len(faces)), "max_abs_logit_diff": float(np.abs(expected - got).max()),
+               "argmax_agreement": float(np.mean(expected.argmax(1) == got.argmax(1)))}
+    if figures["max_abs_logit_diff"] > cfg.tolerance:
+        raise FerError(f"{target}: onnxruntime logits differ from PyTorch's by up to "
+                       f"{figures['max_abs_logit_diff']:.2e} on {len(faces)} PublicTest faces, above tolerance "
+                       f"{cfg.tolerance:g}")
+    log.info("Wrote %s; onnxruntime matches PyTorch within %.1e on %d PublicTest faces", target,
+             figures["max_abs_logit_diff"], len(faces))
+    if cfg.bench:
+        backends = {"torch_fp32": classifier.logits, "onnxruntime": onnx_model.logits}
+        if cpu_supports_bf16():
+            backends["torch_bf16"] = FaceClassifier.from_checkpoint(cfg.ckpt, bf16=True).logits
+        for name, logits in backends.items():
+            figures |= {f"{name}_{key}": value for key, value in timings(logits, faces).items()}
+    for key, value in figures.items():
+        print(f"{key}={value:.6g}")
+    return figures
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        export(cfg)
+    except FerError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

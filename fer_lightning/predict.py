@@ -1,0 +1,192 @@
+"""fer-predict: emotions of the faces in photos, folders, globs and videos, from a checkpoint, ONNX file or stack.
+
+Faces from many files go through the network together in batches. Each face is one row of predictions.csv
+(and predictions.json); an image without a face is a row too. A file that cannot be read is one error line;
+the rest are still processed, and the exit status says that something failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import hydra
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from rich.progress import Progress
+
+from fer_lightning.errors import FerError
+from fer_lightning.faces import Box, FaceFinder, annotate, to_gray
+from fer_lightning.fercsv import CLASS_NAMES
+from fer_lightning.inference import FaceClassifier
+from fer_lightning.media import IMAGE_SUFFIXES, MediaError, expand_inputs, is_video, read_image, video_frames
+from fer_lightning.onnx_model import OnnxFaceClassifier
+from fer_lightning.precision import cpu_supports_bf16
+from fer_lightning.stacking import Stacker
+
+log = logging.getLogger(__name__)
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # console scripts run from anywhere
+WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm"}
+
+
+class EmotionModel(Protocol):
+    def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class StackedFaceClassifier:
+    """stack.py's meta-model over its base checkpoints, each loaded once."""
+
+    stacker: Stacker
+    bases: list[FaceClassifier]
+
+    @classmethod
+    def from_path(cls, path: str | Path, bf16: bool) -> StackedFaceClassifier:
+        path = Path(path)
+        stacker = Stacker.load(path / "meta_model.joblib" if path.is_dir() else path)
+        missing = [run for run, ckpt in zip(stacker.run_dirs, stacker.checkpoints, strict=True) if ckpt is None]
+        if missing:
+            raise FerError(f"{path}: no checkpoint recorded for base run(s) {', '.join(missing)}")
+        return cls(stacker, [FaceClassifier.from_checkpoint(ckpt, bf16) for ckpt in stacker.checkpoints])
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return self.stacker.predict_proba([base.logits(images) for base in self.bases])
+
+
+def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
+    """The one model named by ckpt=, onnx= or stack=, and a description for the log and the JSON."""
+    named = {key: cfg.get(key) for key in ("ckpt", "onnx", "stack") if cfg.get(key)}
+    if len(named) != 1:
+        raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
+                       f"stack=<stack.py run dir>; got {', '.join(named) or 'none'}")
+    (kind, path), = named.items()
+    bf16 = cfg.precision == "bf16-mixed" or (cfg.precision == "auto" and cpu_supports_bf16())
+    if kind == "ckpt":
+        return FaceClassifier.from_checkpoint(path, bf16), f"checkpoint {path}" + (" (bf16)" if bf16 else "")
+    if kind == "onnx":
+        return OnnxFaceClassifier(path), f"ONNX {path}"
+    return StackedFaceClassifier.from_path(path, bf16), f"stack {path}"
+
+
+@dataclass
+class Picture:
+    """One image or video frame waiting for its faces' predictions."""
+
+    path: Path
+    frame: int | None
+    boxes: list[Box]
+    crops: list[np.ndarray]
+    image: np.ndarray | None = None  # kept only when an annotated copy will be written
+
+
+@dataclass
+class Predictor:
+    model: EmotionModel
+    finder: FaceFinder
+    out_dir: Path
+    batch_size: int = 256
+    annotate: bool = True
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    _pending: list[Picture] = field(default_factory=list)
+
+    def add(self, path: Path, frame: int | None, image: np.ndarray) -> None:
+        gray = to_gray(image)
+        boxes = self.finder.boxes(gray)
+        keep = image if self.annotate and frame is None else None
+        self._pending.append(Picture(path, frame, boxes, [self.finder.crop(gray, b) for b in boxes], keep))
+        if sum(len(p.crops) for p in self._pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Predict every pending face in one batch, then write rows and annotated copies."""
+        crops = [crop for picture in self._pending for crop in picture.crops]
+        proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
+        start = 0
+        for picture in self._pending:
+            mine = proba[start:start + len(picture.crops)]
+            start += len(picture.crops)
+            self.rows += _rows(picture, mine)
+            if picture.image is not None:
+                labels = [f"{CLASS_NAMES[p.argmax()]} {p.max():.0%}" for p in mine]
+                self._write_annotated(picture, list(zip(picture.boxes, labels, strict=True)))
+        self._pending = []
+
+    def _write_annotated(self, picture: Picture, labelled: list[tuple[Box, str]]) -> None:
+        absolute = picture.path.resolve()
+        relative = absolute.relative_to(Path.cwd()) if absolute.is_relative_to(Path.cwd()) else \
+            absolute.relative_to(absolute.anchor)
+        target = self.out_dir / "annotated" / relative
+        if target.suffix.lower() not in WRITABLE_SUFFIXES:
+            target = target.with_name(target.name + ".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), annotate(picture.image, labelled))
+
+
+def _rows(picture: Picture, proba: np.ndarray) -> list[dict[str, Any]]:
+    base = {"file": str(picture.path), "frame": picture.frame}
+    if not picture.boxes:
+        return [{**base, "face": None, "status": "no_face"}]
+    return [{**base, "face": i, "status": "ok", "x": box.x, "y": box.y, "w": box.w, "h": box.h,
+             "emotion": CLASS_NAMES[int(p.argmax())], "confidence": round(float(p.max()), 4),
+             **{f"p_{name}": round(float(v), 4) for name, v in zip(CLASS_NAMES, p, strict=True)}}
+            for i, (box, p) in enumerate(zip(picture.boxes, proba, strict=True))]
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Run the model over every input; write predictions.csv, predictions.json and annotated copies."""
+    model, description = load_model(cfg)
+    files, errors = expand_inputs(cfg.inputs)
+    for problem in errors:
+        log.error(problem)
+    out_dir = Path(cfg.paths.output_dir)
+    predictor = Predictor(model, FaceFinder(cfg.detect, cfg.margin, **cfg.detector), out_dir, cfg.batch_size,
+                          cfg.annotate)
+    with Progress(disable=not cfg.progress) as progress:
+        task = progress.add_task("faces", total=len(files))
+        for path in files:
+            progress.update(task, description=path.name)
+            try:
+                if is_video(path):
+                    for frame, image in video_frames(path, cfg.every_n_frames):
+                        predictor.add(path, frame, image)
+                else:
+                    predictor.add(path, None, read_image(path))
+            except MediaError as err:
+                log.error(str(err))
+                errors.append(str(err))
+            progress.advance(task)
+        predictor.flush()
+    table = pd.DataFrame(predictor.rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "predictions.csv", index=False)
+    faces = table[table.status == "ok"] if len(table) else table
+    summary = {"model": description, "files": len(files), "pictures": int(table[["file", "frame"]].drop_duplicates()
+               .shape[0]) if len(table) else 0, "faces": len(faces),
+               "pictures_without_face": int((table.status == "no_face").sum()) if len(table) else 0,
+               "failed": len(errors), "errors": errors}
+    (out_dir / "predictions.json").write_text(json.dumps(
+        {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
+    log.info("%d faces in %d pictures from %d files (%d without a face, %d failed); wrote %s",
+             summary["faces"], summary["pictures"], len(files), summary["pictures_without_face"], len(errors),
+             out_dir / "predictions.csv")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        summary = predict(cfg)
+    except FerError as err:
+        sys.exit(f"error: {err}")
+    if summary["failed"]:
+        sys.exit(f"error: {summary['failed']} input(s) failed (each named above); the rest were predicted")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""fer-predict and fer-export: faces found and labelled through the batch path, bad inputs named one by one,
+videos sampled, stacks and ONNX files used like checkpoints, ONNX output equal to PyTorch's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REAL_CSV, compose_config, stack_cfg
+
+from fer_lightning.ensemble import stack
+from fer_lightning.errors import FerError
+from fer_lightning.faces import FaceFinder
+from fer_lightning.fercsv import CLASS_NAMES, load_fer2013
+from fer_lightning.inference import FaceClassifier
+from fer_lightning.onnx_model import OnnxFaceClassifier, export
+from fer_lightning.photo_sheets import make_sheets, score
+from fer_lightning.predict import predict
+
+PROBA = [f"p_{name}" for name in CLASS_NAMES]
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    return next(p for p in (run_dir / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt")
+
+
+def private_faces(trained_runs: list[Path]) -> np.ndarray:
+    return load_fer2013(trained_runs[0].parent / "fer_synthetic.csv").split("PrivateTest")[0]
+
+
+def run_predict(tmp_path: Path, *overrides: str) -> tuple[dict, pd.DataFrame]:
+    summary = predict(compose_config("predict", [f"paths.output_dir={tmp_path / 'out'}", "progress=false",
+                                                 "precision=32-true", *overrides]))
+    return summary, pd.read_csv(tmp_path / "out" / "predictions.csv")
+
+
+def write_faces(folder: Path, faces: np.ndarray) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"face_{i:02d}.png" for i in range(len(faces))]
+    for path, face in zip(paths, faces, strict=True):
+        cv2.imwrite(str(path), face)
+    return paths
+
+
+def test_48px_faces_skip_detection_and_match_the_checkpoint(trained_runs: list[Path], tmp_path: Path) -> None:
+    faces = private_faces(trained_runs)[:12]
+    write_faces(tmp_path / "faces", faces)
+    ckpt = best_checkpoint(trained_runs[0])
+    summary, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'faces'}", "batch_size=5")
+    assert summary["faces"] == 12 and summary["failed"] == 0
+    assert (table[["x", "y", "w", "h"]].to_numpy() == [0, 0, 48, 48]).all()
+    expected = FaceClassifier.from_checkpoint(ckpt).predict_proba(faces)
+    np.testing.assert_allclose(table[PROBA].to_numpy(), expected, atol=1e-4)  # rows kept their order
+    assert table.emotion.tolist() == [CLASS_NAMES[i] for i in expected.argmax(1)]
+    assert len(json.loads((tmp_path / "out" / "predictions.json").read_text())["rows"]) == 12
+    assert len(list((tmp_path / "out" / "annotated").rglob("face_*.png"))) == 12
+
+
+def test_bad_inputs_are_named_and_the_rest_still_predicted(trained_runs: list[Path], tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    good = write_faces(photos, private_faces(trained_runs)[:2])
+    (photos / "notes.jpg").write_text("not an image")
+    truncated = photos / "cut.png"
+    truncated.write_bytes(good[0].read_bytes()[:200])
+    (tmp_path / "empty").mkdir()
+    blank = photos / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 200), 128, np.uint8))
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_lightning.predict", f"ckpt={best_checkpoint(trained_runs[0])}",
+         f"inputs=[{photos},{tmp_path / 'empty'},{tmp_path / 'missing.png'}]", f"hydra.run.dir={tmp_path / 'out'}",
+         "progress=false", "detect=always"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = json.loads((tmp_path / "out" / "predictions.json").read_text())["errors"]
+    assert errors == [f"{tmp_path / 'empty'}: empty folder, no images or videos in it",
+                      f"{tmp_path / 'missing.png'}: no such file or folder",
+                      f"{truncated}: unreadable or truncated image (image file is truncated)",
+                      f"{photos / 'notes.jpg'}: not an image (Pillow does not recognise its format)"]
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert table.loc[table.file == str(blank), "status"].tolist() == ["no_face"]  # a result, not a failure
+    assert set(table.file) == {str(p) for p in good} | {str(blank)}
+    assert result.stderr.strip().splitlines()[-1] == \
+        "error: 4 input(s) failed (each named above); the rest were predicted"
+
+
+def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:
+    with pytest.raises(FerError, match="name exactly one model"):
+        run_predict(tmp_path, f"inputs={tmp_path}")
+    with pytest.raises(FerError, match=r"nope\.ckpt: no such checkpoint file"):
+        run_predict(tmp_path, f"ckpt={tmp_path / 'nope.ckpt'}", f"inputs={tmp_path}")
+    (tmp_path / "model.onnx").write_bytes(b"garbage")
+    with pytest.raises(FerError, match=r"model\.onnx: not a loadable ONNX model"):
+        run_predict(tmp_path, f"onnx={tmp_path / 'model.onnx'}", f"inputs={tmp_path}")
+
+
+def test_video_frames_are_sampled(trained_runs: list[Path], tmp_path: Path) -> None:
+    faces = private_faces(trained_runs)[:9]
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 48), isColor=False)
+    for face in faces:
+        writer.write(face)
+    writer.release()
+    summary, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={video}",
+                                 "every_n_frames=4")
+    assert table.frame.tolist() == [0, 4, 8] and summary["faces"] == 3
+
+
+def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp_path: Path) -> None:
+    faces = private_faces(trained_runs)[:10]
+    write_faces(tmp_path / "faces", faces)
+    stack(stack_cfg(trained_runs, tmp_path / "s", "meta=soft_vote"))
+    _, stacked = run_predict(tmp_path, f"stack={tmp_path / 's'}", f"inputs={tmp_path / 'faces'}")
+    singles = [FaceClassifier.from_checkpoint(best_checkpoint(run)).predict_proba(faces) for run in trained_runs]
+    np.testing.assert_allclose(stacked[PROBA].to_numpy(), np.mean(singles, axis=0), atol=1e-4)
+
+    ckpt = best_checkpoint(trained_runs[1])
+    figures = export(compose_config("export", [f"ckpt={ckpt}", f"out={tmp_path / 'm.onnx'}", "bench=false",
+                                               f"csv_path={trained_runs[0].parent / 'fer_synthetic.csv'}",
+                                               f"cache_dir={tmp_path / 'cache'}"]))
+    assert figures["max_abs_logit_diff"] <= 1e-4 and figures["argmax_agreement"] == 1.0
+    onnx_model = OnnxFaceClassifier(tmp_path / "m.onnx")
+    for n in (1, 7):  # the batch axis is dynamic
+        np.testing.assert_allclose(onnx_model.logits(faces[:n]), FaceClassifier.from_checkpoint(ckpt).logits(faces[:n]),
+                                   atol=1e-4)
+    _, via_onnx = run_predict(tmp_path, f"onnx={tmp_path / 'm.onnx'}", f"inputs={tmp_path / 'faces'}")
+    np.testing.assert_allclose(via_onnx[PROBA].to_numpy(), singles[1], atol=1e-4)
+
+
+@pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
+def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: list[Path], tmp_path: Path) -> None:
+    faces, labels = load_fer2013(REAL_CSV, tmp_path / "cache").split("PublicTest")
+    truth = make_sheets(faces[:60], labels[:60], tmp_path / "photos", pictures=10, per_picture=3)
+    ckpt = best_checkpoint(trained_runs[0])
+    _, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'photos'}", "batch_size=8")
+    scores = score(table, truth)
+    assert scores["detection_rate"] >= 0.5 and scores["false_detections"] <= 3, scores
+    found = table[table.status == "ok"]
+    sides = found.merge(truth, on=["file"], suffixes=("", "_true")).query(
+        "x_true <= x + w / 2 <= x_true + w_true and y_true <= y + h / 2 <= y_true + h_true")
+    assert ((sides.w / sides.w_true).between(0.5, 1.5)).all()  # boxes the pasted face, not a corner of it
+    # The label path: each row's probabilities are the model's on that row's own crop.
+    finder, classifier = FaceFinder(detect="always"), FaceClassifier.from_checkpoint(ckpt)
+    first = found.iloc[0]
+    gray = cv2.imread(str(tmp_path / "photos" / first.file), cv2.IMREAD_GRAYSCALE)
+    [box] = [b for b in finder.boxes(gray) if (b.x, b.y) == (first.x, first.y)]
+    np.testing.assert_allclose(classifier.predict_proba(finder.crop(gray, box)[None])[0],
+                               first[PROBA].to_numpy(float), atol=1e-3)
