@@ -74,7 +74,7 @@ class EpochSummary(L.Callback):
 
     def __init__(self, keys: tuple[str, ...] = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")):
         self.keys = keys
-        self._epoch_start = time.perf_counter()
+        self._epoch_start, self._epoch_running = time.perf_counter(), False
 
     def _report(self, trainer: L.Trainer, epoch: int) -> None:
         metrics = trainer.callback_metrics
@@ -83,9 +83,10 @@ class EpochSummary(L.Callback):
                  time.perf_counter() - self._epoch_start)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch > 0:
+        if self._epoch_running:  # not after a resume, where the previous epoch ran in another process
             self._report(trainer, trainer.current_epoch - 1)
-        self._epoch_start = time.perf_counter()
+        self._epoch_start, self._epoch_running = time.perf_counter(), True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._report(trainer, trainer.current_epoch - 1)
+        if self._epoch_running:
+            self._report(trainer, trainer.current_epoch - 1)

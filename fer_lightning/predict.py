@@ -165,11 +165,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     table = pd.DataFrame(predictor.rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "predictions.csv", index=False)
-    faces = table[table.status == "ok"] if len(table) else table
-    summary = {"model": description, "files": len(files), "pictures": int(table[["file", "frame"]].drop_duplicates()
-               .shape[0]) if len(table) else 0, "faces": len(faces),
-               "pictures_without_face": int((table.status == "no_face").sum()) if len(table) else 0,
-               "failed": len(errors), "errors": errors}
+    status = table["status"] if len(table) else pd.Series(dtype=str)
+    pictures = len(table[["file", "frame"]].drop_duplicates()) if len(table) else 0
+    summary = {"model": description, "files": len(files), "pictures": pictures, "faces": int((status == "ok").sum()),
+               "pictures_without_face": int((status == "no_face").sum()), "failed": len(errors), "errors": errors}
     (out_dir / "predictions.json").write_text(json.dumps(
         {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
     log.info("%d faces in %d pictures from %d files (%d without a face, %d failed); wrote %s",
