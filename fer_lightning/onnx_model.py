@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -23,6 +21,7 @@ from fer_lightning.errors import FerError
 from fer_lightning.fercsv import load_fer2013
 from fer_lightning.inference import FaceClassifier
 from fer_lightning.precision import cpu_supports_bf16
+from fer_lightning.timing import timings
 
 log = logging.getLogger(__name__)
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # console scripts run from anywhere
@@ -77,26 +76,6 @@ class OnnxFaceClassifier:
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         return softmax(self.logits(images), axis=1)
-
-
-def timings(logits: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, single_runs: int = 300,
-            batch: int = 256, batch_runs: int = 20) -> dict[str, float]:
-    """Single-face latency p50/p95 (ms) and throughput at a batch size (faces/s), after a warm-up."""
-    one, many = faces[:1], np.resize(faces, (batch, *faces.shape[1:]))
-    for _ in range(10):
-        logits(one)
-    logits(many)
-    latencies = []
-    for _ in range(single_runs):
-        start = time.perf_counter()
-        logits(one)
-        latencies.append((time.perf_counter() - start) * 1000)
-    start = time.perf_counter()
-    for _ in range(batch_runs):
-        logits(many)
-    throughput = batch * batch_runs / (time.perf_counter() - start)
-    return {"latency_ms_p50": float(np.percentile(latencies, 50)),
-            "latency_ms_p95": float(np.percentile(latencies, 95)), "faces_per_s": throughput}
 
 
 def export(cfg: DictConfig) -> dict[str, float]:
