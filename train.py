@@ -8,22 +8,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from fer_lightning.errors import FerError
+from fer_lightning.cli import exit_on_error
 from fer_lightning.rundir import resume_overrides
 from fer_lightning.training import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    try:
-        return train(cfg)["val/acc_best"]
-    except FerError as err:
-        sys.exit(f"error: {err}")
+    return exit_on_error(lambda: train(cfg)["val/acc_best"])
 
 
 if __name__ == "__main__":
-    try:
-        sys.argv[1:] = resume_overrides(sys.argv[1:])
-    except FerError as err:
-        sys.exit(f"error: {err}")
+    sys.argv[1:] = exit_on_error(lambda: resume_overrides(sys.argv[1:]))
     main()

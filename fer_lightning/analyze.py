@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,7 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
-from fer_lightning.fercsv import CLASS_NAMES, SPLITS, FerArrays, FerDataError, load_fer2013
+from fer_lightning.cli import exit_on_error
+from fer_lightning.fercsv import CLASS_NAMES, SPLITS, FerArrays, load_fer2013
 
 
 def samples_figure(data: FerArrays, per_class: int = 1, seed: int = 0) -> Figure:
@@ -74,11 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path("outputs/cache"))
     parser.add_argument("--per-class", type=int, default=1, help="faces per class in the sample grid")
     args = parser.parse_args(argv)
-    try:
-        for path in analyze(args.csv, args.out, args.cache_dir, args.per_class):
-            print(f"wrote {path}")
-    except FerDataError as err:
-        sys.exit(f"error: {err}")
+    for path in exit_on_error(lambda: analyze(args.csv, args.out, args.cache_dir, args.per_class)):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

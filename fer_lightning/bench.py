@@ -8,7 +8,6 @@ and validation included, no PrivateTest pass), then times inference with the wei
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, open_dict
 
-from fer_lightning.errors import FerError
+from fer_lightning.cli import CONF_DIR, exit_on_error
 from fer_lightning.fercsv import load_fer2013
 from fer_lightning.inference import FaceClassifier
 from fer_lightning.timing import timings
 from fer_lightning.training import train
-
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 class EpochClock(L.Callback):
@@ -73,10 +70,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bench")
 def main(cfg: DictConfig) -> None:
-    try:
-        bench(cfg)
-    except FerError as err:
-        sys.exit(f"error: {err}")
+    exit_on_error(lambda: bench(cfg))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ rows, and times both; ``fer-predict onnx=...`` runs it.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -17,6 +16,7 @@ from omegaconf import DictConfig
 from scipy.special import softmax
 from torch import nn
 
+from fer_lightning.cli import CONF_DIR, exit_on_error
 from fer_lightning.errors import FerError
 from fer_lightning.fercsv import load_fer2013
 from fer_lightning.inference import FaceClassifier
@@ -24,7 +24,6 @@ from fer_lightning.precision import cpu_supports_bf16
 from fer_lightning.timing import timings
 
 log = logging.getLogger(__name__)
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # console scripts run from anywhere
 INPUT, OUTPUT = "faces", "logits"
 
 
@@ -109,10 +108,7 @@ def export(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    try:
-        export(cfg)
-    except FerError as err:
-        sys.exit(f"error: {err}")
+    exit_on_error(lambda: export(cfg))
 
 
 if __name__ == "__main__":

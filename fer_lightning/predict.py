@@ -21,17 +21,17 @@ import pandas as pd
 from omegaconf import DictConfig
 from rich.progress import Progress
 
+from fer_lightning.cli import CONF_DIR, exit_on_error
 from fer_lightning.errors import FerError
 from fer_lightning.faces import Box, FaceFinder, annotate, to_gray
 from fer_lightning.fercsv import CLASS_NAMES
 from fer_lightning.inference import FaceClassifier
 from fer_lightning.media import IMAGE_SUFFIXES, MediaError, expand_inputs, is_video, read_image, video_frames
 from fer_lightning.onnx_model import OnnxFaceClassifier
-from fer_lightning.precision import cpu_supports_bf16
+from fer_lightning.precision import resolve_precision
 from fer_lightning.stacking import Stacker
 
 log = logging.getLogger(__name__)
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # console scripts run from anywhere
 WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm"}
 
 
@@ -41,7 +41,7 @@ class EmotionModel(Protocol):
 
 @dataclass
 class StackedFaceClassifier:
-    """stack.py's meta-model over its base checkpoints, each loaded once."""
+    """stack.py's meta-model with its base checkpoints loaded once."""
 
     stacker: Stacker
     bases: list[FaceClassifier]
@@ -50,13 +50,10 @@ class StackedFaceClassifier:
     def from_path(cls, path: str | Path, bf16: bool) -> StackedFaceClassifier:
         path = Path(path)
         stacker = Stacker.load(path / "meta_model.joblib" if path.is_dir() else path)
-        missing = [run for run, ckpt in zip(stacker.run_dirs, stacker.checkpoints, strict=True) if ckpt is None]
-        if missing:
-            raise FerError(f"{path}: no checkpoint recorded for base run(s) {', '.join(missing)}")
-        return cls(stacker, [FaceClassifier.from_checkpoint(ckpt, bf16) for ckpt in stacker.checkpoints])
+        return cls(stacker, stacker.base_classifiers(bf16))
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        return self.stacker.predict_proba([base.logits(images) for base in self.bases])
+        return self.stacker.predict_images(images, self.bases)
 
 
 def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
@@ -66,7 +63,7 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
         raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
                        f"stack=<stack.py run dir>; got {', '.join(named) or 'none'}")
     (kind, path), = named.items()
-    bf16 = cfg.precision == "bf16-mixed" or (cfg.precision == "auto" and cpu_supports_bf16())
+    bf16 = resolve_precision(cfg.precision, "auto", "cpu")[0] == "bf16-mixed"
     if kind == "ckpt":
         return FaceClassifier.from_checkpoint(path, bf16), f"checkpoint {path}" + (" (bf16)" if bf16 else "")
     if kind == "onnx":
@@ -179,10 +176,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    try:
-        summary = predict(cfg)
-    except FerError as err:
-        sys.exit(f"error: {err}")
+    summary = exit_on_error(lambda: predict(cfg))
     if summary["failed"]:
         sys.exit(f"error: {summary['failed']} input(s) failed (each named above); the rest were predicted")
 

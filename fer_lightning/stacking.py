@@ -195,14 +195,21 @@ class Stacker:
         full[:, self.estimator.classes_] = proba  # a class absent when fitting keeps probability 0
         return full
 
-    def predict_images(self, images: np.ndarray) -> np.ndarray:
-        """(N, 48, 48) uint8 faces -> (N, 7) stacked probabilities, through every base checkpoint."""
+    def base_classifiers(self, bf16: bool = False) -> list[FaceClassifier]:
+        """Every base run's best checkpoint, loaded once, in feature order."""
         missing = [run for run, path in zip(self.run_dirs, self.checkpoints, strict=True) if path is None]
         if missing:
             raise StackingError(f"no best checkpoint recorded for run(s) {', '.join(missing)}; "
                                 "stacked predictions on new faces need every base model's weights")
-        logits = [FaceClassifier.from_checkpoint(path).logits(images) for path in self.checkpoints]
-        return self.predict_proba(logits)
+        return [FaceClassifier.from_checkpoint(path, bf16) for path in self.checkpoints]
+
+    def predict_images(self, images: np.ndarray, bases: Sequence[FaceClassifier] | None = None) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) stacked probabilities, through every base checkpoint.
+
+        Pass ``base_classifiers()`` as ``bases`` when predicting many batches, so checkpoints load once.
+        """
+        bases = bases if bases is not None else self.base_classifiers()
+        return self.predict_proba([base.logits(images) for base in bases])
 
     def save(self, path: Path) -> None:
         joblib.dump(self, path)
