@@ -88,7 +88,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
         val_features = meta_features([run.val_logits for run in runs], learner.features)
         fitted = fit_by_cv(learner, val_features, val_labels, cfg.cv_folds, cfg.seed)
         stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir) for r in runs],
-                          [r.best_checkpoint() for r in runs])
+                          [r.best_checkpoint() for r in runs], tta=[r.tta() for r in runs])
         test_proba = stacker.predict_proba([run.test_logits for run in runs])
         rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), features=learner.features,
                          cv_acc=fitted.cv_accuracy, best_params=json.dumps(fitted.best_params)))

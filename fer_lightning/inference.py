@@ -19,6 +19,7 @@ from scipy.special import softmax
 from torch import nn
 
 from fer_lightning.checkpoints import DATAMODULE_KEY, CheckpointError, read_checkpoint
+from fer_lightning.tta import tta_logits, views
 
 
 def _net_config(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +38,8 @@ class FaceClassifier:
     """A network plus the normalisation it was trained with; takes uint8 48x48 faces, returns logits.
 
     ``bf16`` runs the network under bf16 autocast in channels_last, the fast path on CPUs with bf16 kernels;
-    logits stay float32 either way.
+    logits stay float32 either way. ``tta`` names the test-time augmentation (``fer_lightning.tta``) that
+    ``logits`` averages over; ``net_logits`` is one plain pass.
     """
 
     net: nn.Module
@@ -45,9 +47,13 @@ class FaceClassifier:
     std: torch.Tensor
     source: Path
     bf16: bool = False
+    tta: str = "none"
+
+    def __post_init__(self) -> None:
+        views(np.zeros((0, 48, 48), np.uint8), self.tta)  # an unknown TTA name fails here, not mid-prediction
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, bf16: bool = False) -> FaceClassifier:
+    def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none") -> FaceClassifier:
         path = Path(path)
         checkpoint = read_checkpoint(path)
         net: nn.Module = instantiate(_net_config(path, checkpoint), _convert_="all")
@@ -60,11 +66,15 @@ class FaceClassifier:
         stats = checkpoint[DATAMODULE_KEY]
         if bf16:
             net = net.to(memory_format=torch.channels_last)
-        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16)
+        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) float32 logits, averaged over the TTA views."""
+        return self.net_logits(images) if self.tta == "none" else tta_logits(self.net_logits, images, self.tta)
 
     @torch.inference_mode()
-    def logits(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """(N, 48, 48) uint8 faces -> (N, 7) float32 logits."""
+    def net_logits(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) float32 logits of one pass, no TTA."""
         if images.ndim != 3 or images.dtype != np.uint8:
             raise ValueError(f"expected (N, 48, 48) uint8 faces, got {images.dtype} array of shape {images.shape}")
         chunks = []

@@ -44,7 +44,10 @@ def _activation(name: str, negative_slope: float) -> nn.Module:
 
 
 class FerCNN(nn.Module):
-    """Conv blocks, flatten, dense blocks, then a linear classifier over the 7 emotions."""
+    """Conv blocks, flatten, dense blocks, then a linear classifier over the 7 emotions.
+
+    ``conv_dropout`` / ``dense_dropout``, when set, replace the dropout of every conv / dense block.
+    """
 
     def __init__(
         self,
@@ -55,10 +58,17 @@ class FerCNN(nn.Module):
         image_size: int = 48,
         in_channels: int = 1,
         output_l2: float = 0.0,
+        conv_dropout: float | None = None,
+        dense_dropout: float | None = None,
     ) -> None:
         super().__init__()
         convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
         denses = [b if isinstance(b, DenseBlock) else DenseBlock(**b) for b in dense_blocks]
+        # One knob for a recipe that changes every block's dropout at once (a config cannot edit list items).
+        for block in convs if conv_dropout is not None else ():
+            block.dropout = conv_dropout
+        for block in denses if dense_dropout is not None else ():
+            block.dropout = dense_dropout
         if not convs:
             raise ValueError("model needs at least one conv block")
         self._l2: list[tuple[nn.Parameter, float]] = []

@@ -65,7 +65,8 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     (kind, path), = named.items()
     bf16 = resolve_precision(cfg.precision, "auto", "cpu")[0] == "bf16-mixed"
     if kind == "ckpt":
-        return FaceClassifier.from_checkpoint(path, bf16), f"checkpoint {path}" + (" (bf16)" if bf16 else "")
+        classifier = FaceClassifier.from_checkpoint(path, bf16, cfg.get("tta", "none"))
+        return classifier, f"checkpoint {path}" + (" (bf16)" if bf16 else "") + f", TTA {classifier.tta}"
     if kind == "onnx":
         return OnnxFaceClassifier(path), f"ONNX {path}"
     return StackedFaceClassifier.from_path(path, bf16), f"stack {path}"

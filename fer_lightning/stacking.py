@@ -67,10 +67,17 @@ class BaseRun:
             arrays += [logits, labels]
         return cls(run_dir, *arrays)
 
+    def _summary(self) -> dict[str, Any]:
+        path = self.run_dir / "summary.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def tta(self) -> str:
+        """The test-time augmentation behind the run's saved logits ('none' for runs from before TTA)."""
+        return self._summary().get("tta", "none")
+
     def best_checkpoint(self) -> str | None:
         """The checkpoint the run tested: named in summary.json, else the one non-``last`` one; None if neither."""
-        summary = self.run_dir / "summary.json"
-        best = json.loads(summary.read_text()).get("best_checkpoint") if summary.is_file() else None
+        best = self._summary().get("best_checkpoint")
         if best:
             return str(self.run_dir / "checkpoints" / Path(best).name)  # still found after the run dir moved
         checkpoints = [p for p in (self.run_dir / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt"]
@@ -184,6 +191,7 @@ class Stacker:
     run_dirs: list[str]
     checkpoints: list[str | None]
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    tta: list[str] = field(default_factory=list)  # each base run's TTA, so new faces get what the logits got
 
     def predict_proba(self, logits: Sequence[np.ndarray]) -> np.ndarray:
         """Base-model logits, one (N, 7) array per run in ``run_dirs`` order -> (N, 7) class probabilities."""
@@ -201,7 +209,8 @@ class Stacker:
         if missing:
             raise StackingError(f"no best checkpoint recorded for run(s) {', '.join(missing)}; "
                                 "stacked predictions on new faces need every base model's weights")
-        return [FaceClassifier.from_checkpoint(path, bf16) for path in self.checkpoints]
+        tta = getattr(self, "tta", None) or ["none"] * len(self.checkpoints)  # meta-models saved before TTA
+        return [FaceClassifier.from_checkpoint(path, bf16, t) for path, t in zip(self.checkpoints, tta, strict=True)]
 
     def predict_images(self, images: np.ndarray, bases: Sequence[FaceClassifier] | None = None) -> np.ndarray:
         """(N, 48, 48) uint8 faces -> (N, 7) stacked probabilities, through every base checkpoint.

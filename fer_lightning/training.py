@@ -1,7 +1,8 @@
 """``train(cfg)``: the one function that train.py, tuning and the tests all call.
 
-Fit on Training with PublicTest as validation, then evaluate the best checkpoint once on PrivateTest and
-write the run's report, logits for stacking, and TensorBoard figures.
+Fit on Training with PublicTest as validation, then evaluate the best checkpoint once on PrivateTest (with the
+test-time augmentation PublicTest prefers) and write the run's report, logits for stacking, and TensorBoard
+figures.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 import lightning as L
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
@@ -25,9 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.datamodule import FerDataModule
 from fer_lightning.errors import FerError
-from fer_lightning.precision import resolve_precision
+from fer_lightning.inference import FaceClassifier
+from fer_lightning.precision import cpu_supports_bf16, resolve_precision
 from fer_lightning.reports import curves_figure, save_logits, write_report
 from fer_lightning.rundir import check_output_dir, resolve_checkpoint
+from fer_lightning.tta import choose_tta
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +49,23 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return None
 
 
-def _predict_logits(trainer: L.Trainer, model: L.LightningModule, datamodule: FerDataModule,
-                    ckpt_path: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(logits, labels) for PublicTest and PrivateTest, in dataset order."""
-    outputs = trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    return [
-        (torch.cat([lg for lg, _ in batches]).numpy(), torch.cat([y for _, y in batches]).numpy())
-        for batches in outputs
-    ]
+def _test_and_report(trainer: L.Trainer, model: L.LightningModule, datamodule: FerDataModule, run_dir: Path,
+                     tta_candidates: Sequence[str], bf16: bool) -> tuple[dict[str, Any], Figure]:
+    """The one PrivateTest pass: test the best checkpoint, pick TTA on PublicTest, save logits, write the report.
 
-
-def _test_and_report(trainer: L.Trainer, model: L.LightningModule, datamodule: FerDataModule,
-                     run_dir: Path) -> tuple[dict[str, Any], Figure]:
-    """The one PrivateTest pass: test the best checkpoint, save both splits' logits, write the report."""
+    ``trainer.test`` logs single-pass test metrics; the report and the saved logits use the TTA that scored best
+    on PublicTest, so stacking and fer-predict see the same predictions the report describes.
+    """
     best = _best_checkpoint(trainer)
     log.info("Testing %s on PrivateTest", best or "the final weights")
-    test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]
-    (val_logits, val_labels), (test_logits, test_labels) = _predict_logits(trainer, model, datamodule, best)
+    test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]  # leaves the tested weights in
+    classifier = FaceClassifier(model.net.cpu().eval(), datamodule.mean, datamodule.std, Path(best or run_dir), bf16)
+    val_images, val_labels = datamodule.data.split("PublicTest")
+    test_images, test_labels = datamodule.data.split("PrivateTest")
+    classifier.tta, tta_scores = choose_tta(classifier.net_logits, val_images, val_labels, tta_candidates)
+    log.info("TTA on PublicTest: %s; using %s",
+             ", ".join(f"{name} {acc:.4f}" for name, acc in tta_scores.items()), classifier.tta)
+    val_logits, test_logits = classifier.logits(val_images), classifier.logits(test_images)
     save_logits(run_dir / "logits_val.npz", val_logits, val_labels)
     save_logits(run_dir / "logits_test.npz", test_logits, test_labels)
     report, confusion = write_report(run_dir, "PrivateTest", test_logits, test_labels)
@@ -72,6 +74,9 @@ def _test_and_report(trainer: L.Trainer, model: L.LightningModule, datamodule: F
         "test/acc": report["accuracy"],
         "test/f1_macro": report["macro"]["f1"],
         "test/loss": float(test_results["test/loss"]),
+        "test/acc_single_pass": float(test_results["test/acc"]),
+        "tta": classifier.tta,
+        "tta_val_acc": tta_scores,
         "best_checkpoint": best,
     }, confusion
 
@@ -119,7 +124,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     }
     figures: dict[str, Figure] = {}
     if cfg.get("test", True):
-        results, figures["test/confusion_matrix"] = _test_and_report(trainer, model, datamodule, run_dir)
+        bf16 = precision != "32-true" and cpu_supports_bf16()  # TTA and logits run on the CPU
+        results, figures["test/confusion_matrix"] = _test_and_report(trainer, model, datamodule, run_dir,
+                                                                     cfg.get("tta", ["none"]), bf16)
         summary |= results
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     for logger in loggers:
@@ -138,8 +145,9 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     for figure in figures.values():
         plt.close(figure)
     if "test/acc" in summary:
-        log.info("PrivateTest accuracy %.4f, macro F1 %.4f after %d epochs in %.0f s; run dir %s",
-                 summary["test/acc"], summary["test/f1_macro"], summary["epochs"], fit_seconds, run_dir)
+        log.info("PrivateTest accuracy %.4f, macro F1 %.4f (TTA %s) after %d epochs in %.0f s; run dir %s",
+                 summary["test/acc"], summary["test/f1_macro"], summary["tta"], summary["epochs"], fit_seconds,
+                 run_dir)
     else:
         log.info("Best PublicTest accuracy %.4f after %d epochs in %.0f s (no test pass); run dir %s",
                  summary["val/acc_best"], summary["epochs"], fit_seconds, run_dir)

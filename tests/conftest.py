@@ -87,6 +87,11 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return runs
 
 
+def best_checkpoint(run_dir: Path) -> Path:
+    """A finished run's best checkpoint (the one that is not last.ckpt)."""
+    return next(p for p in (run_dir / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt")
+
+
 ONLY_SOFT_VOTE = [f"~meta@compare.{name}" for name in
                   ("logistic_regression", "random_forest", "gradient_boosting", "bagged_trees")]
 

@@ -74,3 +74,14 @@ def test_every_meta_learner_is_a_classifier_with_a_valid_grid(tmp_path: Path) ->
     for learner in learners:
         assert is_classifier(learner.estimator), learner.name
         learner.estimator.set_params(**{key: values[0] for key, values in learner.grid.items()})
+
+
+@pytest.mark.parametrize("model", ["relu", "leaky"])
+def test_best_recipe_keeps_the_study_layers_and_lowers_conv_dropout(tmp_path: Path, model: str) -> None:
+    cfg = compose_train([*base_overrides(tmp_path), "experiment=best", f"model={model}"])
+    net = instantiate(cfg.model.net)
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [48, 256, 128, 256]
+    assert [m.p for m in net.features if isinstance(m, torch.nn.Dropout)] == [0.1] * 4
+    assert cfg.callbacks.early_stopping is None  # one-cycle must reach its end
+    assert list(cfg.tta) == ["none", "hflip", "shifts", "hflip_shifts"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import best_checkpoint
 from omegaconf import OmegaConf
 
 from fer_lightning.checkpoints import CheckpointError
@@ -14,27 +16,24 @@ from fer_lightning.fercsv import load_fer2013
 from fer_lightning.inference import FaceClassifier
 
 
-def _best_checkpoint(run_dir: Path) -> Path:
-    return next(p for p in (run_dir / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt")
-
-
 def test_checkpoint_reproduces_the_runs_saved_logits(trained_runs: list[Path]) -> None:
     images, labels = load_fer2013(trained_runs[0].parent / "fer_synthetic.csv").split("PrivateTest")
     for run_dir in trained_runs:
         saved = np.load(run_dir / "logits_test.npz")
-        logits = FaceClassifier.from_checkpoint(_best_checkpoint(run_dir)).logits(images, batch_size=16)
+        tta = json.loads((run_dir / "summary.json").read_text())["tta"]  # the logits are the chosen TTA's
+        logits = FaceClassifier.from_checkpoint(best_checkpoint(run_dir), tta=tta).logits(images)
         np.testing.assert_array_equal(saved["labels"], labels)
         np.testing.assert_allclose(logits, saved["logits"], rtol=1e-4, atol=1e-4)
 
 
 def test_checkpoint_carries_the_net_config(trained_runs: list[Path]) -> None:
-    hparams = torch.load(_best_checkpoint(trained_runs[1]), weights_only=True)["hyper_parameters"]
+    hparams = torch.load(best_checkpoint(trained_runs[1]), weights_only=True)["hyper_parameters"]
     assert hparams["net_config"]["_target_"] == "fer_lightning.model.FerCNN"
     assert hparams["net_config"]["activation"] == "leaky_relu"
 
 
 def test_images_must_be_uint8_faces(trained_runs: list[Path]) -> None:
-    classifier = FaceClassifier.from_checkpoint(_best_checkpoint(trained_runs[0]))
+    classifier = FaceClassifier.from_checkpoint(best_checkpoint(trained_runs[0]))
     with pytest.raises(ValueError, match=r"expected \(N, 48, 48\) uint8 faces, got float64"):
         classifier.logits(np.zeros((2, 48, 48)))
 
@@ -46,7 +45,7 @@ def test_missing_checkpoint(tmp_path: Path) -> None:
 
 def test_truncated_checkpoint_is_one_clear_error(trained_runs: list[Path], tmp_path: Path) -> None:
     broken = tmp_path / "broken.ckpt"
-    broken.write_bytes(_best_checkpoint(trained_runs[0]).read_bytes()[:5000])
+    broken.write_bytes(best_checkpoint(trained_runs[0]).read_bytes()[:5000])
     with pytest.raises(CheckpointError, match=r"broken\.ckpt: not a readable checkpoint"):
         FaceClassifier.from_checkpoint(broken)
 
@@ -59,7 +58,7 @@ def test_foreign_checkpoint(tmp_path: Path) -> None:
 
 
 def test_older_checkpoint_falls_back_to_its_run_config(trained_runs: list[Path], tmp_path: Path) -> None:
-    checkpoint = torch.load(_best_checkpoint(trained_runs[0]), weights_only=True)
+    checkpoint = torch.load(best_checkpoint(trained_runs[0]), weights_only=True)
     net_config = checkpoint["hyper_parameters"].pop("net_config")
     old = tmp_path / "run" / "checkpoints" / "old.ckpt"
     old.parent.mkdir(parents=True)

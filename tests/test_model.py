@@ -68,3 +68,11 @@ def test_kernel_height_and_width_can_differ() -> None:
     assert net.features[0].kernel_size == (5, 3)
     assert net.head[1].in_features == 8 * (44 // 2) * (46 // 2)  # 48-5+1 high, 48-3+1 wide, then pooled
     assert net(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_one_knob_sets_every_blocks_dropout() -> None:
+    blocks = [{"filters": 4, "dropout": 0.3}, {"filters": 4, "dropout": 0.25}]
+    net = FerCNN(blocks, [{"units": 8, "dropout": 0.4}], conv_dropout=0.1)
+    assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == [0.1, 0.1, 0.4]
+    net = FerCNN(blocks, [{"units": 8, "dropout": 0.4}], dense_dropout=0.0)
+    assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == [0.3, 0.25, 0.0]

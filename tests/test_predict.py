@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_CSV, compose_config, stack_cfg
+from conftest import REAL_CSV, best_checkpoint, compose_config, stack_cfg
 
 from fer_lightning.ensemble import stack
 from fer_lightning.errors import FerError
@@ -24,10 +24,6 @@ from fer_lightning.photo_sheets import make_sheets, score
 from fer_lightning.predict import predict
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
-
-
-def best_checkpoint(run_dir: Path) -> Path:
-    return next(p for p in (run_dir / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt")
 
 
 def private_faces(trained_runs: list[Path]) -> np.ndarray:

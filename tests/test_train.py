@@ -41,7 +41,12 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     test = np.load(run / "logits_test.npz")
     assert test["logits"].shape == (42, 7) and test["labels"].shape == (42,)
     assert np.mean(test["logits"].argmax(1) == test["labels"]) == pytest.approx(metrics["accuracy"])
-    assert np.load(run / "logits_val.npz")["logits"].shape == (42, 7)
+    val = np.load(run / "logits_val.npz")
+    assert val["logits"].shape == (42, 7)
+    # TTA was chosen on PublicTest among the configured candidates, and the saved logits are its predictions.
+    assert set(summary["tta_val_acc"]) == {"none", "hflip"} and summary["tta"] in summary["tta_val_acc"]
+    assert summary["tta_val_acc"][summary["tta"]] == max(summary["tta_val_acc"].values())
+    assert np.mean(val["logits"].argmax(1) == val["labels"]) == pytest.approx(summary["tta_val_acc"][summary["tta"]])
 
     events = EventAccumulator(str(run / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])

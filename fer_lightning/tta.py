@@ -1,0 +1,57 @@
+"""Test-time augmentation: predict on several views of each face and average the probabilities.
+
+The views are ones the training augmentation already produces: the mirror image, and the face shifted a few
+pixels towards each corner with black fill (the Affine's ``border_mode=0``). ``hflip_shifts`` is our ten-crop:
+five positions and their mirrors. Which TTA a run uses is chosen on PublicTest (``choose_tta``), never on
+PrivateTest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.special import log_softmax, logsumexp
+
+TTA_NAMES = ("none", "hflip", "shifts", "hflip_shifts")
+SHIFT_PX = 3
+CORNERS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def shift(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """(N, H, W) images moved down ``dy`` and right ``dx`` pixels; uncovered pixels are 0 (black)."""
+    height, width = images.shape[-2:]
+    out = np.zeros_like(images)
+    out[..., max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+        images[..., max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+    return out
+
+
+def views(images: np.ndarray, tta: str, shift_px: int = SHIFT_PX) -> list[np.ndarray]:
+    """The views of (N, 48, 48) faces that TTA ``tta`` averages over; the first view is the faces themselves."""
+    if tta not in TTA_NAMES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_NAMES)}, got {tta!r}")
+    out = [images]
+    if "shifts" in tta:
+        out += [shift(images, dy * shift_px, dx * shift_px) for dy, dx in CORNERS]
+    if "hflip" in tta:
+        out += [np.ascontiguousarray(view[..., ::-1]) for view in out]
+    return out
+
+
+def tta_logits(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, tta: str) -> np.ndarray:
+    """Log of the mean softmax over the views: logits whose softmax is the averaged probability."""
+    per_view = np.stack([log_softmax(logits_fn(view), axis=1) for view in views(images, tta)])
+    return (logsumexp(per_view, axis=0) - np.log(len(per_view))).astype(np.float32)
+
+
+def choose_tta(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
+               candidates: Sequence[str]) -> tuple[str, dict[str, float]]:
+    """The candidate with the best accuracy on these (validation) faces, and every candidate's accuracy.
+
+    Ties go to the earlier candidate, so list the cheaper ones first.
+    """
+    if not candidates:
+        raise ValueError("tta needs at least one candidate, e.g. [none]")
+    scores = {name: float(np.mean(tta_logits(logits_fn, images, name).argmax(1) == labels)) for name in candidates}
+    return max(candidates, key=lambda name: scores[name]), scores
