@@ -1,8 +1,11 @@
 """FER-2013 as a LightningDataModule: Training trains, PublicTest validates, PrivateTest is the final test.
 
 Images travel as uint8 and are normalised in one vectorised step after the batch reaches the device, with
-statistics fitted on the Training split only. The shuffling and augmentation random states live here and go into
-every checkpoint, so a resumed run draws the same batches and augmentations as an uninterrupted one.
+statistics fitted on the Training split only. Training faces are augmented either one by one in the loader
+(``train_transform``, albumentations) or a batch at a time on the device (``batch_augment``).
+
+The shuffling and augmentation random states live here and go into every checkpoint, so a resumed run draws
+the same batches and augmentations as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from fer_lightning.augment import BatchAugment
 from fer_lightning.fercsv import CLASS_NAMES, BadRows, FerArrays, load_fer2013
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,7 @@ class FerDataModule(L.LightningDataModule):
         bad_rows: BadRows = "raise",
         normalization: Normalization = "per_pixel",
         train_transform: Callable | None = None,
+        batch_augment: BatchAugment | None = None,
         batch_size: int = 128,
         eval_batch_size: int = 512,
         num_workers: int = 0,
@@ -83,13 +88,13 @@ class FerDataModule(L.LightningDataModule):
             raise ValueError(f"data.sampler must be null or 'weighted', got {sampler!r}")
         self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
         self.normalization = normalization
-        self.train_transform = train_transform
+        self.train_transform, self.batch_augment = train_transform, batch_augment
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.sampler = num_workers, sampler
         self.data: FerArrays | None = None
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
-        self.shuffle_rng = torch.Generator()
+        self.shuffle_rng, self.batch_augment_rng = torch.Generator(), torch.Generator()
         self.augment_rng, self.augment_py_rng = np.random.default_rng(), random.Random()
 
     def prepare_data(self) -> None:
@@ -110,6 +115,7 @@ class FerDataModule(L.LightningDataModule):
 
     def _seed_random_states(self, seed: int) -> None:
         self.shuffle_rng.manual_seed(seed)
+        self.batch_augment_rng.manual_seed(seed + 1)
         self.augment_rng, self.augment_py_rng = np.random.default_rng(seed), random.Random(seed)
         if hasattr(self.train_transform, "set_random_state"):  # albumentations 2 keeps its own generators
             self.train_transform.set_random_state(self.augment_rng, self.augment_py_rng)
@@ -152,12 +158,15 @@ class FerDataModule(L.LightningDataModule):
         return [self.val_dataloader(), self.test_dataloader()]
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 1, 48, 48) -> standardised float32 on the images' device."""
+        """(B, 1, 48, 48) on the 0-255 scale, uint8 or float -> standardised float32 on the images' device."""
         mean, std = self.mean.to(images.device), self.std.to(images.device)
         return (images.float() - mean) / std
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, labels = batch
+        images = images.float()
+        if self.batch_augment is not None and self.trainer is not None and self.trainer.training:
+            images = self.batch_augment(images, self.batch_augment_rng)
         return self.normalize(images), labels
 
     def state_dict(self) -> dict[str, Any]:
@@ -167,7 +176,8 @@ class FerDataModule(L.LightningDataModule):
         """
         return {"normalization": self.normalization, "mean": self.mean, "std": self.std,
                 "shuffle_rng": self.shuffle_rng.get_state(), "augment_rng": self.augment_rng.bit_generator.state,
-                "augment_py_rng": self.augment_py_rng.getstate()}
+                "augment_py_rng": self.augment_py_rng.getstate(),
+                "batch_augment_rng": self.batch_augment_rng.get_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.mean, self.std = state_dict["mean"], state_dict["std"]
@@ -175,3 +185,5 @@ class FerDataModule(L.LightningDataModule):
             self.shuffle_rng.set_state(state_dict["shuffle_rng"])
             self.augment_rng.bit_generator.state = state_dict["augment_rng"]
             self.augment_py_rng.setstate(state_dict["augment_py_rng"])
+        if "batch_augment_rng" in state_dict:
+            self.batch_augment_rng.set_state(state_dict["batch_augment_rng"])

@@ -35,6 +35,35 @@ class DenseBlock:
     negative_slope: float = 0.01
 
 
+def random_bytes_like(x: torch.Tensor) -> torch.Tensor:
+    """Uniform uint8 noise shaped and laid out like ``x`` (channels_last included), from 64-bit draws.
+
+    The CPU generator makes one draw per call whatever the dtype, so cutting each 64-bit draw into 8 bytes
+    is about 15x cheaper than ``bernoulli_``'s draw per element.
+    """
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    shape = (x.shape[0], *x.shape[2:], x.shape[1]) if channels_last else x.shape
+    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    noise = words.view(torch.uint8)[: x.numel()].view(shape)
+    return noise.permute(0, 3, 1, 2) if channels_last else noise
+
+
+class ByteDropout(nn.Dropout):
+    """Element-wise dropout with its mask drawn from random bytes on the CPU.
+
+    ``nn.Dropout``'s ``bernoulli_`` took 13% of a CPU training step of the study's CNN. The drop probability is
+    rounded to a multiple of 1/256 (0.25 stays 0.25, 0.1 becomes 0.1016) and kept units are scaled by
+    1 / keep probability, so activations keep their expected value. Elsewhere than on the CPU it is nn.Dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        threshold = round(self.p * 256)
+        keep = random_bytes_like(x) >= threshold
+        return x * keep * (256 / (256 - threshold)) if threshold < 256 else x * 0
+
+
 def _activation(name: str, negative_slope: float) -> nn.Module:
     if name == "relu":
         return nn.ReLU(inplace=True)
@@ -83,7 +112,7 @@ class FerCNN(nn.Module):
             if block.pool:
                 layers.append(nn.MaxPool2d(2))
                 height, width = height // 2, width // 2
-            layers.append(nn.Dropout(block.dropout))
+            layers.append(ByteDropout(block.dropout))
             self._l2.append((conv.weight, block.l2))
             channels = block.filters
         if min(height, width) < 1:
@@ -93,7 +122,7 @@ class FerCNN(nn.Module):
         flat = channels * height * width
         for block in denses:
             dense = nn.Linear(flat, block.units)
-            head += [dense, _activation(activation, block.negative_slope), nn.Dropout(block.dropout)]
+            head += [dense, _activation(activation, block.negative_slope), ByteDropout(block.dropout)]
             self._l2.append((dense.weight, block.l2))
             flat = block.units
         self.classifier = nn.Linear(flat, num_classes)

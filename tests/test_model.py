@@ -6,7 +6,7 @@ from conftest import compose_train
 from hydra.utils import instantiate
 from torch import nn
 
-from fer_lightning.model import FerCNN
+from fer_lightning.model import ByteDropout, FerCNN
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky"])
@@ -76,3 +76,28 @@ def test_one_knob_sets_every_blocks_dropout() -> None:
     assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == [0.1, 0.1, 0.4]
     net = FerCNN(blocks, [{"units": 8, "dropout": 0.4}], dense_dropout=0.0)
     assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == [0.3, 0.25, 0.0]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_byte_dropout_drops_at_rate_p_and_keeps_the_mean(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    x = torch.ones(64, 16, 12, 12, requires_grad=True)
+    inputs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    drop = ByteDropout(0.25).train()
+    out = drop(inputs)
+    assert out.shape == x.shape and out.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    kept = out != 0
+    assert abs(1 - kept.float().mean().item() - 0.25) < 0.01
+    assert torch.allclose(out[kept], torch.tensor(4 / 3)) and abs(out.mean().item() - 1) < 0.02
+    out.sum().backward()  # the gradient is the same mask and scale
+    assert torch.equal(x.grad, out.detach())
+    # Masks are independent across positions: neighbouring channels are not dropped together.
+    assert abs((kept[:, 0] & kept[:, 1]).float().mean().item() - 0.75**2) < 0.01
+
+
+def test_byte_dropout_is_identity_in_eval_and_at_p_zero() -> None:
+    x = torch.randn(4, 8)
+    assert torch.equal(ByteDropout(0.5).eval()(x), x)
+    assert torch.equal(ByteDropout(0.0).train()(x), x)
+    assert not ByteDropout(1.0).train()(x).any()

@@ -75,6 +75,11 @@ def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
     assert summary["epochs"] == 1
 
 
+def test_batched_augmentation_trains(train_cfg) -> None:
+    summary = train(train_cfg("data=fer2013_batched", "trainer.max_epochs=2"))
+    assert summary["epochs"] == 2 and 0.0 <= summary["test/acc"] <= 1.0
+
+
 def test_bad_class_weights_setting(train_cfg) -> None:
     with pytest.raises(ValueError, match="class_weights must be null or 'balanced'"):
         train(train_cfg("class_weights=inverse"))
@@ -83,6 +88,6 @@ def test_bad_class_weights_setting(train_cfg) -> None:
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
 def test_real_fer2013_smoke(train_cfg) -> None:
     summary = train(train_cfg("+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
-                              "+trainer.limit_predict_batches=1", "trainer.precision=auto", csv=REAL_CSV))
+                              "tta=[none]", "trainer.precision=auto", csv=REAL_CSV))
     assert summary["epochs"] == 1 and 0.0 <= summary["test/acc"] <= 1.0
     assert summary["precision"] == choose_precision("cpu")[0]

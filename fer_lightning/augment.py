@@ -1,0 +1,72 @@
+"""Training augmentation for a whole batch at once, as tensor operations on the batch's own device.
+
+The albumentations pipeline in ``conf/data/fer2013.yaml`` runs Python code for every face. This applies the same
+kinds of change (mirror; shift, scale and rotate with black fill; brightness and contrast) to a batch with a
+handful of tensor operations, on the CPU or the GPU the batch sits on. Random draws come from a CPU generator
+that the DataModule owns and saves in checkpoints, so they do not depend on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class BatchAugment:
+    """Per-face random augmentation of a (B, 1, H, W) float batch on the 0-255 scale; values stay in 0-255.
+
+    Each of the three changes is applied to a face with its own probability, like albumentations' ``p``.
+    ``translate`` is a fraction of the side, ``rotate`` a bound in degrees; ``brightness`` and ``contrast`` are
+    albumentations' RandomBrightnessContrast limits: ``x * (1 + c) + b * 255``.
+    """
+
+    hflip: float = 0.5
+    affine: float = 0.5
+    translate: float = 0.1
+    scale: Sequence[float] = (0.9, 1.1)
+    rotate: float = 10.0
+    color: float = 0.5
+    brightness: float = 0.2
+    contrast: float = 0.2
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if images.dim() != 4 or not images.is_floating_point():
+            raise ValueError(f"BatchAugment takes a (B, C, H, W) float batch, got {images.dtype} {tuple(images.shape)}")
+        batch = len(images)
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return (low + (high - low) * torch.rand(batch, generator=generator)).to(images.device)
+
+        def chosen(p: float) -> torch.Tensor:
+            return (torch.rand(batch, generator=generator) < p).to(images.device)
+
+        flip, warp, recolor = chosen(self.hflip), chosen(self.affine), chosen(self.color)
+        angle = uniform(-self.rotate, self.rotate) * (math.pi / 180)
+        scale = uniform(*self.scale)
+        shift = torch.stack([uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)], 1)
+        alpha = 1 + uniform(-self.contrast, self.contrast)
+        beta = uniform(-self.brightness, self.brightness) * 255
+
+        images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        images = torch.where(warp[:, None, None, None], self._warp(images, angle, scale, shift), images)
+        recolored = images * alpha[:, None, None, None] + beta[:, None, None, None]
+        return torch.where(recolor[:, None, None, None], recolored, images).clamp_(0, 255)
+
+    @staticmethod
+    def _warp(images: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Rotate by ``angle`` and scale about the centre, then move by ``shift`` (fractions of the side).
+
+        ``affine_grid`` wants the map from output to input pixels: the inverse, R(-angle) / scale applied to
+        (output - 2 * shift) in its [-1, 1] coordinates.
+        """
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        inverse = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)  # (B, 2, 2)
+        offset = -(inverse @ (2 * shift).unsqueeze(-1))  # (B, 2, 1)
+        theta = torch.cat([inverse, offset], 2).to(images.dtype)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

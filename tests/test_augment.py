@@ -1,0 +1,95 @@
+"""Batched augmentation: shapes and ranges, each change on its own, per-face choice, and training-only use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import compose_train
+from hydra.utils import instantiate
+
+from fer_lightning.augment import BatchAugment
+from fer_lightning.datamodule import FerDataModule
+
+NOTHING = {"hflip": 0.0, "affine": 0.0, "color": 0.0}
+
+
+def faces(n: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.randint(1, 256, (n, 1, 48, 48), generator=torch.Generator().manual_seed(seed)).float()
+
+
+def run(augment: BatchAugment, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    return augment(images.clone(), torch.Generator().manual_seed(seed))
+
+
+def test_default_augment_keeps_shape_dtype_and_range() -> None:
+    images = faces()
+    out = run(BatchAugment(), images)
+    assert out.shape == images.shape and out.dtype == torch.float32
+    assert out.min() >= 0 and out.max() <= 255 and not torch.equal(out, images)
+
+
+def test_all_probabilities_zero_is_identity() -> None:
+    images = faces()
+    assert torch.equal(run(BatchAugment(**NOTHING), images), images)
+
+
+def test_same_generator_state_same_batch() -> None:
+    images = faces()
+    assert torch.equal(run(BatchAugment(), images, seed=3), run(BatchAugment(), images, seed=3))
+    assert not torch.equal(run(BatchAugment(), images, seed=3), run(BatchAugment(), images, seed=4))
+
+
+def test_flip_is_chosen_per_face() -> None:
+    images = faces(256)
+    out = run(BatchAugment(**{**NOTHING, "hflip": 0.5}), images)
+    flipped = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(out, images, strict=True)])
+    unchanged = torch.tensor([torch.equal(o, i) for o, i in zip(out, images, strict=True)])
+    assert bool((flipped | unchanged).all()) and 0.35 < flipped.float().mean() < 0.65
+
+
+def test_warp_shifts_and_rotates_like_the_geometry_says() -> None:
+    images = faces(2)
+    one, zero = torch.ones(2), torch.zeros(2)
+    shifted = BatchAugment._warp(images, zero, one, torch.tensor([[0.25, 0.0]] * 2))  # right by 12 px
+    torch.testing.assert_close(shifted[..., 12:], images[..., :-12], atol=1e-3, rtol=0)
+    assert shifted[..., :12].abs().max() < 1e-3  # black fill
+    turned = BatchAugment._warp(images, torch.full((2,), torch.pi / 2), one, torch.zeros(2, 2))
+    torch.testing.assert_close(turned, images.rot90(-1, (-2, -1)), atol=1e-2, rtol=0)  # +90° turns clockwise
+    torch.testing.assert_close(BatchAugment._warp(images, zero, one, torch.zeros(2, 2)), images, atol=1e-3, rtol=0)
+
+
+def test_brightness_moves_each_face_by_one_amount_within_the_limit() -> None:
+    images = faces().clamp(60, 190)  # away from the clamp at 0 and 255
+    out = run(BatchAugment(**{**NOTHING, "color": 1.0, "contrast": 0.0, "brightness": 0.2}), images)
+    delta = (out - images).flatten(1)
+    assert torch.allclose(delta, delta[:, :1], atol=1e-3) and delta.abs().max() <= 0.2 * 255 + 1e-3
+
+
+def test_bad_batch_is_refused() -> None:
+    with pytest.raises(ValueError, match="float batch"):
+        BatchAugment()(torch.zeros(2, 1, 48, 48, dtype=torch.uint8), torch.Generator())
+
+
+def test_datamodule_augments_training_batches_only_and_checkpoints_the_generator(fer_csv: Path) -> None:
+    dm = FerDataModule(str(fer_csv), batch_augment=BatchAugment(), batch_size=16)
+    dm.setup()
+    images, labels = next(iter(dm.val_dataloader()))
+    plain = dm.normalize(images)
+    dm.trainer = SimpleNamespace(training=False)
+    assert torch.equal(dm.on_after_batch_transfer((images, labels), 0)[0], plain)
+    dm.trainer = SimpleNamespace(training=True)
+    state = dm.state_dict()
+    first = dm.on_after_batch_transfer((images, labels), 0)[0]
+    assert not torch.equal(first, plain)
+    dm.load_state_dict(state)  # a resumed run draws the same augmentation again
+    assert torch.equal(dm.on_after_batch_transfer((images, labels), 0)[0], first)
+
+
+def test_batched_data_config_swaps_the_loader_transform_for_the_batch_one(tmp_path: Path) -> None:
+    cfg = compose_train([f"paths.output_dir={tmp_path}", "data.csv_path=unused.csv", "data=fer2013_batched"])
+    dm = instantiate(cfg.data)
+    assert dm.train_transform is None and isinstance(dm.batch_augment, BatchAugment)
+    assert list(dm.batch_augment.scale) == [0.9, 1.1]
