@@ -1,9 +1,9 @@
 """Training augmentation for a whole batch at once, as tensor operations on the batch's own device.
 
 The albumentations pipeline in ``conf/data/fer2013.yaml`` runs Python code for every face. This applies the same
-kinds of change (mirror; shift, scale and rotate with black fill; brightness and contrast) to a batch with a
-handful of tensor operations, on the CPU or the GPU the batch sits on. Random draws come from a CPU generator
-that the DataModule owns and saves in checkpoints, so they do not depend on the device.
+kinds of change (mirror; shift, scale and rotate with black fill; brightness and contrast; random erasing) to a
+batch with a handful of tensor operations, on the CPU or the GPU the batch sits on. Random draws come from a CPU
+generator that the DataModule owns and saves in checkpoints, so they do not depend on the device.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ class BatchAugment:
 
     Each of the three changes is applied to a face with its own probability, like albumentations' ``p``.
     ``translate`` is a fraction of the side, ``rotate`` a bound in degrees; ``brightness`` and ``contrast`` are
-    albumentations' RandomBrightnessContrast limits: ``x * (1 + c) + b * 255``.
+    albumentations' RandomBrightnessContrast limits: ``x * (1 + c) + b * 255``. ``erase`` blacks out one
+    rectangle per chosen face, as torchvision's RandomErasing: ``erase_area`` of the image, aspect ratio drawn
+    log-uniformly from ``erase_ratio``.
     """
 
     hflip: float = 0.5
@@ -33,6 +35,9 @@ class BatchAugment:
     color: float = 0.5
     brightness: float = 0.2
     contrast: float = 0.2
+    erase: float = 0.0
+    erase_area: Sequence[float] = (0.02, 0.33)
+    erase_ratio: Sequence[float] = (0.3, 3.3)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if images.dim() != 4 or not images.is_floating_point():
@@ -45,17 +50,37 @@ class BatchAugment:
         def chosen(p: float) -> torch.Tensor:
             return (torch.rand(batch, generator=generator) < p).to(images.device)
 
-        flip, warp, recolor = chosen(self.hflip), chosen(self.affine), chosen(self.color)
+        flip, warp, recolor, erase = chosen(self.hflip), chosen(self.affine), chosen(self.color), chosen(self.erase)
         angle = uniform(-self.rotate, self.rotate) * (math.pi / 180)
         scale = uniform(*self.scale)
         shift = torch.stack([uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)], 1)
         alpha = 1 + uniform(-self.contrast, self.contrast)
         beta = uniform(-self.brightness, self.brightness) * 255
+        area = uniform(*self.erase_area)
+        ratio = torch.exp(uniform(*(math.log(r) for r in self.erase_ratio)))
+        corner = torch.stack([uniform(0, 1), uniform(0, 1)], 1)
 
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         images = torch.where(warp[:, None, None, None], self._warp(images, angle, scale, shift), images)
         recolored = images * alpha[:, None, None, None] + beta[:, None, None, None]
-        return torch.where(recolor[:, None, None, None], recolored, images).clamp_(0, 255)
+        images = torch.where(recolor[:, None, None, None], recolored, images).clamp_(0, 255)
+        hole = erase[:, None, None, None] & self._rectangles(images.shape[-2:], area, ratio, corner)
+        return images.masked_fill(hole, 0)
+
+    @staticmethod
+    def _rectangles(size: Sequence[int], area: torch.Tensor, ratio: torch.Tensor,
+                    corner: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) masks of one rectangle each: ``area`` of the image, height/width ``ratio``, its top-left
+        corner at ``corner`` (fractions of the room left for it)."""
+        height, width = size
+        h = (torch.sqrt(area * ratio) * height).clamp(1, height)
+        w = (torch.sqrt(area / ratio) * width).clamp(1, width)
+        top, left = corner[:, 0] * (height - h), corner[:, 1] * (width - w)
+        rows = torch.arange(height, device=area.device)[None, :]
+        cols = torch.arange(width, device=area.device)[None, :]
+        inside_rows = (rows >= top[:, None].floor()) & (rows < (top + h)[:, None].floor())
+        inside_cols = (cols >= left[:, None].floor()) & (cols < (left + w)[:, None].floor())
+        return (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]
 
     @staticmethod
     def _warp(images: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

@@ -93,3 +93,14 @@ def test_batched_data_config_swaps_the_loader_transform_for_the_batch_one(tmp_pa
     dm = instantiate(cfg.data)
     assert dm.train_transform is None and isinstance(dm.batch_augment, BatchAugment)
     assert list(dm.batch_augment.scale) == [0.9, 1.1]
+
+
+def test_erasing_blacks_out_one_rectangle_of_the_allowed_size_per_face() -> None:
+    images = faces(128)
+    out = run(BatchAugment(**{**NOTHING, "erase": 1.0, "erase_area": (0.05, 0.2)}), images)
+    for face in (out == 0)[:, 0]:
+        rows, cols = face.any(1).nonzero().flatten(), face.any(0).nonzero().flatten()
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert face.sum() == height * width  # one solid rectangle
+        assert 0.05 * 48 * 48 * 0.7 <= height * width <= 0.2 * 48 * 48 * 1.3
+    assert torch.equal(out[out != 0], images[out != 0])  # nothing else changes

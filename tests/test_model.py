@@ -101,3 +101,12 @@ def test_byte_dropout_is_identity_in_eval_and_at_p_zero() -> None:
     assert torch.equal(ByteDropout(0.5).eval()(x), x)
     assert torch.equal(ByteDropout(0.0).train()(x), x)
     assert not ByteDropout(1.0).train()(x).any()
+
+
+def test_vgg_is_four_stages_of_two_convs_through_the_same_fercnn() -> None:
+    net = instantiate(compose_train(["model=vgg"]).model.net)
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in net.features) == 4
+    assert [m.out_features for m in net.head if isinstance(m, nn.Linear)] == [4096, 4096, 7]
+    assert net(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
