@@ -3,6 +3,8 @@
 ``fer-bench`` (or ``python -m fer_lightning.bench``) takes train.py's overrides, e.g. ``fer-bench model=leaky
 data.batch_size=256``. It trains one full real epoch through the Lightning Trainer (data pipeline, augmentation
 and validation included, no PrivateTest pass), then times inference with the weights it trained.
+It also counts the network's forward FLOPs per face, so the speeds read as arithmetic rates (training taken as
+3x the forward: the backward pass costs about twice the forward).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from omegaconf import DictConfig, open_dict
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from fer_lightning.cli import CONF_DIR, exit_on_error
 from fer_lightning.fercsv import load_fer2013
@@ -41,6 +46,14 @@ class EpochClock(L.Callback):
         self.epoch_seconds = time.perf_counter() - self._start
 
 
+def forward_mflops(net: nn.Module) -> float:
+    """Millions of floating-point operations in one 48x48 face's forward pass (a multiply-add counts 2)."""
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net.float()(torch.zeros(1, 1, 48, 48))
+    return counter.get_total_flops() / 1e6
+
+
 def bench(cfg: DictConfig) -> dict[str, Any]:
     """One timed epoch, then inference timings with its last checkpoint; returns the figures printed."""
     with open_dict(cfg):
@@ -51,12 +64,16 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     classifier = FaceClassifier.from_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", bf16)
     faces = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir).split("PublicTest")[0][: cfg.infer_batch]
     speed = timings(classifier.logits, faces, batch=cfg.infer_batch)
+    mflops = forward_mflops(classifier.net)
     figures = {
         "train_images_per_s": clock.images / clock.train_seconds,
         "epoch_seconds": clock.epoch_seconds,
         "infer_images_per_s": speed["faces_per_s"],
         "latency_ms_p50": speed["latency_ms_p50"],
         "latency_ms_p95": speed["latency_ms_p95"],
+        "forward_mflops_per_face": mflops,
+        "train_gflops_per_s": 3 * mflops * clock.images / clock.train_seconds / 1e3,
+        "infer_gflops_per_s": mflops * speed["faces_per_s"] / 1e3,
         "precision": summary["precision"],
         "memory_format": "channels_last" if bf16 else "contiguous",
         "batch_size": cfg.data.batch_size,

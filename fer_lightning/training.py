@@ -108,6 +108,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
     # Set after instantiate, which would otherwise build this _target_ node into a second network.
     model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
+    if cfg.get("compile", False):
+        model.net.compile()  # in place: state_dict keys stay plain, so checkpoints load without torch.compile
 
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = [*_instantiate_all(cfg.get("callbacks")), *extra_callbacks]

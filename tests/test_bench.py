@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from conftest import compose_config, tiny_run_overrides
+from torch import nn
 
-from fer_lightning.bench import bench
+from fer_lightning.bench import bench, forward_mflops
 from fer_lightning.timing import timings
 
 KEYS = {"train_images_per_s", "epoch_seconds", "infer_images_per_s", "latency_ms_p50", "latency_ms_p95",
@@ -25,6 +26,12 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
     assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p95"] and figures["infer_images_per_s"] > 0
     assert figures["precision"] == "32-true" and not (tmp_path / "run" / "metrics.json").exists()  # no test pass
     assert json.loads((tmp_path / "run" / "bench.json").read_text())["precision"] == "32-true"
+    assert figures["train_gflops_per_s"] == 3 * figures["forward_mflops_per_face"] * figures["train_images_per_s"] / 1e3
+
+
+def test_forward_flops_count_every_multiply_add_twice() -> None:
+    net = nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 10, bias=False))
+    assert forward_mflops(net) == 2 * 48 * 48 * 10 / 1e6
 
 
 def test_timings_count_faces_per_second() -> None:

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from conftest import REAL_CSV
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 
 from fer_lightning.fercsv import CLASS_NAMES
+from fer_lightning.inference import FaceClassifier
 from fer_lightning.precision import choose_precision
 from fer_lightning.training import train
 
@@ -78,6 +80,21 @@ def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
 def test_batched_augmentation_trains(train_cfg) -> None:
     summary = train(train_cfg("data=fer2013_batched", "trainer.max_epochs=2"))
     assert summary["epochs"] == 2 and 0.0 <= summary["test/acc"] <= 1.0
+
+
+def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, monkeypatch) -> None:
+    compiled = []
+    plain_compile = nn.Module.compile
+
+    def eager_compile(module: nn.Module, **kwargs) -> None:  # dynamo tracing without inductor's C++ builds
+        compiled.append(type(module).__name__)
+        plain_compile(module, backend="eager")
+
+    monkeypatch.setattr(nn.Module, "compile", eager_compile)
+    summary = train(train_cfg("compile=true", "trainer.max_epochs=1", "tta=[none]"))
+    assert compiled == ["FerCNN"]
+    classifier = FaceClassifier.from_checkpoint(Path(summary["best_checkpoint"]), bf16=False)
+    assert classifier.logits(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
 
 
 def test_bad_class_weights_setting(train_cfg) -> None:
