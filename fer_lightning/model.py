@@ -8,7 +8,7 @@ LightningModule can add Keras' ``kernel_regularizer=l2(x)`` penalty to the loss.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -94,10 +94,10 @@ class FerCNN(nn.Module):
         convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
         denses = [b if isinstance(b, DenseBlock) else DenseBlock(**b) for b in dense_blocks]
         # One knob for a recipe that changes every block's dropout at once (a config cannot edit list items).
-        for block in convs if conv_dropout is not None else ():
-            block.dropout = conv_dropout
-        for block in denses if dense_dropout is not None else ():
-            block.dropout = dense_dropout
+        if conv_dropout is not None:
+            convs = [replace(b, dropout=conv_dropout) for b in convs]
+        if dense_dropout is not None:
+            denses = [replace(b, dropout=dense_dropout) for b in denses]
         if not convs:
             raise ValueError("model needs at least one conv block")
         self._l2: list[tuple[nn.Parameter, float]] = []
