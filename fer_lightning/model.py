@@ -53,11 +53,12 @@ class ByteDropout(nn.Dropout):
 
     ``nn.Dropout``'s ``bernoulli_`` took 13% of a CPU training step of the study's CNN. The drop probability is
     rounded to a multiple of 1/256 (0.25 stays 0.25, 0.1 becomes 0.1016) and kept units are scaled by
-    1 / keep probability, so activations keep their expected value. Elsewhere than on the CPU it is nn.Dropout.
+    1 / keep probability, so activations keep their expected value. Off the CPU, and under ``torch.compile``
+    (whose tracing cannot alias int64 storage as bytes; it makes its own masks), it is nn.Dropout.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu":
+        if not self.training or self.p == 0 or x.device.type != "cpu" or torch.compiler.is_compiling():
             return super().forward(x)
         threshold = round(self.p * 256)
         keep = random_bytes_like(x) >= threshold
