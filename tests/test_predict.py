@@ -113,7 +113,9 @@ def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp
     write_faces(tmp_path / "faces", faces)
     stack(stack_cfg(trained_runs, tmp_path / "s", "meta=soft_vote"))
     _, stacked = run_predict(tmp_path, f"stack={tmp_path / 's'}", f"inputs={tmp_path / 'faces'}")
-    singles = [FaceClassifier.from_checkpoint(best_checkpoint(run)).predict_proba(faces) for run in trained_runs]
+    tta = [json.loads((run / "summary.json").read_text())["tta"] for run in trained_runs]  # as their logits had
+    singles = [FaceClassifier.from_checkpoint(best_checkpoint(run), tta=t).predict_proba(faces)
+               for run, t in zip(trained_runs, tta, strict=True)]
     np.testing.assert_allclose(stacked[PROBA].to_numpy(), np.mean(singles, axis=0), atol=1e-4)
 
     ckpt = best_checkpoint(trained_runs[1])
@@ -121,12 +123,11 @@ def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp
                                                f"csv_path={trained_runs[0].parent / 'fer_synthetic.csv'}",
                                                f"cache_dir={tmp_path / 'cache'}"]))
     assert figures["max_abs_logit_diff"] <= 1e-4 and figures["argmax_agreement"] == 1.0
-    onnx_model = OnnxFaceClassifier(tmp_path / "m.onnx")
+    onnx_model, plain = OnnxFaceClassifier(tmp_path / "m.onnx"), FaceClassifier.from_checkpoint(ckpt)  # no TTA
     for n in (1, 7):  # the batch axis is dynamic
-        np.testing.assert_allclose(onnx_model.logits(faces[:n]), FaceClassifier.from_checkpoint(ckpt).logits(faces[:n]),
-                                   atol=1e-4)
+        np.testing.assert_allclose(onnx_model.logits(faces[:n]), plain.logits(faces[:n]), atol=1e-4)
     _, via_onnx = run_predict(tmp_path, f"onnx={tmp_path / 'm.onnx'}", f"inputs={tmp_path / 'faces'}")
-    np.testing.assert_allclose(via_onnx[PROBA].to_numpy(), singles[1], atol=1e-4)
+    np.testing.assert_allclose(via_onnx[PROBA].to_numpy(), plain.predict_proba(faces), atol=1e-4)
 
 
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
