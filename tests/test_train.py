@@ -86,11 +86,11 @@ def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, 
     compiled = []
     plain_compile = nn.Module.compile
 
-    def eager_compile(module: nn.Module, **kwargs) -> None:  # autograd tracing without inductor's C++ builds
+    def aot_eager_compile(module: nn.Module, **kwargs) -> None:  # autograd tracing without inductor's C++ builds
         compiled.append(type(module).__name__)
         plain_compile(module, backend="aot_eager")
 
-    monkeypatch.setattr(nn.Module, "compile", eager_compile)
+    monkeypatch.setattr(nn.Module, "compile", aot_eager_compile)
     summary = train(train_cfg("compile=true", "trainer.max_epochs=1", "tta=[none]"))
     assert compiled == ["FerCNN"]
     classifier = FaceClassifier.from_checkpoint(Path(summary["best_checkpoint"]), bf16=False)
