@@ -64,6 +64,8 @@ class BatchAugment:
         images = torch.where(warp[:, None, None, None], self._warp(images, angle, scale, shift), images)
         recolored = images * alpha[:, None, None, None] + beta[:, None, None, None]
         images = torch.where(recolor[:, None, None, None], recolored, images).clamp_(0, 255)
+        if not self.erase:  # the draws above still happen, so the generator's stream does not depend on it
+            return images
         hole = erase[:, None, None, None] & self._rectangles(images.shape[-2:], area, ratio, corner)
         return images.masked_fill(hole, 0)
 

@@ -62,10 +62,11 @@ def _test_and_report(trainer: L.Trainer, model: L.LightningModule, datamodule: F
     classifier = FaceClassifier(model.net.cpu().eval(), datamodule.mean, datamodule.std, Path(best or run_dir), bf16)
     val_images, val_labels = datamodule.data.split("PublicTest")
     test_images, test_labels = datamodule.data.split("PrivateTest")
-    classifier.tta, tta_scores = choose_tta(classifier.net_logits, val_images, val_labels, tta_candidates)
+    classifier.tta, tta_scores, val_logits = choose_tta(classifier.net_logits, val_images, val_labels,
+                                                        tta_candidates)
     log.info("TTA on PublicTest: %s; using %s",
              ", ".join(f"{name} {acc:.4f}" for name, acc in tta_scores.items()), classifier.tta)
-    val_logits, test_logits = classifier.logits(val_images), classifier.logits(test_images)
+    test_logits = classifier.logits(test_images)
     save_logits(run_dir / "logits_val.npz", val_logits, val_labels)
     save_logits(run_dir / "logits_test.npz", test_logits, test_labels)
     report, confusion = write_report(run_dir, "PrivateTest", test_logits, test_labels)

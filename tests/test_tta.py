@@ -59,8 +59,9 @@ def test_choose_tta_picks_the_best_candidate_on_the_given_faces() -> None:
     # Right only on mirrored faces, and confidently so: averaging with the mirror fixes every face.
     wrong = np.eye(7)[(labels + 1) % 7]
     per_view = {plain.tobytes(): wrong, flipped.tobytes(): np.eye(7)[labels] * 10}
-    chosen, scores = choose_tta(_logits_by_view(per_view), FACES, labels, ["none", "hflip"])
+    chosen, scores, logits = choose_tta(_logits_by_view(per_view), FACES, labels, ["none", "hflip"])
     assert chosen == "hflip" and scores == {"none": 0.0, "hflip": 1.0}
+    np.testing.assert_array_equal(logits, tta_logits(_logits_by_view(per_view), FACES, "hflip"))
     tie_fn = _logits_by_view({plain.tobytes(): np.eye(7)[labels], flipped.tobytes(): np.eye(7)[labels]})
     assert choose_tta(tie_fn, FACES, labels, ["none", "hflip"])[0] == "none"  # ties go to the cheaper one
 
@@ -74,3 +75,15 @@ def test_face_classifier_applies_its_tta(trained_runs: list[Path]) -> None:
     np.testing.assert_array_equal(plain.logits(FACES), plain.net_logits(FACES))
     with pytest.raises(ValueError, match="tta must be one of"):
         FaceClassifier.from_checkpoint(ckpt, tta="flip")
+
+
+def test_choose_tta_predicts_each_distinct_view_once() -> None:
+    per_view = {v.tobytes(): RNG.normal(size=(6, 7)) for v in views(FACES, "hflip_shifts")}
+    calls = []
+
+    def logits_fn(images: np.ndarray) -> np.ndarray:
+        calls.append(images.tobytes())
+        return per_view[images.tobytes()]
+
+    choose_tta(logits_fn, FACES, RNG.integers(0, 7, size=6), list(TTA_NAMES))
+    assert sorted(calls) == sorted(per_view)  # 10 passes, not the 1 + 2 + 5 + 10 of scoring each alone
