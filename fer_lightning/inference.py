@@ -37,9 +37,10 @@ def _net_config(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
 class FaceClassifier:
     """A network plus the normalisation it was trained with; takes uint8 48x48 faces, returns logits.
 
-    ``bf16`` runs the network under bf16 autocast in channels_last, the fast path on CPUs with bf16 kernels;
-    logits stay float32 either way. ``tta`` names the test-time augmentation (``fer_lightning.tta``) that
-    ``logits`` averages over; ``net_logits`` is one plain pass.
+    ``bf16`` runs the network under bf16 autocast in channels_last, the fast path on GPUs and on CPUs with bf16
+    kernels; logits stay float32 either way. Faces go to whichever device the network is on. ``tta`` names the
+    test-time augmentation (``fer_lightning.tta``) that ``logits`` averages over; ``net_logits`` is one plain
+    pass.
     """
 
     net: nn.Module
@@ -77,13 +78,15 @@ class FaceClassifier:
         """(N, 48, 48) uint8 faces -> (N, 7) float32 logits of one pass, no TTA."""
         if images.ndim != 3 or images.dtype != np.uint8:
             raise ValueError(f"expected (N, 48, 48) uint8 faces, got {images.dtype} array of shape {images.shape}")
+        device = next(self.net.parameters()).device
+        mean, std = self.mean.to(device), self.std.to(device)
         chunks = []
         for start in range(0, len(images), batch_size):
-            batch = (torch.from_numpy(images[start:start + batch_size]).unsqueeze(1).float() - self.mean) / self.std
+            batch = (torch.from_numpy(images[start:start + batch_size]).to(device).unsqueeze(1).float() - mean) / std
             if self.bf16:
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                chunks.append(self.net(batch).float())
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                chunks.append(self.net(batch).float().cpu())
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, 7), np.float32)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:

@@ -59,7 +59,8 @@ def _test_and_report(trainer: L.Trainer, model: L.LightningModule, datamodule: F
     best = _best_checkpoint(trainer)
     log.info("Testing %s on PrivateTest", best or "the final weights")
     test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]  # leaves the tested weights in
-    classifier = FaceClassifier(model.net.cpu().eval(), datamodule.mean, datamodule.std, Path(best or run_dir), bf16)
+    net = model.net.to(trainer.strategy.root_device).eval()  # Lightning's teardown moved it to the CPU
+    classifier = FaceClassifier(net, datamodule.mean, datamodule.std, Path(best or run_dir), bf16)
     val_images, val_labels = datamodule.data.split("PublicTest")
     test_images, test_labels = datamodule.data.split("PrivateTest")
     classifier.tta, tta_scores, val_logits = choose_tta(classifier.net_logits, val_images, val_labels,
@@ -127,7 +128,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
     }
     figures: dict[str, Figure] = {}
     if cfg.get("test", True):
-        bf16 = precision != "32-true" and cpu_supports_bf16()  # TTA and logits run on the CPU
+        on_cpu = trainer.strategy.root_device.type == "cpu"  # TTA and logits run where the model trained
+        bf16 = precision.startswith("bf16") and (not on_cpu or cpu_supports_bf16())
         results, figures["test/confusion_matrix"] = _test_and_report(trainer, model, datamodule, run_dir,
                                                                      cfg.get("tta", ["none"]), bf16)
         summary |= results

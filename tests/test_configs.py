@@ -85,3 +85,15 @@ def test_best_recipe_keeps_the_study_layers_and_lowers_conv_dropout(tmp_path: Pa
     assert [m.p for m in net.features if isinstance(m, torch.nn.Dropout)] == [0.1] * 4
     assert cfg.callbacks.early_stopping is None  # one-cycle must reach its end
     assert list(cfg.tta) == ["none", "hflip", "shifts", "hflip_shifts"]
+
+
+@pytest.mark.parametrize(("experiment", "scheduler"), [("sota", "ReduceLROnPlateau"), ("sota_short", "OneCycleLR")])
+def test_vgg_recipes_build_their_scheduler(tmp_path: Path, experiment: str, scheduler: str) -> None:
+    """sota_short swaps sota's plateau schedule for one-cycle; none of the plateau's keys may leak into it."""
+    cfg = compose_train([*base_overrides(tmp_path), f"experiment={experiment}"])
+    module = instantiate(cfg.model)
+    optimizer = module.make_optimizer(params=module.parameters())
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["nesterov"]
+    extra = {"total_steps": 100} if scheduler == "OneCycleLR" else {}
+    assert type(module.make_scheduler(optimizer=optimizer, **extra)).__name__ == scheduler
+    assert cfg.data.batch_augment.erase == 0.5 and "hflip_shifts" in cfg.tta
