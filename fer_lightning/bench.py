@@ -62,6 +62,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     summary = train(cfg, extra_callbacks=[clock])
     bf16 = summary["precision"] == "bf16-mixed"
     classifier = FaceClassifier.from_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", bf16)
+    classifier.net.to(summary["device"])  # time inference where training ran
     faces = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir).split("PublicTest")[0][: cfg.infer_batch]
     speed = timings(classifier.logits, faces, batch=cfg.infer_batch)
     mflops = forward_mflops(classifier.net)
@@ -75,6 +76,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "train_gflops_per_s": 3 * mflops * clock.images / clock.train_seconds / 1e3,
         "infer_gflops_per_s": mflops * speed["faces_per_s"] / 1e3,
         "precision": summary["precision"],
+        "device": summary["device"],
         "memory_format": "channels_last" if bf16 else "contiguous",
         "batch_size": cfg.data.batch_size,
         "model": cfg.model.net.activation,

@@ -29,6 +29,7 @@ from fer_lightning.inference import FaceClassifier
 from fer_lightning.media import IMAGE_SUFFIXES, MediaError, expand_inputs, is_video, read_image, video_frames
 from fer_lightning.onnx_model import OnnxFaceClassifier
 from fer_lightning.precision import resolve_precision
+from fer_lightning.rundir import checkpoint_tta
 from fer_lightning.stacking import Stacker
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     (kind, path), = named.items()
     bf16 = resolve_precision(cfg.precision, "auto", "cpu")[0] == "bf16-mixed"
     if kind == "ckpt":
-        classifier = FaceClassifier.from_checkpoint(path, bf16, cfg.get("tta", "none"))
+        tta = cfg.get("tta", "auto")
+        classifier = FaceClassifier.from_checkpoint(path, bf16, checkpoint_tta(path) if tta == "auto" else tta)
         return classifier, f"checkpoint {path}" + (" (bf16)" if bf16 else "") + f", TTA {classifier.tta}"
     if kind == "onnx":
         return OnnxFaceClassifier(path), f"ONNX {path}"

@@ -1,7 +1,8 @@
-"""A run dir: checked before any training starts, and continued in place after a kill."""
+"""A run dir: checked before any training starts, continued in place after a kill, and read once finished."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -84,3 +85,14 @@ def resume_overrides(argv: list[str]) -> list[str]:
     original = [o for o in OmegaConf.load(saved) if o.split("=", 1)[0].lstrip("+~") not in RESUME_KEYS]
     others = [arg for arg in argv if not arg.startswith("resume=")]
     return [*original, *others, f"resume={run_dir}", "ckpt_path=last", f"hydra.run.dir={run_dir}"]
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary.json train.py writes when a run finishes, or {} where there is none."""
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def checkpoint_tta(ckpt: str | Path) -> str:
+    """The TTA the checkpoint's run chose on PublicTest; 'none' for a checkpoint outside a finished run dir."""
+    return run_summary(Path(ckpt).parent.parent).get("tta", "none")  # <run dir>/checkpoints/<file>.ckpt

@@ -7,7 +7,6 @@ scores it. The Keras study fit and tuned its decision tree on the test labels it
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from fer_lightning.errors import FerError
 from fer_lightning.fercsv import CLASS_NAMES
 from fer_lightning.inference import FaceClassifier
+from fer_lightning.rundir import run_summary
 from fer_lightning.sweep import job_overrides
 
 log = logging.getLogger(__name__)
@@ -67,17 +67,13 @@ class BaseRun:
             arrays += [logits, labels]
         return cls(run_dir, *arrays)
 
-    def _summary(self) -> dict[str, Any]:
-        path = self.run_dir / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
-
     def tta(self) -> str:
         """The test-time augmentation behind the run's saved logits ('none' for runs from before TTA)."""
-        return self._summary().get("tta", "none")
+        return run_summary(self.run_dir).get("tta", "none")
 
     def best_checkpoint(self) -> str | None:
         """The checkpoint the run tested: named in summary.json, else the one non-``last`` one; None if neither."""
-        best = self._summary().get("best_checkpoint")
+        best = run_summary(self.run_dir).get("best_checkpoint")
         if best:
             return str(self.run_dir / "checkpoints" / Path(best).name)  # still found after the run dir moved
         checkpoints = [p for p in (self.run_dir / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt"]

@@ -125,6 +125,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
         "epochs": trainer.current_epoch,
         "fit_seconds": round(fit_seconds, 1),
         "precision": precision,
+        "device": str(trainer.strategy.root_device),
     }
     figures: dict[str, Figure] = {}
     if cfg.get("test", True):

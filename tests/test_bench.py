@@ -14,7 +14,7 @@ from fer_lightning.bench import bench, forward_mflops
 from fer_lightning.timing import timings
 
 KEYS = {"train_images_per_s", "epoch_seconds", "infer_images_per_s", "latency_ms_p50", "latency_ms_p95",
-        "precision", "memory_format"}
+        "precision", "memory_format", "device"}
 
 
 def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Path, capsys) -> None:
@@ -25,6 +25,7 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
     assert printed.keys() >= KEYS and figures.keys() >= KEYS
     assert figures["train_images_per_s"] > 0 and figures["epoch_seconds"] > 0
     assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p95"] and figures["infer_images_per_s"] > 0
+    assert figures["device"] == "cpu"
     assert figures["precision"] == "32-true" and not (tmp_path / "run" / "metrics.json").exists()  # no test pass
     assert json.loads((tmp_path / "run" / "bench.json").read_text())["precision"] == "32-true"
     expected_gflops = 3 * figures["forward_mflops_per_face"] * figures["train_images_per_s"] / 1e3

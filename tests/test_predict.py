@@ -4,6 +4,7 @@ videos sampled, stacks and ONNX files used like checkpoints, ONNX output equal t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from fer_lightning.fercsv import CLASS_NAMES, load_fer2013
 from fer_lightning.inference import FaceClassifier
 from fer_lightning.onnx_model import OnnxFaceClassifier, export
 from fer_lightning.photo_sheets import make_sheets, score
-from fer_lightning.predict import predict
+from fer_lightning.predict import load_model, predict
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
 
@@ -51,7 +52,8 @@ def test_48px_faces_skip_detection_and_match_the_checkpoint(trained_runs: list[P
     summary, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'faces'}", "batch_size=5")
     assert summary["faces"] == 12 and summary["failed"] == 0
     assert (table[["x", "y", "w", "h"]].to_numpy() == [0, 0, 48, 48]).all()
-    expected = FaceClassifier.from_checkpoint(ckpt).predict_proba(faces)
+    tta = json.loads((trained_runs[0] / "summary.json").read_text())["tta"]  # tta=auto: the run's pick
+    expected = FaceClassifier.from_checkpoint(ckpt, tta=tta).predict_proba(faces)
     np.testing.assert_allclose(table[PROBA].to_numpy(), expected, atol=1e-4)  # rows kept their order
     assert table.emotion.tolist() == [CLASS_NAMES[i] for i in expected.argmax(1)]
     assert len(json.loads((tmp_path / "out" / "predictions.json").read_text())["rows"]) == 12
@@ -96,6 +98,22 @@ def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:
         run_predict(tmp_path, f"onnx={tmp_path / 'model.onnx'}", f"inputs={tmp_path}")
 
 
+def test_tta_auto_is_the_pick_of_the_checkpoints_run(trained_runs: list[Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "best.ckpt"
+    shutil.copy(best_checkpoint(trained_runs[0]), ckpt)
+    (run / "summary.json").write_text(json.dumps({"tta": "hflip_shifts"}))
+
+    def tta(*overrides: str) -> str:
+        cfg = compose_config("predict", [f"ckpt={ckpt}", "inputs=unused", "precision=32-true", *overrides])
+        return load_model(cfg)[0].tta
+
+    assert tta() == "hflip_shifts" and tta("tta=hflip") == "hflip"
+    (run / "summary.json").unlink()  # not a finished run: no views to copy
+    assert tta() == "none"
+
+
 def test_video_frames_are_sampled(trained_runs: list[Path], tmp_path: Path) -> None:
     faces = private_faces(trained_runs)[:9]
     video = tmp_path / "clip.avi"
@@ -135,7 +153,7 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
     faces, labels = load_fer2013(REAL_CSV, tmp_path / "cache").split("PublicTest")
     truth = make_sheets(faces[:60], labels[:60], tmp_path / "photos", pictures=10, per_picture=3)
     ckpt = best_checkpoint(trained_runs[0])
-    _, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'photos'}", "batch_size=8")
+    _, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'photos'}", "batch_size=8", "tta=none")
     scores = score(table, truth)
     assert scores["detection_rate"] >= 0.5 and scores["false_detections"] <= 3, scores
     found = table[table.status == "ok"]
