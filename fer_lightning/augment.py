@@ -20,7 +20,7 @@ import torch.nn.functional as F
 class BatchAugment:
     """Per-face random augmentation of a (B, 1, H, W) float batch on the 0-255 scale; values stay in 0-255.
 
-    Each of the three changes is applied to a face with its own probability, like albumentations' ``p``.
+    Each change is applied to a face with its own probability, like albumentations' ``p``.
     ``translate`` is a fraction of the side, ``rotate`` a bound in degrees; ``brightness`` and ``contrast`` are
     albumentations' RandomBrightnessContrast limits: ``x * (1 + c) + b * 255``. ``erase`` blacks out one
     rectangle per chosen face, as torchvision's RandomErasing: ``erase_area`` of the image, aspect ratio drawn

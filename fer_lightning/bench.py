@@ -50,7 +50,7 @@ def forward_mflops(net: nn.Module) -> float:
     """Millions of floating-point operations in one 48x48 face's forward pass (a multiply-add counts 2)."""
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        net.float()(torch.zeros(1, 1, 48, 48))
+        net.float()(torch.zeros(1, 1, 48, 48, device=next(net.parameters()).device))
     return counter.get_total_flops() / 1e6
 
 
