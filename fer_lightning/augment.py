@@ -4,6 +4,9 @@ The albumentations pipeline in ``conf/data/fer2013.yaml`` runs Python code for e
 kinds of change (mirror; shift, scale and rotate with black fill; brightness and contrast; random erasing) to a
 batch with a handful of tensor operations, on the CPU or the GPU the batch sits on. Random draws come from a CPU
 generator that the DataModule owns and saves in checkpoints, so they do not depend on the device.
+
+Nothing here waits for the GPU: the draws reach it in one non-blocking copy, and every face goes through every
+change with ``torch.where`` keeping the chosen ones, so no step asks the host which faces were chosen.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+DRAWS = 14  # uniform draws per face: 4 choices, angle, scale, 2 shifts, contrast, brightness, 2 erase sizes, a corner
 
 
 @dataclass
@@ -42,32 +47,42 @@ class BatchAugment:
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if images.dim() != 4 or not images.is_floating_point():
             raise ValueError(f"BatchAugment takes a (B, C, H, W) float batch, got {images.dtype} {tuple(images.shape)}")
-        batch = len(images)
+        (flip, warp, recolor, erase, angle, scale, shift_x, shift_y, contrast, brightness, area, ratio, top,
+         left) = self._draws(len(images), generator, images.device)
 
-        def uniform(low: float, high: float) -> torch.Tensor:
-            return (low + (high - low) * torch.rand(batch, generator=generator)).to(images.device)
+        def between(low: float, high: float, u: torch.Tensor) -> torch.Tensor:
+            return low + (high - low) * u
 
-        def chosen(p: float) -> torch.Tensor:
-            return (torch.rand(batch, generator=generator) < p).to(images.device)
-
-        flip, warp, recolor, erase = chosen(self.hflip), chosen(self.affine), chosen(self.color), chosen(self.erase)
-        angle = uniform(-self.rotate, self.rotate) * (math.pi / 180)
-        scale = uniform(*self.scale)
-        shift = torch.stack([uniform(-self.translate, self.translate), uniform(-self.translate, self.translate)], 1)
-        alpha = 1 + uniform(-self.contrast, self.contrast)
-        beta = uniform(-self.brightness, self.brightness) * 255
-        area = uniform(*self.erase_area)
-        ratio = torch.exp(uniform(*(math.log(r) for r in self.erase_ratio)))
-        corner = torch.stack([uniform(0, 1), uniform(0, 1)], 1)
+        flip, warp, recolor, erase = flip < self.hflip, warp < self.affine, recolor < self.color, erase < self.erase
+        angle = between(-self.rotate, self.rotate, angle) * (math.pi / 180)
+        scale = between(*self.scale, scale)
+        shift = between(-self.translate, self.translate, torch.stack([shift_x, shift_y], 1))
+        alpha = 1 + between(-self.contrast, self.contrast, contrast)
+        beta = between(-self.brightness, self.brightness, brightness) * 255
+        area = between(*self.erase_area, area)
+        ratio = torch.exp(between(*(math.log(r) for r in self.erase_ratio), ratio))
+        corner = torch.stack([top, left], 1)
 
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         images = torch.where(warp[:, None, None, None], self._warp(images, angle, scale, shift), images)
         recolored = images * alpha[:, None, None, None] + beta[:, None, None, None]
         images = torch.where(recolor[:, None, None, None], recolored, images).clamp_(0, 255)
-        if not self.erase:  # the draws above still happen, so the generator's stream does not depend on it
+        if not self.erase:
             return images
         hole = erase[:, None, None, None] & self._rectangles(images.shape[-2:], area, ratio, corner)
         return images.masked_fill(hole, 0)
+
+    @staticmethod
+    def _draws(batch: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """All of a batch's uniform draws, DRAWS rows of ``batch``, made on the CPU and sent to ``device`` at once.
+
+        One copy per batch, and to a GPU from pinned memory without waiting: a copy per draw, each a host sync,
+        would stall the GPU between training steps.
+        """
+        draws = torch.rand(DRAWS, batch, generator=generator)
+        if device.type == "cuda":
+            return draws.pin_memory().to(device, non_blocking=True)
+        return draws.to(device)
 
     @staticmethod
     def _rectangles(size: Sequence[int], area: torch.Tensor, ratio: torch.Tensor,

@@ -94,6 +94,7 @@ class FerDataModule(L.LightningDataModule):
         self.data: FerArrays | None = None
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
+        self._stats_copies: tuple[torch.Tensor, ...] | None = None  # mean, std, and their copies on a device
         self.shuffle_rng, self.batch_augment_rng = torch.Generator(), torch.Generator()
         self.augment_rng, self.augment_py_rng = np.random.default_rng(), random.Random()
 
@@ -136,8 +137,10 @@ class FerDataModule(L.LightningDataModule):
         return FaceDataset(*self.data.split(STAGE_SPLITS[stage]), transform=transform)
 
     def _loader(self, dataset: FaceDataset, batch_size: int, **kwargs: Any) -> DataLoader:
+        # Pinned batches reach a GPU without a host sync (Lightning copies them non-blocking).
         return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, worker_init_fn=_reseed_worker, **kwargs)
+                          persistent_workers=self.num_workers > 0, worker_init_fn=_reseed_worker,
+                          pin_memory=torch.cuda.is_available(), **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train", self.train_transform)
@@ -159,8 +162,15 @@ class FerDataModule(L.LightningDataModule):
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1, 48, 48) on the 0-255 scale, uint8 or float -> standardised float32 on the images' device."""
-        mean, std = self.mean.to(images.device), self.std.to(images.device)
+        mean, std = self._stats_on(images.device)
         return (images.float() - mean) / std
+
+    def _stats_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std on ``device``, copied once rather than every batch (a copy to a GPU is a host sync)."""
+        cached = self._stats_copies
+        if cached is None or cached[0] is not self.mean or cached[1] is not self.std or cached[2].device != device:
+            cached = self._stats_copies = (self.mean, self.std, self.mean.to(device), self.std.to(device))
+        return cached[2], cached[3]
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, labels = batch

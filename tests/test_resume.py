@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import torch
 from conftest import REAL_CSV, compose_train, synthetic_frame, tiny_run_overrides
 
 from fer_lightning import rundir
+from fer_lightning.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
 from fer_lightning.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint
 from fer_lightning.errors import FerError
 from fer_lightning.training import train
@@ -136,6 +138,23 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path: Pa
 def test_non_finite_loss_stops_the_run_naming_the_step(train_cfg) -> None:
     with pytest.raises(FerError, match=r"training loss is nan at step \d+ \(epoch 1, batch \d+\); stopped"):
         train(train_cfg("scheduler=none", "model.optimizer.lr=1e30"))
+
+
+def test_a_deferred_non_finite_check_still_names_the_first_bad_step() -> None:
+    check = StopOnNonFiniteLoss(every_n_steps=4)  # as on a GPU, where each read of the loss is a host sync
+    trainer = SimpleNamespace(global_step=0, current_epoch=2, checkpoint_callback=None)
+
+    def step(batch_idx: int, loss: float) -> None:
+        trainer.global_step = 10 + batch_idx
+        check.on_train_batch_end(trainer, None, torch.tensor(loss), None, batch_idx)
+
+    for batch_idx, loss in enumerate([1.0, 0.9, float("inf")]):
+        step(batch_idx, loss)  # three of four: not read yet
+    with pytest.raises(NonFiniteLossError, match=r"loss is inf at step 12 \(epoch 3, batch 3\)"):
+        step(3, float("nan"))
+    step(4, float("nan"))
+    with pytest.raises(NonFiniteLossError, match="nan at step 14"):  # read before validation, however few wait
+        check.on_validation_start(trainer, None)
 
 
 def test_unwritable_output_dir_fails_before_training(train_cfg, tmp_path: Path) -> None:
