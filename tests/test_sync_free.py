@@ -73,9 +73,11 @@ def test_a_training_step_reads_nothing_back_from_the_device(overrides: list[str]
     dm, model = instantiate(cfg.data), instantiate(cfg.model).to("meta")
     dm.setup()
     dm.trainer = SimpleNamespace(training=True)
-    batch = dm.on_after_batch_transfer((faces(16), torch.zeros(16, dtype=torch.long, device="meta")), 0)
-    loss = model.training_step(batch, 0)
-    loss.backward()
     trainer = SimpleNamespace(global_step=0, current_epoch=0)
-    StopOnNonFiniteLoss().on_train_batch_end(trainer, model, loss, batch, 0)  # deferred: not read off the CPU
+    with CopiesOffTheCpu() as copies:
+        batch = dm.on_after_batch_transfer((faces(16), torch.zeros(16, dtype=torch.long, device="meta")), 0)
+        loss = model.training_step(batch, 0)
+        loss.backward()
+        StopOnNonFiniteLoss().on_train_batch_end(trainer, model, loss, batch, 0)  # deferred: not read off the CPU
     assert loss.device.type == "meta" and loss.dim() == 0
+    assert copies.count == 2 + (dm.batch_augment is not None)  # mean and std (once a run), augmentation draws
