@@ -17,9 +17,9 @@ from fer_lightning.fercsv import CLASS_NAMES
 MIN_SCHEDULE_STEPS = 100
 
 
+# Every metric here has validate_args=False: the check counts the distinct labels at each update, a host sync
+# per step on a GPU, and the labels were already checked against the classes when the CSV was read.
 def _accuracy(num_classes: int) -> MulticlassAccuracy:
-    # validate_args=False: its check counts the distinct labels every update, a host sync per step on a GPU;
-    # the labels were checked against the classes when the CSV was read.
     return MulticlassAccuracy(num_classes, average="micro", validate_args=False)
 
 

@@ -93,6 +93,11 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def run_tta(run_dir: Path) -> str:
+    """The TTA the run chose on PublicTest; 'none' for an unfinished run or one from before TTA."""
+    return run_summary(run_dir).get("tta", "none")
+
+
 def checkpoint_tta(ckpt: str | Path) -> str:
-    """The TTA the checkpoint's run chose on PublicTest; 'none' for a checkpoint outside a finished run dir."""
-    return run_summary(Path(ckpt).parent.parent).get("tta", "none")  # <run dir>/checkpoints/<file>.ckpt
+    """The TTA the checkpoint's run chose; 'none' for a checkpoint outside a finished run dir."""
+    return run_tta(Path(ckpt).parent.parent)  # <run dir>/checkpoints/<file>.ckpt

@@ -22,7 +22,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from fer_lightning.errors import FerError
 from fer_lightning.fercsv import CLASS_NAMES
 from fer_lightning.inference import FaceClassifier
-from fer_lightning.rundir import run_summary
+from fer_lightning.rundir import run_summary, run_tta
 from fer_lightning.sweep import job_overrides
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class BaseRun:
 
     def tta(self) -> str:
         """The test-time augmentation behind the run's saved logits ('none' for runs from before TTA)."""
-        return run_summary(self.run_dir).get("tta", "none")
+        return run_tta(self.run_dir)
 
     def best_checkpoint(self) -> str | None:
         """The checkpoint the run tested: named in summary.json, else the one non-``last`` one; None if neither."""
