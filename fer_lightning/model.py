@@ -1,8 +1,9 @@
 """The study's CNN family as a plain nn.Module whose every block comes from config.
 
-Each conv block is Conv -> BatchNorm -> activation -> [MaxPool] -> Dropout, each dense block Linear ->
-activation -> Dropout, as in the Keras models. Per-layer L2 strengths are kept beside the weights so the
-LightningModule can add Keras' ``kernel_regularizer=l2(x)`` penalty to the loss.
+A conv block is Conv -> BatchNorm -> activation -> [MaxPool] -> Dropout (the usual order, used by the VGG and
+the wide variants), or, with ``norm_after_activation``, the Keras study's Conv(+bias) -> activation -> BatchNorm
+-> [MaxPool] -> Dropout. A dense block is Linear -> activation -> Dropout. Per-layer L2 strengths are kept
+beside the weights so the LightningModule can add Keras' ``kernel_regularizer=l2(x)`` penalty to the loss.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def _activation(name: str, negative_slope: float) -> nn.Module:
 class FerCNN(nn.Module):
     """Conv blocks, flatten, dense blocks, then a linear classifier over the 7 emotions.
 
-    ``conv_dropout`` / ``dense_dropout``, when set, replace the dropout of every conv / dense block.
+    ``conv_dropout`` / ``dense_dropout`` / ``conv_padding``, when set, replace the dropout of every conv / dense
+    block and the padding of every conv block. ``norm_after_activation`` puts BatchNorm after the activation,
+    as the study's Keras models do; its convs then carry a bias, which a conv feeding BatchNorm directly would
+    not use. The defaults (norm first, per-block padding ``same``) are the nets checkpoints were saved with
+    before the study's own order was offered, so those checkpoints rebuild unchanged.
     """
 
     def __init__(
@@ -90,6 +95,8 @@ class FerCNN(nn.Module):
         output_l2: float = 0.0,
         conv_dropout: float | None = None,
         dense_dropout: float | None = None,
+        conv_padding: str | None = None,
+        norm_after_activation: bool = False,
     ) -> None:
         super().__init__()
         convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
@@ -99,15 +106,21 @@ class FerCNN(nn.Module):
             convs = [replace(b, dropout=conv_dropout) for b in convs]
         if dense_dropout is not None:
             denses = [replace(b, dropout=dense_dropout) for b in denses]
+        if conv_padding is not None:
+            convs = [replace(b, padding=conv_padding) for b in convs]
         if not convs:
             raise ValueError("model needs at least one conv block")
+        for block in convs:
+            if block.padding not in ("same", "valid"):
+                raise ValueError(f"conv padding must be 'same' or 'valid', got {block.padding!r}")
         self._l2: list[tuple[nn.Parameter, float]] = []
         layers: list[nn.Module] = []
         channels, height, width = in_channels, image_size, image_size
         for block in convs:
             kernel = tuple(block.kernel_size) if isinstance(block.kernel_size, Sequence) else (block.kernel_size,) * 2
-            conv = nn.Conv2d(channels, block.filters, kernel, padding=block.padding, bias=False)
-            layers += [conv, nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)]
+            conv = nn.Conv2d(channels, block.filters, kernel, padding=block.padding, bias=norm_after_activation)
+            norm, act = nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)
+            layers += [conv, act, norm] if norm_after_activation else [conv, norm, act]
             if block.padding == "valid":
                 height, width = height - kernel[0] + 1, width - kernel[1] + 1
             if block.pool:

@@ -77,6 +77,22 @@ class OnnxFaceClassifier:
         return softmax(self.logits(images), axis=1)
 
 
+def parity(expected: np.ndarray, got: np.ndarray, tolerance: float, name: str) -> dict[str, float]:
+    """How closely an exported model's logits follow PyTorch's on the same faces; raises past ``tolerance``.
+
+    A NaN or infinite logit on either side fails too (a plain ``diff > tolerance`` is False for NaN).
+    """
+    diff = float(np.abs(expected - got).max()) if len(got) else 0.0
+    if not np.isfinite(expected).all() or not np.isfinite(got).all():
+        raise FerError(f"{name}: non-finite logits on {len(got)} PublicTest faces (PyTorch: "
+                       f"{(~np.isfinite(expected)).sum()}, exported: {(~np.isfinite(got)).sum()})")
+    if not diff <= tolerance:
+        raise FerError(f"{name}: logits differ from PyTorch's by up to {diff:.2e} on {len(got)} PublicTest faces, "
+                       f"above tolerance {tolerance:g}")
+    return {"parity_rows": float(len(got)), "max_abs_logit_diff": diff,
+            "argmax_agreement": float(np.mean(expected.argmax(1) == got.argmax(1))) if len(got) else 1.0}
+
+
 def export(cfg: DictConfig) -> dict[str, float]:
     """Export, check parity on PublicTest faces, optionally time PyTorch and ONNX; returns the figures printed."""
     if cfg.format != "onnx":
@@ -86,13 +102,7 @@ def export(cfg: DictConfig) -> dict[str, float]:
     export_onnx(classifier, target, cfg.opset)
     onnx_model = OnnxFaceClassifier(target)
     faces = load_fer2013(cfg.csv_path, cfg.cache_dir).split("PublicTest")[0][: cfg.parity_rows]
-    expected, got = classifier.logits(faces), onnx_model.logits(faces)
-    figures = {"parity_rows": float(len(faces)), "max_abs_logit_diff": float(np.abs(expected - got).max()),
-               "argmax_agreement": float(np.mean(expected.argmax(1) == got.argmax(1)))}
-    if figures["max_abs_logit_diff"] > cfg.tolerance:
-        raise FerError(f"{target}: onnxruntime logits differ from PyTorch's by up to "
-                       f"{figures['max_abs_logit_diff']:.2e} on {len(faces)} PublicTest faces, above tolerance "
-                       f"{cfg.tolerance:g}")
+    figures = parity(classifier.logits(faces), onnx_model.logits(faces), cfg.tolerance, str(target))
     log.info("Wrote %s; onnxruntime matches PyTorch within %.1e on %d PublicTest faces", target,
              figures["max_abs_logit_diff"], len(faces))
     if cfg.bench:

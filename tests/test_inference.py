@@ -32,6 +32,19 @@ def test_checkpoint_carries_the_net_config(trained_runs: list[Path]) -> None:
     assert hparams["net_config"]["activation"] == "leaky_relu"
 
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_checkpoint_from_before_the_study_nets_predicts_as_before() -> None:
+    """Written on 2026-11-25 by the code of ede98dc (convs without bias, BatchNorm before the activation, 'same'
+    padding; its net config has no conv_padding or norm_after_activation): it must rebuild that same net."""
+    expected = np.load(FIXTURES / "relu_tiny_2026-11-25_logits.npz")
+    classifier = FaceClassifier.from_checkpoint(FIXTURES / "relu_tiny_2026-11-25.ckpt")
+    features = list(classifier.net.features)
+    assert features[0].bias is None and isinstance(features[1], torch.nn.BatchNorm2d)
+    np.testing.assert_array_equal(classifier.logits(expected["faces"]), expected["logits"])
+
+
 def test_images_must_be_uint8_faces(trained_runs: list[Path]) -> None:
     classifier = FaceClassifier.from_checkpoint(best_checkpoint(trained_runs[0]))
     with pytest.raises(ValueError, match=r"expected \(N, 48, 48\) uint8 faces, got float64"):

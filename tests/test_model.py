@@ -8,16 +8,64 @@ from torch import nn
 
 from fer_lightning.model import ByteDropout, FerCNN
 
+# The study's ReLU model summary (Keras, channels last), layer by layer: output shape and parameter count.
+# BatchNorm counts its 4 vectors (gamma, beta, moving mean, moving variance) as Keras does.
+STUDY_LAYERS = [
+    ("Conv2d", (48, 44, 44), 1_248), ("BatchNorm2d", (48, 44, 44), 192), ("MaxPool2d", (48, 22, 22), 0),
+    ("Conv2d", (256, 20, 20), 110_848), ("BatchNorm2d", (256, 20, 20), 1_024), ("MaxPool2d", (256, 10, 10), 0),
+    ("Conv2d", (128, 8, 8), 295_040), ("BatchNorm2d", (128, 8, 8), 512), ("MaxPool2d", (128, 4, 4), 0),
+    ("Conv2d", (256, 2, 2), 295_168), ("BatchNorm2d", (256, 2, 2), 1_024),
+    ("Flatten", (1_024,), 0), ("Linear", (256,), 262_400), ("Linear", (7,), 1_799),
+]
+STUDY_PARAMETERS = 969_255
+
+
+def _layer_table(net: nn.Module) -> list[tuple[str, tuple[int, ...], int]]:
+    """(layer type, output shape without the batch, parameters incl. BatchNorm's running stats) per layer."""
+    kinds = (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.Flatten, nn.Linear)
+    table: list[tuple[str, tuple[int, ...], int]] = []
+
+    def record(module: nn.Module, _: object, output: torch.Tensor) -> None:
+        count = sum(p.numel() for p in module.parameters())
+        if isinstance(module, nn.BatchNorm2d):
+            count += module.running_mean.numel() + module.running_var.numel()
+        table.append((type(module).__name__, tuple(output.shape[1:]), count))
+
+    hooks = [m.register_forward_hook(record) for m in net.modules() if isinstance(m, kinds)]
+    net.eval()(torch.zeros(1, 1, 48, 48))
+    for hook in hooks:
+        hook.remove()
+    return table
+
 
 @pytest.mark.parametrize("name", ["relu", "leaky"])
-def test_study_architectures_map_faces_to_seven_logits(name: str) -> None:
+def test_study_nets_match_the_notebook_layer_for_layer(name: str) -> None:
     net = instantiate(compose_train([f"model={name}"]).model.net)
-    assert net(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+    assert _layer_table(net) == STUDY_LAYERS
+    keras_count = sum(p.numel() for p in net.parameters()) + sum(
+        m.running_mean.numel() + m.running_var.numel() for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    assert keras_count == STUDY_PARAMETERS
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.bias is not None for c in convs)  # Conv2D(use_bias=True), Keras' default
+    # The activation comes between each conv and its BatchNorm, as in Conv2D(activation=...) -> BatchNormalization.
+    activation = nn.ReLU if name == "relu" else nn.LeakyReLU
+    order = [type(m) for m in net.features if isinstance(m, nn.Conv2d | nn.BatchNorm2d | activation)]
+    assert order == [nn.Conv2d, activation, nn.BatchNorm2d] * 4
+    assert sum(isinstance(m, activation) for m in net.modules()) == 5
+    assert [m.p for m in net.modules() if isinstance(m, nn.Dropout)] == (
+        [0.35, 0.25, 0.25, 0.35, 0.25] if name == "relu" else [0.3, 0.25, 0.25, 0.3, 0.25])
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky"])
+def test_wide_variants_keep_the_earlier_nets(name: str) -> None:
+    net = instantiate(compose_train([f"model={name}_wide"]).model.net)
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [48, 256, 128, 256]
-    assert [c.kernel_size for c in convs] == [(5, 5), (3, 3), (3, 3), (3, 3)]
-    activation = nn.ReLU if name == "relu" else nn.LeakyReLU
-    assert sum(isinstance(m, activation) for m in net.modules()) == 5
+    assert all(c.bias is None and c.padding == "same" for c in convs)
+    assert net.head[1].in_features == 6 * 6 * 256
+    assert sum(p.numel() for p in net.parameters()) == 3_064_343
+    order = [type(m) for m in net.features[:3]]
+    assert order == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU if name == "relu" else nn.LeakyReLU]
 
 
 def test_leaky_slopes_come_from_config() -> None:
@@ -48,6 +96,8 @@ def test_bad_architecture_errors() -> None:
         FerCNN([{"filters": 4}], [], activation="gelu")
     with pytest.raises(ValueError, match="shrink a 48px image to nothing"):
         FerCNN([{"filters": 4}] * 6, [])
+    with pytest.raises(ValueError, match="padding must be 'same' or 'valid'"):
+        FerCNN([{"filters": 4}], [], conv_padding="full")
 
 
 @pytest.mark.parametrize("keras_l2", [True, False])

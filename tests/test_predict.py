@@ -20,7 +20,7 @@ from fer_lightning.errors import FerError
 from fer_lightning.faces import FaceFinder
 from fer_lightning.fercsv import CLASS_NAMES, load_fer2013
 from fer_lightning.inference import FaceClassifier
-from fer_lightning.onnx_model import OnnxFaceClassifier, export
+from fer_lightning.onnx_model import OnnxFaceClassifier, export, parity
 from fer_lightning.photo_sheets import make_sheets, score
 from fer_lightning.predict import load_model, predict
 
@@ -167,3 +167,14 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
     [box] = [b for b in finder.boxes(gray) if (b.x, b.y) == (first.x, first.y)]
     np.testing.assert_allclose(classifier.predict_proba(finder.crop(gray, box)[None])[0],
                                first[PROBA].to_numpy(float), atol=1e-3)
+
+
+def test_export_parity_fails_on_nan_and_on_drift() -> None:
+    expected = np.zeros((4, 7), np.float32)
+    assert parity(expected, expected + 1e-6, 1e-4, "m.onnx")["max_abs_logit_diff"] <= 1e-4
+    nan = expected.copy()
+    nan[2, 3] = np.nan
+    with pytest.raises(FerError, match=r"m\.onnx: non-finite logits on 4 PublicTest faces"):
+        parity(expected, nan, 1e-4, "m.onnx")
+    with pytest.raises(FerError, match=r"differ from PyTorch.s by up to 1\.00e-02"):
+        parity(expected, expected + 0.01, 1e-4, "m.onnx")
