@@ -5,11 +5,20 @@ data.batch_size=256``. It trains one full real epoch through the Lightning Train
 and validation included, no PrivateTest pass), then times inference with the weights it trained.
 It also counts the network's forward FLOPs per face, so the speeds read as arithmetic rates (training taken as
 3x the forward: the backward pass costs about twice the forward).
+
+``fer-bench keras=true`` also times the study's Keras model with the same layers (``fer_lightning.keras_reference``,
+in its own process, before ours) and prints the ratios. Keras is timed in steady state (its graph tracing left
+out); our training figure is a whole Lightning epoch's training batches with augmentation, so it counts the
+first steps' warm-up against us.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +26,12 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fer_lightning.cli import CONF_DIR, exit_on_error
+from fer_lightning.errors import FerError
 from fer_lightning.fercsv import load_fer2013
 from fer_lightning.inference import FaceClassifier
 from fer_lightning.timing import timings
@@ -46,6 +56,16 @@ class EpochClock(L.Callback):
         self.epoch_seconds = time.perf_counter() - self._start
 
 
+def cpu_name() -> str:
+    """The processor's model name (figures are only comparable on one CPU), from /proc/cpuinfo where there is one."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def forward_mflops(net: nn.Module) -> float:
     """Millions of floating-point operations in one 48x48 face's forward pass (a multiply-add counts 2)."""
     counter = FlopCounterMode(display=False)
@@ -54,17 +74,34 @@ def forward_mflops(net: nn.Module) -> float:
     return counter.get_total_flops() / 1e6
 
 
+def keras_figures(cfg: DictConfig) -> dict[str, Any]:
+    """The Keras reference's figures for the configured net, from its own process (see keras_reference)."""
+    net = json.dumps(OmegaConf.to_container(cfg.model.net, resolve=True))
+    command = [sys.executable, "-m", "fer_lightning.keras_reference", net, str(cfg.data.csv_path),
+               str(cfg.data.cache_dir), str(cfg.data.batch_size), str(cfg.keras_infer_batch)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FerError(f"the Keras reference failed: {last.removeprefix('error: ')}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def bench(cfg: DictConfig) -> dict[str, Any]:
     """One timed epoch, then inference timings with its last checkpoint; returns the figures printed."""
     with open_dict(cfg):
         cfg.test, cfg.trainer.max_epochs = False, 1
+    keras = keras_figures(cfg) if cfg.keras else {}
     clock = EpochClock()
     summary = train(cfg, extra_callbacks=[clock])
     bf16 = summary["precision"] == "bf16-mixed"
-    classifier = FaceClassifier.from_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", bf16)
-    classifier.net.to(summary["device"])  # time inference where training ran
+    checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     faces = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir).split("PublicTest")[0][: cfg.infer_batch]
-    speed = timings(classifier.logits, faces, batch=cfg.infer_batch)
+    speeds = {}
+    for runtime in cfg.runtimes:  # the first is the headline: fer-predict's default
+        classifier = FaceClassifier.from_checkpoint(checkpoint, bf16, runtime=runtime)
+        classifier.net.to(summary["device"])  # time inference where training ran
+        speeds[runtime] = timings(classifier.logits, faces, batch=cfg.infer_batch)
+    speed = speeds[cfg.runtimes[0]]
     mflops = forward_mflops(classifier.net)
     figures = {
         "train_images_per_s": clock.images / clock.train_seconds,
@@ -78,12 +115,20 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "precision": summary["precision"],
         "device": summary["device"],
         "memory_format": "channels_last" if bf16 else "contiguous",
+        "infer_runtime": cfg.runtimes[0],
+        **{f"{runtime}_{key}": value for runtime, timed in speeds.items() for key, value in timed.items()},
         "batch_size": cfg.data.batch_size,
         "model": cfg.model.net.activation,
+        "cpu": cpu_name(),
     }
+    if keras:
+        figures |= keras | {
+            "train_speedup_vs_keras": figures["train_images_per_s"] / keras["keras_train_images_per_s"],
+            "infer_speedup_vs_keras": figures["infer_images_per_s"] / keras["keras_infer_images_per_s"],
+        }
     (Path(cfg.paths.output_dir) / "bench.json").write_text(json.dumps(figures, indent=2))
     for key, value in figures.items():
-        print(f"{key}={value:.1f}" if isinstance(value, float) else f"{key}={value}")
+        print(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
     return figures
 
 

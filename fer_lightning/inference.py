@@ -7,7 +7,7 @@ to the run's own ``.hydra/config.yaml`` beside ``checkpoints/``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from scipy.special import softmax
 from torch import nn
 
 from fer_lightning.checkpoints import DATAMODULE_KEY, CheckpointError, read_checkpoint
+from fer_lightning.runtimes import RUNTIMES, GraphRunner, graph_runner, onnx_bytes
 from fer_lightning.tta import tta_logits, views
 
 
@@ -40,7 +41,8 @@ class FaceClassifier:
     ``bf16`` runs the network under bf16 autocast in channels_last, the fast path on GPUs and on CPUs with bf16
     kernels; logits stay float32 either way. Faces go to whichever device the network is on. ``tta`` names the
     test-time augmentation (``fer_lightning.tta``) that ``logits`` averages over; ``net_logits`` is one plain
-    pass.
+    pass. ``runtime`` other than torch exports the net to ONNX on first use and runs that graph on the CPU
+    (``fer_lightning.runtimes``), in bf16 too where ``bf16`` is set and the runtime offers it.
     """
 
     net: nn.Module
@@ -49,12 +51,17 @@ class FaceClassifier:
     source: Path
     bf16: bool = False
     tta: str = "none"
+    runtime: str = "torch"
+    _graph: GraphRunner | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         views(np.zeros((0, 48, 48), np.uint8), self.tta)  # an unknown TTA name fails here, not mid-prediction
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none") -> FaceClassifier:
+    def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none",
+                        runtime: str = "torch") -> FaceClassifier:
         path = Path(path)
         checkpoint = read_checkpoint(path)
         net: nn.Module = instantiate(_net_config(path, checkpoint), _convert_="all")
@@ -67,7 +74,7 @@ class FaceClassifier:
         stats = checkpoint[DATAMODULE_KEY]
         if bf16:
             net = net.to(memory_format=torch.channels_last)
-        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta)
+        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta, runtime)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """(N, 48, 48) uint8 faces -> (N, 7) float32 logits, averaged over the TTA views."""
@@ -78,6 +85,8 @@ class FaceClassifier:
         """(N, 48, 48) uint8 faces -> (N, 7) float32 logits of one pass, no TTA."""
         if images.ndim != 3 or images.dtype != np.uint8:
             raise ValueError(f"expected (N, 48, 48) uint8 faces, got {images.dtype} array of shape {images.shape}")
+        if self.runtime != "torch":
+            return self._graph_logits(images, batch_size)
         device = next(self.net.parameters()).device
         mean, std = self.mean.to(device), self.std.to(device)
         chunks = []
@@ -88,6 +97,13 @@ class FaceClassifier:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 chunks.append(self.net(batch).float().cpu())
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, 7), np.float32)
+
+    def _graph_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:
+        if self._graph is None:
+            self._graph = graph_runner(self.runtime, onnx_bytes(self.net, self.mean, self.std), self.bf16)
+        chunks = [self._graph(images[start:start + batch_size, None].astype(np.float32))
+                  for start in range(0, len(images), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 7), np.float32)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         return softmax(self.logits(images), axis=1)

@@ -11,42 +11,24 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from scipy.special import softmax
-from torch import nn
 
 from fer_lightning.cli import CONF_DIR, exit_on_error
 from fer_lightning.errors import FerError
 from fer_lightning.fercsv import load_fer2013
 from fer_lightning.inference import FaceClassifier
 from fer_lightning.precision import cpu_supports_bf16
+from fer_lightning.runtimes import INPUT, OUTPUT, onnx_bytes, onnxruntime_session
 from fer_lightning.timing import timings
 
 log = logging.getLogger(__name__)
-INPUT, OUTPUT = "faces", "logits"
-
-
-class NormalizedNet(nn.Module):
-    """Raw 0-255 pixels in, logits out: the training normalisation travels inside the exported graph."""
-
-    def __init__(self, classifier: FaceClassifier) -> None:
-        super().__init__()
-        self.net = classifier.net
-        self.register_buffer("mean", classifier.mean.clone())  # (1, 48, 48) or a scalar: both broadcast
-        self.register_buffer("std", classifier.std.clone())
-
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return self.net((faces - self.mean) / self.std)
 
 
 def export_onnx(classifier: FaceClassifier, path: Path, opset: int = 17) -> Path:
     """Write the network with a dynamic batch axis; input (N, 1, 48, 48) float32 pixels 0-255."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = NormalizedNet(classifier).eval().float()
-    example = torch.zeros(2, 1, 48, 48)
-    torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT],
-                      output_names=[OUTPUT], dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+    path.write_bytes(onnx_bytes(classifier.net, classifier.mean, classifier.std, opset))
     return path
 
 
@@ -54,13 +36,11 @@ class OnnxFaceClassifier:
     """An exported network under onnxruntime, with FaceClassifier's interface: uint8 faces in."""
 
     def __init__(self, path: str | Path) -> None:
-        import onnxruntime
-
         self.source = Path(path)
         if not self.source.is_file():
             raise FerError(f"{self.source}: no such ONNX file")
         try:
-            self.session = onnxruntime.InferenceSession(str(self.source), providers=["CPUExecutionProvider"])
+            self.session = onnxruntime_session(self.source)
         except Exception as err:  # onnxruntime raises its own error types for a foreign or broken file
             raise FerError(f"{self.source}: not a loadable ONNX model ({type(err).__name__})") from None
         inputs = self.session.get_inputs()

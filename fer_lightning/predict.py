@@ -48,10 +48,10 @@ class StackedFaceClassifier:
     bases: list[FaceClassifier]
 
     @classmethod
-    def from_path(cls, path: str | Path, bf16: bool) -> StackedFaceClassifier:
+    def from_path(cls, path: str | Path, bf16: bool, runtime: str) -> StackedFaceClassifier:
         path = Path(path)
         stacker = Stacker.load(path / "meta_model.joblib" if path.is_dir() else path)
-        return cls(stacker, stacker.base_classifiers(bf16))
+        return cls(stacker, stacker.base_classifiers(bf16, runtime))
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         return self.stacker.predict_images(images, self.bases)
@@ -67,11 +67,13 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     bf16 = resolve_precision(cfg.precision, "auto", "cpu")[0] == "bf16-mixed"
     if kind == "ckpt":
         tta = cfg.get("tta", "auto")
-        classifier = FaceClassifier.from_checkpoint(path, bf16, checkpoint_tta(path) if tta == "auto" else tta)
-        return classifier, f"checkpoint {path}" + (" (bf16)" if bf16 else "") + f", TTA {classifier.tta}"
+        classifier = FaceClassifier.from_checkpoint(path, bf16, checkpoint_tta(path) if tta == "auto" else tta,
+                                                    cfg.runtime)
+        return classifier, (f"checkpoint {path} on {cfg.runtime}" + (" (bf16)" if bf16 else "")
+                            + f", TTA {classifier.tta}")
     if kind == "onnx":
         return OnnxFaceClassifier(path), f"ONNX {path}"
-    return StackedFaceClassifier.from_path(path, bf16), f"stack {path}"
+    return StackedFaceClassifier.from_path(path, bf16, cfg.runtime), f"stack {path} on {cfg.runtime}"
 
 
 @dataclass

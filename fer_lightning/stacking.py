@@ -199,14 +199,15 @@ class Stacker:
         full[:, self.estimator.classes_] = proba  # a class absent when fitting keeps probability 0
         return full
 
-    def base_classifiers(self, bf16: bool = False) -> list[FaceClassifier]:
+    def base_classifiers(self, bf16: bool = False, runtime: str = "torch") -> list[FaceClassifier]:
         """Every base run's best checkpoint, loaded once, in feature order."""
         missing = [run for run, path in zip(self.run_dirs, self.checkpoints, strict=True) if path is None]
         if missing:
             raise StackingError(f"no best checkpoint recorded for run(s) {', '.join(missing)}; "
                                 "stacked predictions on new faces need every base model's weights")
         tta = getattr(self, "tta", None) or ["none"] * len(self.checkpoints)  # meta-models saved before TTA
-        return [FaceClassifier.from_checkpoint(path, bf16, t) for path, t in zip(self.checkpoints, tta, strict=True)]
+        return [FaceClassifier.from_checkpoint(path, bf16, t, runtime)
+                for path, t in zip(self.checkpoints, tta, strict=True)]
 
     def predict_images(self, images: np.ndarray, bases: Sequence[FaceClassifier] | None = None) -> np.ndarray:
         """(N, 48, 48) uint8 faces -> (N, 7) stacked probabilities, through every base checkpoint.

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import compose_config, tiny_run_overrides
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 
 from fer_lightning.bench import bench, forward_mflops
+from fer_lightning.errors import FerError
 from fer_lightning.timing import timings
 
 KEYS = {"train_images_per_s", "epoch_seconds", "infer_images_per_s", "latency_ms_p50", "latency_ms_p95",
-        "precision", "memory_format", "device"}
+        "precision", "memory_format", "device", "cpu", "infer_runtime", "torch_faces_per_s",
+        "openvino_latency_ms_p50", "onnxruntime_faces_per_s"}
+HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
 
 def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Path, capsys) -> None:
@@ -25,6 +31,7 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
     assert printed.keys() >= KEYS and figures.keys() >= KEYS
     assert figures["train_images_per_s"] > 0 and figures["epoch_seconds"] > 0
     assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p95"] and figures["infer_images_per_s"] > 0
+    assert figures["infer_runtime"] == "openvino" and figures["infer_images_per_s"] == figures["openvino_faces_per_s"]
     assert figures["device"] == "cpu"
     assert figures["precision"] == "32-true" and not (tmp_path / "run" / "metrics.json").exists()  # no test pass
     assert json.loads((tmp_path / "run" / "bench.json").read_text())["precision"] == "32-true"
@@ -47,3 +54,40 @@ def test_timings_count_faces_per_second() -> None:
     result = timings(score, np.zeros((3, 48, 48), np.uint8), single_runs=5, batch=8, batch_runs=2)
     assert calls.count(8) == 3 and calls.count(1) == 15  # warm-up + timed runs, at the sizes asked for
     assert result["faces_per_s"] > 0 and result["latency_ms_p50"] <= result["latency_ms_p95"]
+
+
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason='the Keras reference needs TensorFlow: pip install -e ".[keras]"')
+@pytest.mark.parametrize("model", ["relu", "leaky"])
+def test_keras_reference_is_the_same_net(model: str) -> None:
+    from fer_lightning.keras_reference import build_keras_model
+
+    cfg = compose_config("train", [f"model={model}"])
+    keras_model = build_keras_model(OmegaConf.to_container(cfg.model.net, resolve=True))
+    ours = instantiate(cfg.model.net)
+    batchnorm_stats = sum(m.running_mean.numel() * 2 for m in ours.modules() if isinstance(m, nn.BatchNorm2d))
+    assert keras_model.count_params() == sum(p.numel() for p in ours.parameters()) + batchnorm_stats == 969_255
+    kinds = [type(layer).__name__ for layer in keras_model.layers]
+    activation = ["LeakyReLU"] if model == "leaky" else []
+    assert kinds[:4 + len(activation)] == ["Conv2D", *activation, "BatchNormalization", "MaxPooling2D", "Dropout"]
+
+
+@pytest.mark.skipif(not HAS_TENSORFLOW, reason='the Keras reference needs TensorFlow: pip install -e ".[keras]"')
+def test_bench_times_keras_beside_ours(tmp_path: Path, fer_csv: Path) -> None:
+    cfg = compose_config("bench", [*tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache"),
+                                   "infer_batch=32", "keras=true", "keras_infer_batch=64", "runtimes=[torch]",
+                                   "data.batch_size=16"])
+    figures = bench(cfg)
+    assert figures["keras_train_images_per_s"] > 0 and figures["keras_infer_images_per_s"] > 0
+    assert figures["train_speedup_vs_keras"] == pytest.approx(
+        figures["train_images_per_s"] / figures["keras_train_images_per_s"])
+    assert figures["infer_speedup_vs_keras"] == pytest.approx(
+        figures["infer_images_per_s"] / figures["keras_infer_images_per_s"])
+
+
+def test_keras_reference_refuses_nets_the_study_never_had() -> None:
+    pytest.importorskip("keras", reason='the Keras reference needs TensorFlow: pip install -e ".[keras]"')
+    from fer_lightning.keras_reference import build_keras_model
+
+    net = OmegaConf.to_container(compose_config("train", ["model=relu_wide"]).model.net, resolve=True)
+    with pytest.raises(FerError, match="builds the study's nets only"):
+        build_keras_model(net)
