@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -13,7 +14,8 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
-from conftest import CONF_DIR, compose_train, tiny_run_overrides
+import torch
+from conftest import CONF_DIR, compose_config, compose_train, tiny_run_overrides
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -181,3 +183,15 @@ def test_a_diverging_trial_fails_naming_the_step_and_the_study_goes_on(tmp_path:
     assert summary["trials"]["fail"] == 2
     assert all(reason.startswith("NonFiniteLossError: training loss is nan at step")
                for reason in summary["failures"].values()), summary["failures"]
+
+
+def test_every_net_the_relu_search_can_draw_fits_a_face() -> None:
+    """The study's 'valid' padding shrinks faces at every conv: no choice in the space may shrink one to nothing."""
+    search = compose_config("tune", ["search=relu_random"])
+    kernel_space = {path: spec.choices for path, spec in search.space.items() if ".kernel_size." in path}
+    base = compose_config("train", ["model=relu"])
+    for values in itertools.product(*kernel_space.values()):
+        cfg = base.copy()
+        for path, value in zip(kernel_space, values, strict=True):
+            OmegaConf.update(cfg, path, value, merge=False)
+        assert instantiate(cfg.model.net).eval()(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
