@@ -57,13 +57,18 @@ class EpochClock(L.Callback):
 
 
 def cpu_name() -> str:
-    """The processor's model name (figures are only comparable on one CPU), from /proc/cpuinfo where there is one."""
+    """The processor, its core count and its bf16 matrix units: figures are only comparable on one CPU."""
+    model, flags = platform.processor() or platform.machine(), set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    units = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 bf16")) if flag in flags]
+    return f"{model}, {os.cpu_count()} cores" + "".join(f", {unit}" for unit in units)
 
 
 def forward_mflops(net: nn.Module) -> float:

@@ -8,6 +8,7 @@ the CPU (``fer-bench`` times each); fer-predict's default is set in conf/predict
 
 from __future__ import annotations
 
+import copy
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -38,17 +39,12 @@ class NormalizedNet(nn.Module):
 
 
 def onnx_bytes(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, opset: int = 17) -> bytes:
-    """The network as an ONNX model with a dynamic batch axis; exported from a float32 CPU copy, net untouched."""
-    model = NormalizedNet(net, mean, std)
-    original = next(net.parameters())
-    model = model.to("cpu", torch.float32).eval()
+    """The network as an ONNX model with a dynamic batch axis, exported from a float32 CPU copy of ``net``."""
+    model = NormalizedNet(copy.deepcopy(net), mean, std).to("cpu", torch.float32).eval()
     buffer = io.BytesIO()
-    try:
-        torch.onnx.export(model, (torch.zeros(2, 1, 48, 48),), buffer, dynamo=False, opset_version=opset,
-                          input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
-    finally:
-        net.to(original.device, original.dtype)
+    torch.onnx.export(model, (torch.zeros(2, 1, 48, 48),), buffer, dynamo=False, opset_version=opset,
+                      input_names=[INPUT], output_names=[OUTPUT],
+                      dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
     return buffer.getvalue()
 
 
@@ -61,11 +57,8 @@ def onnxruntime_session(model: bytes | Path) -> Any:
 
 def openvino_runner(model: bytes | Path, bf16: bool) -> GraphRunner:
     """OpenVINO on the CPU; ``bf16`` lets it compute in bf16 (AMX or AVX-512 bf16), else float32 throughout."""
-    try:
-        import openvino
-    except ImportError:
-        raise FerError("runtime=openvino needs OpenVINO: pip install openvino (or choose runtime=onnxruntime "
-                       "or runtime=torch)") from None
+    import openvino
+
     core = openvino.Core()
     graph = core.read_model(model if isinstance(model, bytes) else str(model))
     compiled = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
