@@ -141,6 +141,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> dict[str
                 logger.experiment.add_figure(tag, figure, global_step=trainer.global_step)
             hp = {f"hp/{k.replace('/', '_')}": v for k, v in summary.items() if isinstance(v, float)}
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True), metrics=hp)
+            logger.experiment.flush()  # written after fit's finalize: on disk now, not at interpreter exit
         if isinstance(logger, CSVLogger):
             logger.save()
             metrics_csv = Path(logger.log_dir) / "metrics.csv"

@@ -53,7 +53,7 @@ def test_seed_replication_is_the_study_recipe(tmp_path: Path) -> None:
     assert cfg.model.scheduler._target_.endswith("ReduceLROnPlateau")
     assert (cfg.model.scheduler.factor, cfg.model.scheduler.patience) == (0.5, 3)
     assert cfg.model.optimizer.lr == 1e-3 and cfg.data.batch_size == 128
-    assert cfg.data.train_transform is None and cfg.data.normalization == "scale"
+    assert cfg.data.train_transform is None and cfg.data.batch_augment is None and cfg.data.normalization == "scale"
     assert (cfg.callbacks.early_stopping.monitor, cfg.callbacks.early_stopping.patience) == ("val/loss", 10)
     assert cfg.trainer.max_epochs == 150
 
