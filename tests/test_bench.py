@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from fer_lightning.bench import bench, forward_mflops
+from fer_lightning.bench import EpochClock, bench, forward_mflops
 from fer_lightning.errors import FerError
 from fer_lightning.timing import timings
 
@@ -25,7 +25,7 @@ HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
 def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Path, capsys) -> None:
     cfg = compose_config("bench", [*tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache"),
-                                   "infer_batch=32"])
+                                   "infer_batch=32", "warmup_batches=1"])
     figures = bench(cfg)
     printed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines() if "=" in line)
     assert printed.keys() >= KEYS and figures.keys() >= KEYS
@@ -37,6 +37,16 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
     assert json.loads((tmp_path / "run" / "bench.json").read_text())["precision"] == "32-true"
     expected_gflops = 3 * figures["forward_mflops_per_face"] * figures["train_images_per_s"] / 1e3
     assert figures["train_gflops_per_s"] == pytest.approx(expected_gflops)
+
+
+def test_epoch_clock_leaves_the_warm_up_batches_out_of_the_steady_figure() -> None:
+    clock = EpochClock(warmup_batches=2)
+    clock.on_train_epoch_start(None, None)
+    labels = np.zeros(8)
+    for index in range(5):
+        clock.on_train_batch_end(None, None, None, (None, labels), index)
+    assert clock.images == 40 and clock.steady_images == 24  # batches 2, 3, 4
+    assert clock.steady_seconds > 0
 
 
 def test_forward_flops_count_every_multiply_add_twice() -> None:
@@ -74,8 +84,8 @@ def test_keras_reference_is_the_same_net(model: str) -> None:
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason='the Keras reference needs TensorFlow: pip install -e ".[keras]"')
 def test_bench_times_keras_beside_ours(tmp_path: Path, fer_csv: Path) -> None:
     cfg = compose_config("bench", [*tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache"),
-                                   "infer_batch=32", "keras=true", "keras_infer_batch=64", "runtimes=[torch]",
-                                   "data.batch_size=16"])
+                                   "infer_batch=32", "warmup_batches=1", "keras=true", "keras_infer_batch=64",
+                                   "runtimes=[torch]", "data.batch_size=16"])
     figures = bench(cfg)
     assert figures["keras_train_images_per_s"] > 0 and figures["keras_infer_images_per_s"] > 0
     assert figures["train_speedup_vs_keras"] == pytest.approx(
