@@ -7,9 +7,9 @@ It also counts the network's forward FLOPs per face, so the speeds read as arith
 3x the forward: the backward pass costs about twice the forward).
 
 ``fer-bench keras=true`` also times the study's Keras model with the same layers (``fer_lightning.keras_reference``,
-in its own process, before ours) and prints the ratios. Keras is timed in steady state (its graph tracing left
-out); our training figure is a whole Lightning epoch's training batches with augmentation, so it counts the
-first steps' warm-up against us.
+in its own process, before ours) and prints the ratios. Both sides' training figures leave out the first
+``warmup_batches`` batches (Keras' graph tracing, oneDNN's kernel building); ours is still a Lightning epoch
+with augmentation.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def keras_figures(cfg: DictConfig) -> dict[str, Any]:
     """The Keras reference's figures for the configured net, from its own process (see keras_reference)."""
     net = json.dumps(OmegaConf.to_container(cfg.model.net, resolve=True))
     command = [sys.executable, "-m", "fer_lightning.keras_reference", net, str(cfg.data.csv_path),
-               str(cfg.data.cache_dir), str(cfg.data.batch_size), str(cfg.keras_infer_batch)]
+               str(cfg.data.cache_dir), str(cfg.data.batch_size), str(cfg.keras_infer_batch), str(cfg.warmup_batches)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

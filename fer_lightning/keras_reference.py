@@ -3,7 +3,7 @@
 This is the yardstick for ``fer-bench keras=true``: the study trained with ``model.fit`` on float32 arrays
 (pixels / 255) and predicted with ``model.predict``. Both are timed in steady state only: Keras traces its
 graph at the start of every ``fit`` and ``predict`` call, which would halve a short measurement, so the first
-``warmup_steps`` training batches and one whole ``predict`` call are left out. It needs TensorFlow
+``warmup_batches`` training batches and one whole ``predict`` call are left out. It needs TensorFlow
 (``pip install -e ".[keras]"``), which never becomes a core dependency, and runs in its own process (``python -m
 fer_lightning.keras_reference <net config as JSON> <csv> <cache dir>``) so that TensorFlow's thread pools and
 oneDNN settings cannot touch the PyTorch side of a comparison.
@@ -64,18 +64,18 @@ def build_keras_model(net: dict[str, Any]) -> Any:
 
 
 def time_keras(net: dict[str, Any], images: np.ndarray, labels: np.ndarray, batch: int = 128,
-               infer_batch: int = 512, warmup_steps: int = 10, steps: int = 60) -> dict[str, float]:
+               infer_batch: int = 512, warmup_batches: int = 10, steps: int = 60) -> dict[str, Any]:
     """Steady-state training images/s (``fit`` at ``batch``) and inference images/s (``predict``)."""
     import keras
 
     model = build_keras_model(net)
-    need = batch * (warmup_steps + steps)
+    need = batch * (warmup_batches + steps)
     x = np.resize(images, (need, 48, 48))[..., None].astype(np.float32) / 255.0
     y = keras.utils.to_categorical(np.resize(labels, need), len(CLASS_NAMES))
     stamps: list[float] = []
     clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: stamps.append(time.perf_counter()))
     model.fit(x, y, batch_size=batch, epochs=1, shuffle=True, verbose=0, callbacks=[clock])
-    steady = stamps[warmup_steps:]
+    steady = stamps[warmup_batches - 1:]
     train_rate = batch * (len(steady) - 1) / (steady[-1] - steady[0])
 
     faces = x[: max(infer_batch * 8, 4096)]
@@ -88,18 +88,18 @@ def time_keras(net: dict[str, Any], images: np.ndarray, labels: np.ndarray, batc
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``<net config as JSON> <csv> <cache dir> [batch] [infer batch]``; prints the figures as one JSON line."""
+    """``<net config as JSON> <csv> <cache dir> [batch] [infer batch] [warm-up batches]``; prints one JSON line."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3:
         sys.exit("usage: python -m fer_lightning.keras_reference <net config as JSON> <csv> <cache dir> "
-                 "[batch] [infer batch]")
+                 "[batch] [infer batch] [warm-up batches]")
     try:
         import tensorflow  # noqa: F401
     except ImportError:
         sys.exit('error: the Keras reference needs TensorFlow: pip install -e ".[keras]"')
     net = json.loads(args[0])
     images, labels = load_fer2013(args[1], args[2]).split("Training")
-    sizes = [int(a) for a in args[3:5]]
+    sizes = [int(a) for a in args[3:6]]
     print(json.dumps(time_keras(net, images, labels, *sizes)))
 
 

@@ -112,6 +112,7 @@ def test_killed_study_resumes_to_the_requested_trials(tmp_path: Path, fer_csv: P
         if len(states) >= 2 and states[-1] == TrialState.RUNNING:
             break
         time.sleep(0.2)
+    time.sleep(0.5)  # the trial's first heartbeat: a trial killed before it has none and is never found stale
     assert process.poll() is None, "tune.py ended before it could be killed mid-trial"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
