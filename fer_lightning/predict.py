@@ -69,7 +69,8 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
         tta = cfg.get("tta", "auto")
         classifier = FaceClassifier.from_checkpoint(path, bf16, checkpoint_tta(path) if tta == "auto" else tta,
                                                     cfg.runtime)
-        return classifier, (f"checkpoint {path} on {cfg.runtime}" + (" (bf16)" if bf16 else "")
+        in_bf16 = bf16 and cfg.runtime != "onnxruntime"  # onnxruntime runs the graph in float32
+        return classifier, (f"checkpoint {path} on {cfg.runtime}" + (" (bf16)" if in_bf16 else "")
                             + f", TTA {classifier.tta}")
     if kind == "onnx":
         return OnnxFaceClassifier(path), f"ONNX {path}"

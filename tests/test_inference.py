@@ -32,6 +32,18 @@ def test_checkpoint_carries_the_net_config(trained_runs: list[Path]) -> None:
     assert hparams["net_config"]["activation"] == "leaky_relu"
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_graph_runtimes_give_pytorchs_logits(trained_runs: list[Path], runtime: str) -> None:
+    images, _ = load_fer2013(trained_runs[0].parent / "fer_synthetic.csv").split("PublicTest")
+    checkpoint = best_checkpoint(trained_runs[1])
+    expected = FaceClassifier.from_checkpoint(checkpoint).logits(images)
+    graph = FaceClassifier.from_checkpoint(checkpoint, runtime=runtime)
+    np.testing.assert_allclose(graph.logits(images), expected, atol=1e-4)
+    assert graph.logits(images[:1]).shape == (1, 7)  # any batch size after the first
+    with pytest.raises(ValueError, match="runtime must be one of torch, onnxruntime, openvino"):
+        FaceClassifier.from_checkpoint(checkpoint, runtime="tensorrt")
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
