@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import best_checkpoint
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from fer_lightning.checkpoints import CheckpointError
@@ -44,17 +45,35 @@ def test_graph_runtimes_give_pytorchs_logits(trained_runs: list[Path], runtime: 
         FaceClassifier.from_checkpoint(checkpoint, runtime="tensorrt")
 
 
-FIXTURES = Path(__file__).parent / "fixtures"
+# A net config as checkpoints saved it before the study's exact nets (ede98dc, 2026-11-25): no conv_padding or
+# norm_after_activation keys. The weights such a checkpoint holds, name by name (read from one written then).
+OLD_NET_CONFIG = {"_target_": "fer_lightning.model.FerCNN", "activation": "relu",
+                  "conv_blocks": [{"filters": 4, "kernel_size": [5, 5], "l2": 0.001},
+                                  {"filters": 6, "kernel_size": [3, 3], "pool": False}],
+                  "dense_blocks": [{"units": 8}]}
+OLD_WEIGHTS = {"features.0.weight": (4, 1, 5, 5), "features.1.weight": (4,), "features.1.bias": (4,),
+               "features.1.running_mean": (4,), "features.1.running_var": (4,), "features.1.num_batches_tracked": (),
+               "features.5.weight": (6, 4, 3, 3), "features.6.weight": (6,), "features.6.bias": (6,),
+               "features.6.running_mean": (6,), "features.6.running_var": (6,), "features.6.num_batches_tracked": (),
+               "classifier.weight": (7, 8), "classifier.bias": (7,), "head.1.weight": (8, 3456), "head.1.bias": (8,),
+               "head.4.weight": (7, 8), "head.4.bias": (7,)}
 
 
-def test_a_checkpoint_from_before_the_study_nets_predicts_as_before() -> None:
-    """Written on 2026-11-25 by the code of ede98dc (convs without bias, BatchNorm before the activation, 'same'
-    padding; its net config has no conv_padding or norm_after_activation): it must rebuild that same net."""
-    expected = np.load(FIXTURES / "relu_tiny_2026-11-25_logits.npz")
-    classifier = FaceClassifier.from_checkpoint(FIXTURES / "relu_tiny_2026-11-25.ckpt")
-    features = list(classifier.net.features)
-    assert features[0].bias is None and isinstance(features[1], torch.nn.BatchNorm2d)
-    np.testing.assert_array_equal(classifier.logits(expected["faces"]), expected["logits"])
+def test_a_checkpoint_from_before_the_study_nets_predicts_as_before(trained_runs: list[Path], tmp_path: Path) -> None:
+    """Its saved config rebuilds the same net (bias-free convs, BatchNorm first, 'same' padding), weights load."""
+    net = instantiate(OLD_NET_CONFIG)
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == OLD_WEIGHTS
+    assert isinstance(net.features[1], torch.nn.BatchNorm2d)
+    checkpoint = torch.load(best_checkpoint(trained_runs[0]), weights_only=True)
+    checkpoint["hyper_parameters"]["net_config"] = OLD_NET_CONFIG
+    checkpoint["state_dict"] = {f"net.{k}": v for k, v in net.state_dict().items()}
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    mean, std = (checkpoint["FerDataModule"][k].float() for k in ("mean", "std"))
+    with torch.no_grad():
+        expected = net.eval()((torch.from_numpy(faces).unsqueeze(1).float() - mean) / std).numpy()
+    np.testing.assert_allclose(FaceClassifier.from_checkpoint(tmp_path / "old.ckpt").logits(faces), expected,
+                               atol=1e-5)
 
 
 def test_images_must_be_uint8_faces(trained_runs: list[Path]) -> None:
