@@ -1,16 +1,6 @@
-"""Entry point: ``python stack.py runs='[outputs/train/runs/A,outputs/train/runs/B]' meta=decision_tree``."""
+"""``python stack.py ...`` is ``fer-stack ...``: see fer_lightning/cli/stack.py and conf/stack.yaml."""
 
-import hydra
-from omegaconf import DictConfig
-
-from fer_lightning.cli import exit_on_error
-from fer_lightning.ensemble import stack
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="stack")
-def main(cfg: DictConfig) -> float:
-    return exit_on_error(lambda: stack(cfg)["test/acc"])
-
+from fer_lightning.cli.stack import main
 
 if __name__ == "__main__":
     main()

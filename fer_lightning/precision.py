@@ -36,3 +36,11 @@ def resolve_precision(precision: str | int, channels_last: bool | str, accelerat
              " (auto)" if precision == "auto" else "", "channels_last" if layout else "contiguous",
              cpu_supports_bf16())
     return chosen, layout
+
+
+def inference_bf16(precision: str, device: str) -> bool:
+    """The one rule for running a trained net in bf16: asked for (a bf16 precision, or auto) and fast on
+    ``device`` ('cpu', 'cuda', ...). Training, fer-predict, fer-export and fer-bench all ask here."""
+    if precision == "auto":
+        return choose_precision(device)[0].startswith("bf16")
+    return precision.startswith("bf16") and (device != "cpu" or cpu_supports_bf16())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,11 @@ from omegaconf import DictConfig
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 REAL_CSV = os.environ.get("FER2013_CSV")
 SPLIT_SIZES = {"Training": 140, "PublicTest": 42, "PrivateTest": 42}
+
+
+def console_script(name: str) -> str:
+    """A command as a user runs it: pip installs the console scripts beside the interpreter."""
+    return str(Path(sys.executable).parent / name)
 
 
 def synthetic_frame(seed: int = 0, sizes: dict[str, int] | None = None) -> pd.DataFrame:
@@ -75,7 +81,7 @@ def train_cfg(tmp_path: Path, fer_csv: Path) -> Callable[..., DictConfig]:
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two finished tiny runs on the synthetic CSV (relu, leaky): checkpoints, logits, reports. Read-only."""
-    from fer_lightning.training import train
+    from fer_lightning.training.train import train
 
     root = tmp_path_factory.mktemp("trained")
     csv = root / "fer_synthetic.csv"

@@ -10,8 +10,8 @@ import torch
 from conftest import compose_train
 from hydra.utils import instantiate
 
-from fer_lightning.augment import BatchAugment
-from fer_lightning.datamodule import FerDataModule
+from fer_lightning.data.augment import BatchAugment
+from fer_lightning.data.datamodule import FerDataModule
 
 NOTHING = {"hflip": 0.0, "affine": 0.0, "color": 0.0}
 

@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from fer_lightning.bench import EpochClock, bench, forward_mflops
+from fer_lightning.bench.speed import EpochClock, bench, forward_mflops
 from fer_lightning.errors import FerError
-from fer_lightning.timing import timings
+from fer_lightning.inference.timing import timings
 
 KEYS = {"train_images_per_s", "epoch_seconds", "infer_images_per_s", "latency_ms_p50", "latency_ms_p95",
         "precision", "memory_format", "device", "cpu", "infer_runtime", "torch_faces_per_s",
@@ -69,7 +69,7 @@ def test_timings_count_faces_per_second() -> None:
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason='the Keras reference needs TensorFlow: pip install -e ".[keras]"')
 @pytest.mark.parametrize("model", ["relu", "leaky"])
 def test_keras_reference_is_the_same_net(model: str) -> None:
-    from fer_lightning.keras_reference import build_keras_model
+    from fer_lightning.bench.keras_reference import build_keras_model
 
     cfg = compose_config("train", [f"model={model}"])
     keras_model = build_keras_model(OmegaConf.to_container(cfg.model.net, resolve=True))
@@ -96,7 +96,7 @@ def test_bench_times_keras_beside_ours(tmp_path: Path, fer_csv: Path) -> None:
 
 def test_keras_reference_refuses_nets_the_study_never_had() -> None:
     pytest.importorskip("keras", reason='the Keras reference needs TensorFlow: pip install -e ".[keras]"')
-    from fer_lightning.keras_reference import build_keras_model
+    from fer_lightning.bench.keras_reference import build_keras_model
 
     net = OmegaConf.to_container(compose_config("train", ["model=relu_wide"]).model.net, resolve=True)
     with pytest.raises(FerError, match="builds the study's nets only"):

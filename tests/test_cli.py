@@ -1,12 +1,19 @@
-"""The user's entry point, train.py, run as a user runs it."""
+"""The commands run as a user runs them: train.py and the console scripts, from a checkout and from a wheel."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import tomllib
+from conftest import console_script, tiny_run_overrides
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from fer_lightning.fer2013 import CLASS_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +56,61 @@ def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path) -> None:
     assert summary["job"].tolist() == [0, 1]
     assert summary["overrides"].str.contains("model=relu").tolist() == [True, False]
     assert summary["test/acc"].between(0, 1).all()
+    events = EventAccumulator(str(jobs[1].parent / "tensorboard")).Reload()
+    start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
+    assert HParamsPluginData.FromString(start).session_start_info.hparams["model"].string_value == "leaky"
+
+
+def test_every_command_is_a_console_script_of_a_hydra_app() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")
+                 if ep.name.startswith("fer-")}
+    assert set(declared) == set(installed) >= {"fer-train", "fer-tune", "fer-stack", "fer-predict", "fer-export",
+                                               "fer-bench", "fer-analyze", "fer-photo-sheets", "fer-score-sheets"}
+    for name, entry in installed.items():
+        assert entry.value.startswith("fer_lightning.cli."), name
+        assert callable(entry.load()), name
+
+
+def test_the_wheel_carries_its_configs_and_runs_outside_the_checkout(tmp_path: Path, fer_csv: Path) -> None:
+    """Built and installed like a release (not editable), a command finds conf/ inside the package."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(ROOT)], check=True, capture_output=True, timeout=300)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--no-deps", "-q", *map(str, wheels.glob("*.whl"))],
+                   check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    conf_dir = "import fer_lightning.cli.common as common; print(common.CONF_DIR)"
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", conf_dir], cwd=elsewhere, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert Path(where).is_relative_to(venv) and (Path(where) / "train.yaml").is_file()
+    run_dir = elsewhere / "run"
+    result = subprocess.run([str(venv / "bin" / "fer-train"), *tiny_run_overrides(fer_csv, run_dir, tmp_path / "cache"),
+                             f"paths.log_dir={elsewhere / 'outputs'}"], cwd=elsewhere, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run_dir / "summary.json").is_file() and (run_dir / "metrics.json").is_file()
+
+
+def test_photo_sheets_are_made_and_scored_by_their_commands(tmp_path: Path, fer_csv: Path) -> None:
+    photos = tmp_path / "photos"
+    made = subprocess.run([console_script("fer-photo-sheets"), f"csv_path={fer_csv}", f"out={photos}", "pictures=4",
+                           "split=PublicTest", f"paths.log_dir={tmp_path / 'outputs'}"],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr[-2000:]
+    truth = pd.read_csv(photos / "truth.csv")
+    assert len(truth) == 12 and len(list(photos.glob("*.jpg"))) == 4 and set(truth.label) <= set(CLASS_NAMES)
+    perfect = truth.assign(status="ok", emotion=truth.label)  # every face found and named right
+    perfect.to_csv(tmp_path / "predictions.csv", index=False)
+    scored = subprocess.run([console_script("fer-score-sheets"), f"predictions={tmp_path / 'predictions.csv'}",
+                             f"truth={photos / 'truth.csv'}", f"hydra.run.dir={tmp_path / 'score'}"],
+                            capture_output=True, text=True, timeout=120)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert "detection_rate=1" in scored.stdout and "accuracy_on_detected=1" in scored.stdout
+    assert (tmp_path / "score" / "score.json").is_file()
+    refused = subprocess.run([console_script("fer-photo-sheets"), f"csv_path={fer_csv}", "split=Training",
+                              f"paths.log_dir={tmp_path / 'outputs'}"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1].startswith("error: split must be")

@@ -11,9 +11,9 @@ from conftest import CONF_DIR, compose_config, compose_train
 from hydra.utils import instantiate
 from sklearn.base import is_classifier
 
-from fer_lightning.datamodule import FerDataModule
-from fer_lightning.ensemble import configured_learners
-from fer_lightning.module import EmotionClassifier
+from fer_lightning.data.datamodule import FerDataModule
+from fer_lightning.ensemble.stack import configured_learners
+from fer_lightning.models.classifier import EmotionClassifier
 
 
 def options(group: str) -> list[str]:

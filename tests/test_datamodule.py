@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_lightning.datamodule import FerDataModule, fit_normalization
+from fer_lightning.data.datamodule import FerDataModule, fit_normalization
 
 
 def make_dm(fer_csv: Path, **kwargs) -> FerDataModule:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import SPLIT_SIZES, synthetic_frame
 
-from fer_lightning.fercsv import FerDataError, load_fer2013, parse_csv
+from fer_lightning.data.csv_reader import FerDataError, load_fer2013, parse_csv
 
 
 def write(tmp_path: Path, frame: pd.DataFrame, name: str = "bad.csv") -> Path:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fer_lightning.fercsv import PIXELS_PER_IMAGE, SPLITS, FerDataError, parse_csv
+from fer_lightning.data.csv_reader import FerDataError, parse_csv
+from fer_lightning.fer2013 import PIXELS_PER_IMAGE, SPLITS
 
 JUNK_TOKENS = ["x", "1.5", "-3", "+4", "nan", "1e3", "0x1f", "\u0663", "1\xa02", "12,"]
 

@@ -10,11 +10,10 @@ import pytest
 import torch
 from conftest import best_checkpoint
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from fer_lightning.checkpoints import CheckpointError
-from fer_lightning.fercsv import load_fer2013
-from fer_lightning.inference import FaceClassifier
+from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.models.checkpoints import CheckpointError
 
 
 def test_checkpoint_reproduces_the_runs_saved_logits(trained_runs: list[Path]) -> None:
@@ -29,7 +28,7 @@ def test_checkpoint_reproduces_the_runs_saved_logits(trained_runs: list[Path]) -
 
 def test_checkpoint_carries_the_net_config(trained_runs: list[Path]) -> None:
     hparams = torch.load(best_checkpoint(trained_runs[1]), weights_only=True)["hyper_parameters"]
-    assert hparams["net_config"]["_target_"] == "fer_lightning.model.FerCNN"
+    assert hparams["net_config"]["_target_"] == "fer_lightning.models.cnn.FerCNN"
     assert hparams["net_config"]["activation"] == "leaky_relu"
 
 
@@ -46,7 +45,8 @@ def test_graph_runtimes_give_pytorchs_logits(trained_runs: list[Path], runtime: 
 
 
 # A net config as checkpoints saved it before the study's exact nets (ede98dc, 2026-11-25): no conv_padding or
-# norm_after_activation keys. The weights such a checkpoint holds, name by name (read from one written then).
+# norm_after_activation keys, and the class at its path of then. The weights such a checkpoint holds, name by
+# name (read from one written then).
 OLD_NET_CONFIG = {"_target_": "fer_lightning.model.FerCNN", "activation": "relu",
                   "conv_blocks": [{"filters": 4, "kernel_size": [5, 5], "l2": 0.001},
                                   {"filters": 6, "kernel_size": [3, 3], "pool": False}],
@@ -61,7 +61,7 @@ OLD_WEIGHTS = {"features.0.weight": (4, 1, 5, 5), "features.1.weight": (4,), "fe
 
 def test_a_checkpoint_from_before_the_study_nets_predicts_as_before(trained_runs: list[Path], tmp_path: Path) -> None:
     """Its saved config rebuilds the same net (bias-free convs, BatchNorm first, 'same' padding), weights load."""
-    net = instantiate(OLD_NET_CONFIG)
+    net = instantiate({**OLD_NET_CONFIG, "_target_": "fer_lightning.models.cnn.FerCNN"})
     assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == OLD_WEIGHTS
     assert isinstance(net.features[1], torch.nn.BatchNorm2d)
     checkpoint = torch.load(best_checkpoint(trained_runs[0]), weights_only=True)
@@ -101,15 +101,9 @@ def test_foreign_checkpoint(tmp_path: Path) -> None:
         FaceClassifier.from_checkpoint(foreign)
 
 
-def test_older_checkpoint_falls_back_to_its_run_config(trained_runs: list[Path], tmp_path: Path) -> None:
+def test_checkpoint_without_a_net_config_is_refused(trained_runs: list[Path], tmp_path: Path) -> None:
     checkpoint = torch.load(best_checkpoint(trained_runs[0]), weights_only=True)
-    net_config = checkpoint["hyper_parameters"].pop("net_config")
-    old = tmp_path / "run" / "checkpoints" / "old.ckpt"
-    old.parent.mkdir(parents=True)
-    torch.save(checkpoint, old)
-    with pytest.raises(CheckpointError, match=r"old\.ckpt: holds no net_config and has no run config"):
-        FaceClassifier.from_checkpoint(old)
-    (tmp_path / "run" / ".hydra").mkdir()
-    OmegaConf.save({"model": {"net": net_config}}, tmp_path / "run" / ".hydra" / "config.yaml")
-    rebuilt = FaceClassifier.from_checkpoint(old).net
-    assert rebuilt.features[0].out_channels == net_config["conv_blocks"][0]["filters"]
+    del checkpoint["hyper_parameters"]["net_config"]
+    torch.save(checkpoint, tmp_path / "anonymous.ckpt")
+    with pytest.raises(CheckpointError, match=r"anonymous\.ckpt: holds no net_config"):
+        FaceClassifier.from_checkpoint(tmp_path / "anonymous.ckpt")

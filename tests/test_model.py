@@ -6,7 +6,7 @@ from conftest import compose_train
 from hydra.utils import instantiate
 from torch import nn
 
-from fer_lightning.model import ByteDropout, FerCNN
+from fer_lightning.models.cnn import ByteDropout, FerCNN
 
 # The study's ReLU model summary (Keras, channels last), layer by layer: output shape and parameter count.
 # BatchNorm counts its 4 vectors (gamma, beta, moving mean, moving variance) as Keras does.
@@ -104,7 +104,7 @@ def test_bad_architecture_errors() -> None:
 def test_keras_l2_switch_adds_or_drops_the_penalty(keras_l2: bool) -> None:
     from functools import partial
 
-    from fer_lightning.module import EmotionClassifier
+    from fer_lightning.models.classifier import EmotionClassifier
 
     net = FerCNN([{"filters": 4, "l2": 0.01}], [{"units": 5, "l2": 0.1}])
     module = EmotionClassifier(net, partial(torch.optim.SGD, lr=0.1), keras_l2=keras_l2)

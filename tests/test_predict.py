@@ -6,23 +6,24 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_CSV, best_checkpoint, compose_config, stack_cfg
+from conftest import REAL_CSV, best_checkpoint, compose_config, console_script, stack_cfg
 
-from fer_lightning.ensemble import stack
+from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.ensemble.stack import stack
 from fer_lightning.errors import FerError
-from fer_lightning.faces import FaceFinder
-from fer_lightning.fercsv import CLASS_NAMES, load_fer2013
-from fer_lightning.inference import FaceClassifier
-from fer_lightning.onnx_model import OnnxFaceClassifier, export, parity
-from fer_lightning.photo_sheets import make_sheets, score
-from fer_lightning.predict import load_model, predict
+from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
+from fer_lightning.predict.face_detection import FaceFinder
+from fer_lightning.predict.photo_sheets import make_sheets, score
+from fer_lightning.predict.predictor import load_model, predict
+from fer_lightning.training.run_dir import RunDir, RunSummary
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
 
@@ -70,7 +71,7 @@ def test_bad_inputs_are_named_and_the_rest_still_predicted(trained_runs: list[Pa
     blank = photos / "wall.png"
     cv2.imwrite(str(blank), np.full((200, 200), 128, np.uint8))
     result = subprocess.run(
-        [sys.executable, "-m", "fer_lightning.predict", f"ckpt={best_checkpoint(trained_runs[0])}",
+        [console_script("fer-predict"), f"ckpt={best_checkpoint(trained_runs[0])}",
          f"inputs=[{photos},{tmp_path / 'empty'},{tmp_path / 'missing.png'}]", f"hydra.run.dir={tmp_path / 'out'}",
          "progress=false", "detect=always"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -103,7 +104,8 @@ def test_tta_auto_is_the_pick_of_the_checkpoints_run(trained_runs: list[Path], t
     (run / "checkpoints").mkdir(parents=True)
     ckpt = run / "checkpoints" / "best.ckpt"
     shutil.copy(best_checkpoint(trained_runs[0]), ckpt)
-    (run / "summary.json").write_text(json.dumps({"tta": "hflip_shifts"}))
+    RunDir(run).write_summary(RunSummary(val_acc_best=0.5, epochs=1, fit_seconds=1.0, precision="32-true",
+                                         device="cpu", tta="hflip_shifts"))
 
     def tta(*overrides: str) -> str:
         cfg = compose_config("predict", [f"ckpt={ckpt}", "inputs=unused", "precision=32-true", *overrides])

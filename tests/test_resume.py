@@ -17,11 +17,11 @@ import pytest
 import torch
 from conftest import REAL_CSV, compose_train, synthetic_frame, tiny_run_overrides
 
-from fer_lightning import rundir
-from fer_lightning.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
-from fer_lightning.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from fer_lightning.cli.train import resume_overrides
 from fer_lightning.errors import FerError
-from fer_lightning.training import train
+from fer_lightning.models.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from fer_lightning.training.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+from fer_lightning.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 # Long enough epochs (43 batches) that a kill lands inside one; fp32 and one thread so runs compare exactly.
@@ -92,17 +92,17 @@ def test_sigkilled_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path: 
 
 def test_resume_needs_a_run_dir_with_a_last_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(FerError, match=r"resume=.*nowhere: no \.hydra/overrides\.yaml there"):
-        rundir.resume_overrides([f"resume={tmp_path / 'nowhere'}"])
+        resume_overrides([f"resume={tmp_path / 'nowhere'}"])
     (tmp_path / "run" / ".hydra").mkdir(parents=True)
     (tmp_path / "run" / ".hydra" / "overrides.yaml").write_text("- model=leaky\n- ckpt_path=last\n- seed=3\n")
     with pytest.raises(FerError, match=r"no checkpoints/last\.ckpt to continue from"):
-        rundir.resume_overrides([f"resume={tmp_path / 'run'}"])
+        resume_overrides([f"resume={tmp_path / 'run'}"])
     (tmp_path / "run" / "checkpoints").mkdir()
     (tmp_path / "run" / "checkpoints" / "last.ckpt").touch()
-    expanded = rundir.resume_overrides([f"resume={tmp_path / 'run'}", "trainer.max_epochs=40"])
+    expanded = resume_overrides([f"resume={tmp_path / 'run'}", "trainer.max_epochs=40"])
     assert expanded == ["model=leaky", "seed=3", "trainer.max_epochs=40", f"resume={tmp_path / 'run'}",
                         "ckpt_path=last", f"hydra.run.dir={tmp_path / 'run'}"]
-    assert rundir.resume_overrides(["model=relu"]) == ["model=relu"]
+    assert resume_overrides(["model=relu"]) == ["model=relu"]
 
 
 def test_ckpt_path_last_without_a_last_checkpoint_says_how_to_resume(train_cfg) -> None:
@@ -128,7 +128,7 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path: Pa
         file.write(before[: len(before) // 2])
         raise KeyboardInterrupt  # stands in for the kill
 
-    monkeypatch.setattr("fer_lightning.checkpoints.torch.save", dies_halfway)
+    monkeypatch.setattr("fer_lightning.models.checkpoints.torch.save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}, "FerDataModule": {}, "epoch": 2}, path)
     assert path.read_bytes() == before and read_checkpoint(path)["epoch"] == 1
@@ -164,7 +164,8 @@ def test_unwritable_output_dir_fails_before_training(train_cfg, tmp_path: Path) 
 
 
 def test_full_disk_fails_before_training(train_cfg, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(rundir.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 50 * 2**20})())
+    monkeypatch.setattr("fer_lightning.training.run_dir.shutil.disk_usage",
+                        lambda path: type("Usage", (), {"free": 50 * 2**20})())
     with pytest.raises(FerError, match=r"only 50 MB free on its disk, below min_free_disk_mb=200"):
         train(train_cfg())
     assert not (tmp_path / "run" / "checkpoints").exists()

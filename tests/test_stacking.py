@@ -15,18 +15,19 @@ from conftest import stack_cfg
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from fer_lightning.ensemble import stack
-from fer_lightning.fercsv import load_fer2013
-from fer_lightning.reports import save_logits
-from fer_lightning.stacking import (
+from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.ensemble.stack import stack
+from fer_lightning.ensemble.stacking import (
     SoftVoteClassifier,
     Stacker,
     StackingError,
     expand_run_dirs,
     meta_features,
 )
+from fer_lightning.training.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
+SPLIT_NAMES = {"val": "PublicTest", "test": "PrivateTest"}
 
 
 def _confident(predicted: np.ndarray) -> np.ndarray:
@@ -53,7 +54,7 @@ def complementary_runs(root: Path, n_val: int = 700, n_test: int = 490, seed: in
         run_dir = root / f"run_{name}"
         run_dir.mkdir(parents=True)
         for split, (logits, labels) in splits.items():
-            save_logits(run_dir / f"logits_{split}.npz", logits, labels)
+            RunDir(run_dir).save_logits(SPLIT_NAMES[split], logits, labels)
         paths.append(run_dir)
     return paths
 
@@ -119,7 +120,7 @@ def test_misaligned_labels_are_refused(tmp_path: Path) -> None:
     saved = np.load(runs[1] / "logits_test.npz")
     labels = saved["labels"].copy()
     labels[[3, 7]] = (labels[[3, 7]] + 1) % 7
-    save_logits(runs[1] / "logits_test.npz", saved["logits"], labels)
+    RunDir(runs[1]).save_logits("PrivateTest", saved["logits"], labels)
     expected = r"run_b: PrivateTest labels differ from .*run_a's at 2 rows \(first: row 3\)"
     with pytest.raises(StackingError, match=expected):
         stack(stack_cfg(runs, tmp_path / "stack"))
@@ -128,7 +129,7 @@ def test_misaligned_labels_are_refused(tmp_path: Path) -> None:
 def test_runs_of_different_lengths_are_refused_on_the_command_line(tmp_path: Path) -> None:
     runs = complementary_runs(tmp_path)
     saved = np.load(runs[1] / "logits_val.npz")
-    save_logits(runs[1] / "logits_val.npz", saved["logits"][:-5], saved["labels"][:-5])
+    RunDir(runs[1]).save_logits("PublicTest", saved["logits"][:-5], saved["labels"][:-5])
     result = subprocess.run([sys.executable, "stack.py", f"runs=[{runs[0]},{runs[1]}]",
                              f"hydra.run.dir={tmp_path / 'stack'}"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
@@ -140,7 +141,7 @@ def test_a_multirun_root_expands_to_its_numbered_runs(tmp_path: Path) -> None:
     for number, run in enumerate(complementary_runs(tmp_path)):
         run.rename(tmp_path / str(number + 9))  # 9 and 10: numeric, not string, order
     (tmp_path / "multirun.yaml").write_text("")
-    assert expand_run_dirs(str(tmp_path)) == [tmp_path / "9", tmp_path / "10"]
+    assert expand_run_dirs(str(tmp_path)) == [RunDir(tmp_path / "9"), RunDir(tmp_path / "10")]
     (tmp_path / "empty").mkdir()
     with pytest.raises(StackingError, match="neither a finished run"):
         expand_run_dirs([str(tmp_path / "empty")])

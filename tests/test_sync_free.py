@@ -17,9 +17,9 @@ from conftest import compose_train
 from hydra.utils import instantiate
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fer_lightning.augment import BatchAugment
-from fer_lightning.callbacks import StopOnNonFiniteLoss
-from fer_lightning.datamodule import FerDataModule
+from fer_lightning.data.augment import BatchAugment
+from fer_lightning.data.datamodule import FerDataModule
+from fer_lightning.training.callbacks import StopOnNonFiniteLoss
 
 COPIES = (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default)
 

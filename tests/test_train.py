@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 from conftest import REAL_CSV
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
 
-from fer_lightning.fercsv import CLASS_NAMES
-from fer_lightning.inference import FaceClassifier
+from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.precision import choose_precision
-from fer_lightning.training import train
+from fer_lightning.training.train import train
 
+KNOBS = {"model", "optimizer", "scheduler", "peak_lr", "weight_decay", "l2_in_loss", "label_smoothing", "conv_dropout",
+         "dense_dropout", "augmentation", "batch_size", "max_epochs", "seed", "precision"}
 RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
              "logits_val.npz", "logits_test.npz"}
 
@@ -23,8 +26,8 @@ RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confu
 @pytest.mark.parametrize("model", ["relu", "leaky"])
 def test_fast_dev_run(train_cfg, model: str) -> None:
     summary = train(train_cfg(f"model={model}", "+trainer.fast_dev_run=true"))
-    assert 0.0 <= summary["test/acc"] <= 1.0
-    assert summary["best_checkpoint"] is None  # fast_dev_run writes none; the final weights are tested
+    assert 0.0 <= summary.test_acc <= 1.0
+    assert summary.best_checkpoint is None  # fast_dev_run writes none; the final weights are tested
 
 
 def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Path, caplog) -> None:
@@ -33,12 +36,12 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     assert "epoch 1/2 train/loss=" in caplog.text and "epoch 2/2 train/loss=" in caplog.text
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= RUN_FILES
-    assert (run / "checkpoints" / "last.ckpt").is_file() and Path(summary["best_checkpoint"]).is_file()
-    assert summary["epochs"] == 2 and 0.0 <= summary["val/acc_best"] <= 1.0
+    assert (run / "checkpoints" / "last.ckpt").is_file() and Path(summary.best_checkpoint).is_file()
+    assert summary.epochs == 2 and 0.0 <= summary.val_acc_best <= 1.0
 
     metrics = json.loads((run / "metrics.json").read_text())["PrivateTest"]
     assert metrics["n"] == 42 and set(metrics["per_class"]) == set(CLASS_NAMES)
-    assert metrics["accuracy"] == pytest.approx(summary["test/acc"])
+    assert metrics["accuracy"] == pytest.approx(summary.test_acc)
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
     test = np.load(run / "logits_test.npz")
     assert test["logits"].shape == (42, 7) and test["labels"].shape == (42,)
@@ -46,21 +49,26 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     val = np.load(run / "logits_val.npz")
     assert val["logits"].shape == (42, 7)
     # TTA was chosen on PublicTest among the configured candidates, and the saved logits are its predictions.
-    assert set(summary["tta_val_acc"]) == {"none", "hflip"} and summary["tta"] in summary["tta_val_acc"]
-    assert summary["tta_val_acc"][summary["tta"]] == max(summary["tta_val_acc"].values())
-    assert np.mean(val["logits"].argmax(1) == val["labels"]) == pytest.approx(summary["tta_val_acc"][summary["tta"]])
+    assert set(summary.tta_val_acc) == {"none", "hflip"} and summary.tta in summary.tta_val_acc
+    assert summary.tta_val_acc[summary.tta] == max(summary.tta_val_acc.values())
+    assert np.mean(val["logits"].argmax(1) == val["labels"]) == pytest.approx(summary.tta_val_acc[summary.tta])
 
     events = EventAccumulator(str(run / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "val/f1_macro",
             "test/acc", "test/f1_macro", "hp/test_acc", "hp/val_acc_best"} <= scalars
-    assert "test/confusion_matrix" in events.Tags()["images"]
-    assert "_hparams_/session_start_info" in events.summary_metadata
+    confusion = events.Images("test/confusion_matrix")[0]
+    assert confusion.width <= 700  # legible at TensorBoard's default card size, not scaled down from 1,500 px
+    start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
+    hparams = HParamsPluginData.FromString(start).session_start_info.hparams
+    assert set(hparams) == KNOBS  # the knobs runs differ in, not every flattened config path
+    assert hparams["model"].string_value == "relu" and hparams["max_epochs"].number_value == 2
+    assert hparams["conv_dropout"].string_value == "0.35/0.25/0.25/0.35"
 
 
 def test_test_false_never_touches_privatetest(train_cfg, tmp_path: Path) -> None:
     summary = train(train_cfg("test=false"))
-    assert "test/acc" not in summary and 0.0 <= summary["val/acc_best"] <= 1.0
+    assert summary.test_acc is None and 0.0 <= summary.val_acc_best <= 1.0
     written = {p.name for p in (tmp_path / "run").iterdir()}
     assert "summary.json" in written and not written & {"metrics.json", "logits_test.npz", "logits_val.npz"}
 
@@ -68,18 +76,18 @@ def test_test_false_never_touches_privatetest(train_cfg, tmp_path: Path) -> None
 def test_same_seed_same_metrics(train_cfg, tmp_path: Path) -> None:
     first = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'first'}"))
     second = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'second'}"))
-    assert first["test/acc"] == second["test/acc"] and first["test/loss"] == pytest.approx(second["test/loss"])
+    assert first.test_acc == second.test_acc and first.test_loss == pytest.approx(second.test_loss)
 
 
 def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
     summary = train(train_cfg("class_weights=balanced", "data.sampler=weighted", "experiment=seed_replication",
                               "trainer.max_epochs=1"))
-    assert summary["epochs"] == 1
+    assert summary.epochs == 1
 
 
 def test_batched_augmentation_trains(train_cfg) -> None:
     summary = train(train_cfg("data=fer2013_batched", "trainer.max_epochs=2"))
-    assert summary["epochs"] == 2 and 0.0 <= summary["test/acc"] <= 1.0
+    assert summary.epochs == 2 and 0.0 <= summary.test_acc <= 1.0
 
 
 def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, monkeypatch) -> None:
@@ -93,7 +101,7 @@ def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, 
     monkeypatch.setattr(nn.Module, "compile", aot_eager_compile)
     summary = train(train_cfg("compile=true", "trainer.max_epochs=1", "tta=[none]"))
     assert compiled == ["FerCNN"]
-    classifier = FaceClassifier.from_checkpoint(Path(summary["best_checkpoint"]), bf16=False)
+    classifier = FaceClassifier.from_checkpoint(Path(summary.best_checkpoint), bf16=False)
     assert classifier.logits(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
 
 
@@ -106,5 +114,5 @@ def test_bad_class_weights_setting(train_cfg) -> None:
 def test_real_fer2013_smoke(train_cfg) -> None:
     summary = train(train_cfg("+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
                               "tta=[none]", "trainer.precision=auto", csv=REAL_CSV))
-    assert summary["epochs"] == 1 and 0.0 <= summary["test/acc"] <= 1.0
-    assert summary["precision"] == choose_precision("cpu")[0]
+    assert summary.epochs == 1 and 0.0 <= summary.test_acc <= 1.0
+    assert summary.precision == choose_precision("cpu")[0]

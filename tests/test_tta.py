@@ -9,8 +9,8 @@ import pytest
 from conftest import best_checkpoint
 from scipy.special import softmax
 
-from fer_lightning.inference import FaceClassifier
-from fer_lightning.tta import TTA_NAMES, choose_tta, shift, tta_logits, views
+from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.tta import TTA_NAMES, choose_tta, shift, tta_logits, views
 
 RNG = np.random.default_rng(0)
 FACES = RNG.integers(1, 256, size=(6, 48, 48), dtype=np.uint8)  # no zeros, so black fill is visible

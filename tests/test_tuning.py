@@ -21,8 +21,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
-from fer_lightning.training import train
-from fer_lightning.tuning import tune
+from fer_lightning.cli.train import tuned_model_searchpath
+from fer_lightning.training.run_dir import RunSummary
+from fer_lightning.training.train import train
+from fer_lightning.tuning.tune import tune
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRIALS = ["trainer.max_epochs=2", "+trainer.limit_train_batches=2", "trainer.precision=32-true",
@@ -33,8 +35,12 @@ def tune_overrides(tmp_path: Path, csv: Path, *extra: str) -> list[str]:
     train_args = ",".join(f'"{arg}"' for arg in [f"data.csv_path={csv}", f"paths.cache_dir={tmp_path / 'cache'}",
                                                   *TINY_TRIALS])
     return [f"storage=sqlite:///{tmp_path / 'optuna.db'}", f"study_dir={tmp_path / 'study'}",
-            f"export_dir={tmp_path / 'conf' / 'model' / 'tuned'}", f"paths.log_dir={tmp_path / 'outputs'}",
-            f"train_args=[{train_args}]", *extra]
+            f"paths.log_dir={tmp_path / 'outputs'}", f"train_args=[{train_args}]", *extra]
+
+
+def finished(val_acc_best: float) -> RunSummary:
+    """What a stand-in for train() reports: only val_acc_best matters to the study."""
+    return RunSummary(val_acc_best=val_acc_best, epochs=1, fit_seconds=0.0, precision="32-true", device="cpu")
 
 
 def run_tune_in_process(overrides: list[str], run: Any = train) -> dict[str, Any]:
@@ -45,9 +51,9 @@ def run_tune_in_process(overrides: list[str], run: Any = train) -> dict[str, Any
 def test_random_search_draws_only_the_declared_choices(tmp_path: Path, fer_csv: Path) -> None:
     seen: list[DictConfig] = []
 
-    def record(cfg: DictConfig, extra_callbacks: list) -> dict[str, float]:
+    def record(cfg: DictConfig, extra_callbacks: list) -> RunSummary:
         seen.append(cfg)
-        return {"val/acc_best": float(cfg.model.net.conv_blocks[0].filters) / 1000}
+        return finished(float(cfg.model.net.conv_blocks[0].filters) / 1000)
 
     summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=12"), record)
     space = OmegaConf.load(Path(CONF_DIR) / "search" / "relu_random.yaml").space
@@ -144,26 +150,31 @@ def test_two_processes_share_one_study_with_distinct_trials(tmp_path: Path, fer_
     assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
 
 
-def test_exported_best_config_trains(tmp_path: Path, fer_csv: Path) -> None:
-    run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", "n_trials=2"),
-                        run=lambda cfg, extra_callbacks: {"val/acc_best": cfg.model.net.conv_blocks[0].dropout})
+def test_exported_best_config_trains_from_its_study_dir(tmp_path: Path, fer_csv: Path) -> None:
+    overrides = [o for o in tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", "n_trials=2")
+                 if not o.startswith("study_dir=")]  # the default: <paths.log_dir>/optuna/<study>
+    summary = run_tune_in_process(overrides, run=lambda cfg, extra_callbacks: finished(
+        cfg.model.net.conv_blocks[0].dropout))
+    study_dir = tmp_path / "outputs" / "optuna" / "leaky_hyperband"
+    assert Path(summary["exported_model"]) == study_dir / "model" / "tuned" / "leaky_hyperband.yaml"
+    assert not list(Path(CONF_DIR).glob("model/tuned*"))  # nothing written into the source tree
     best = optuna.load_study(study_name="leaky_hyperband", storage=f"sqlite:///{tmp_path / 'optuna.db'}").best_trial
-    cfg = compose_train([f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model=tuned/leaky_hyperband",
-                         *tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache")])
+    argv = tuned_model_searchpath([f"paths.log_dir={tmp_path / 'outputs'}", "model=tuned/leaky_hyperband"])
+    assert argv[-1] == f"hydra.searchpath=[file://{study_dir.resolve()}]"
+    cfg = compose_train([*argv, *tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache")])
     assert cfg.model.net.conv_blocks[0].dropout == best.params["model.net.conv_blocks.0.dropout"]
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW"  # the recipe groups still apply on top
-    summary = train(cfg)
-    assert np.isfinite(summary["test/acc"])
+    assert np.isfinite(train(cfg).test_acc)
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_csv: Path) -> None:
     calls = []
 
-    def sometimes_fails(cfg: DictConfig, extra_callbacks: list) -> dict[str, float]:
+    def sometimes_fails(cfg: DictConfig, extra_callbacks: list) -> RunSummary:
         calls.append(cfg)
         if len(calls) == 1:
             raise RuntimeError("out of memory (simulated)")
-        return {"val/acc_best": float("nan") if len(calls) == 2 else 0.5}
+        return finished(float("nan") if len(calls) == 2 else 0.5)
 
     summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=3"),
                                   sometimes_fails)

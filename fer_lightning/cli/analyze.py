@@ -1,0 +1,19 @@
+"""fer-analyze: faces of each class and the class balance of each split, as PNGs and in TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.data.analysis import analyze
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="analyze")
+def main(cfg: DictConfig) -> None:
+    written = exit_on_error(lambda: analyze(cfg.csv_path, Path(cfg.paths.output_dir), Path(cfg.cache_dir),
+                                            cfg.per_class))
+    for path in written:
+        print(f"wrote {path}")

@@ -1,0 +1,47 @@
+"""What every command shares: where the configs live, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import importlib.resources
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from fer_lightning.errors import FerError
+
+# conf/ at the top of a checkout, fer_lightning/conf inside an installed wheel: the package maps to either.
+CONF_DIR = str(importlib.resources.files("fer_lightning.conf"))
+T = TypeVar("T")
+
+
+def exit_on_error(task: Callable[[], T], also: tuple[type[Exception], ...] = ()) -> T:
+    """Run a command's work; a FerError (or one of ``also``) ends the process with ``error: <message>``."""
+    try:
+        return task()
+    except (FerError, *also) as err:
+        sys.exit(f"error: {err}")
+
+
+class OutputDirCheck(Callback):
+    """Hydra creates the run dir before any of our code runs; try first, so a bad path is one line, not a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_unless_creatable(Path(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_unless_creatable(Path(config.hydra.sweep.dir))
+
+
+def _exit_unless_creatable(path: Path) -> None:
+    """Probe the nearest existing folder on the way to ``path`` with a throw-away subfolder."""
+    existing = next(parent for parent in (path.absolute(), *path.absolute().parents) if parent.exists())
+    try:
+        Path(tempfile.mkdtemp(dir=existing)).rmdir()
+    except OSError as err:
+        sys.exit(f"error: cannot create the output dir {path}: {existing} does not take new folders "
+                 f"({err.strerror or err}); point hydra.run.dir or paths.log_dir at a writable folder")

@@ -1,0 +1,14 @@
+"""fer-export: ``fer-export ckpt=<checkpoint> format=onnx`` writes the ONNX file, checks it, and times it."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.inference.onnx_file import export
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
+def main(cfg: DictConfig) -> None:
+    exit_on_error(lambda: export(cfg))

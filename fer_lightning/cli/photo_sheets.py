@@ -1,0 +1,48 @@
+"""fer-photo-sheets and fer-score-sheets: test pictures with known faces, and fer-predict's score on them.
+
+``fer-photo-sheets out=photos/ split=PublicTest`` pastes FER-2013 faces into pictures and writes truth.csv;
+``fer-score-sheets predictions=<fer-predict run>/predictions.csv truth=photos/truth.csv`` prints the detection
+rate and the accuracy on detected faces, and keeps them in its run dir as score.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+import pandas as pd
+from omegaconf import DictConfig
+
+from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.errors import FerError
+from fer_lightning.predict.photo_sheets import make_sheets, score
+
+SPLITS_FOR_SHEETS = ("PublicTest", "PrivateTest")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="photo_sheets")
+def make_main(cfg: DictConfig) -> None:
+    def make() -> int:
+        if cfg.split not in SPLITS_FOR_SHEETS:
+            raise FerError(f"split must be PublicTest (to choose settings) or PrivateTest (to report), "
+                           f"got {cfg.split!r}")
+        faces, labels = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
+        return len(make_sheets(faces, labels, Path(cfg.out), cfg.pictures, cfg.per_picture, cfg.seed))
+
+    faces = exit_on_error(make)
+    print(f"wrote {cfg.pictures} pictures with {faces} faces and truth.csv to {cfg.out}")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="score_sheets")
+def score_main(cfg: DictConfig) -> None:
+    def read(path: str) -> pd.DataFrame:
+        if not Path(path).is_file():
+            raise FerError(f"{path}: no such file")
+        return pd.read_csv(path)
+
+    figures = exit_on_error(lambda: score(read(cfg.predictions), read(cfg.truth)))
+    (Path(cfg.paths.output_dir) / "score.json").write_text(json.dumps(figures, indent=2))
+    for key, value in figures.items():
+        print(f"{key}={value:.4g}")

@@ -1,0 +1,14 @@
+"""fer-stack (and ``python stack.py``): ``fer-stack runs='[outputs/train/runs/A,outputs/train/runs/B]'``."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.ensemble.stack import stack
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="stack")
+def main(cfg: DictConfig) -> float:
+    return exit_on_error(lambda: stack(cfg)["test/acc"])

@@ -1,0 +1,19 @@
+"""fer-tune (and ``python tune.py``): an Optuna study, e.g. ``fer-tune search=leaky_hyperband n_trials=60``."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import hydra
+import optuna
+from omegaconf import DictConfig
+
+from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.tuning.tune import tune
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tune")
+def main(cfg: DictConfig) -> None:
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats and plots are "experimental"
+    exit_on_error(lambda: tune(cfg, Path(CONF_DIR)), also=(ValueError,))

@@ -1,0 +1,198 @@
+"""Read the FER-2013 CSV (``emotion,pixels,Usage``) into uint8 arrays, strictly, with an on-disk cache.
+
+The Keras study zero-padded short pixel rows without a word; here every malformed row is an error that names its
+line, unless the caller asks to drop bad rows, in which case the dropped lines are reported.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import logging
+import lzma
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+import pandas as pd
+
+from fer_lightning.errors import FerError
+from fer_lightning.fer2013 import IMAGE_SIDE, PIXELS_PER_IMAGE, SPLITS
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
+BadRows = Literal["raise", "drop"]
+_CACHE_VERSION = 2
+
+
+class FerDataError(FerError, ValueError):
+    """A problem with the FER-2013 CSV that the user has to fix (or choose to drop)."""
+
+
+@dataclass
+class FerArrays:
+    """The whole data set as arrays: images (N, 48, 48) uint8, labels (N,) int64, usage (N,) index into SPLITS."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    usage: np.ndarray
+    dropped_lines: list[int] = field(default_factory=list)
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        mask = self.usage == SPLITS.index(name)
+        return self.images[mask], self.labels[mask]
+
+
+def missing_file_message(path: str | os.PathLike | None) -> str:
+    return (
+        f"FER-2013 CSV not found at {str(path)!r}. Get fer2013.csv(.gz) (Kaggle 'Challenges in Representation "
+        "Learning: Facial Expression Recognition', columns emotion,pixels,Usage) and point to it with "
+        "FER2013_CSV=/path/to/fer2013.csv.gz or data.csv_path=/path/to/fer2013.csv.gz"
+    )
+
+
+def _describe(lines: list[int] | np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(n) for n in lines[:limit])
+    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
+    return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
+
+
+def _open_text(path: Path) -> IO[str]:
+    """The CSV as text, decompressed by suffix as pandas would (.gz, .bz2, .xz)."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """Header, rows and each row's 1-based line number in the file (blank lines are skipped, not counted as rows).
+
+    csv.reader rather than pandas so that every row keeps its true line number and a row with too many or too
+    few fields is one bad row, not a parser error for the whole file.
+    """
+    rows, lines = [], []
+    try:
+        with _open_text(path) as file:
+            reader = csv.reader(file)
+            header = next(reader, [])
+            for row in reader:
+                if row:
+                    rows.append(row)
+                    lines.append(reader.line_num)
+    except (csv.Error, UnicodeDecodeError, OSError, EOFError) as err:
+        raise FerDataError(f"{path}: cannot be read as a CSV ({type(err).__name__}: {err})") from err
+    return [name.strip() for name in header], rows, np.asarray(lines, dtype=np.int64)
+
+
+def _find_problems(df: pd.DataFrame, width_ok: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
+    """Each kind of bad row with the row positions that have it, and the images of the rows whose pixels are fine.
+
+    The images array holds zeros for rows with bad pixels; those rows are always among the problems.
+    """
+    pixels = df["pixels"].str.strip()
+    # ASCII digits and blanks only: Python's \d and \s also match other scripts' digits and spaces.
+    numeric = pixels.str.fullmatch(r"[0-9]+(?:[ \t]+[0-9]+)*").to_numpy(bool) & width_ok
+    counts = pixels.str.count(r"[ \t]+").to_numpy() + 1
+    parsable = numeric & (counts == PIXELS_PER_IMAGE)
+    images = np.zeros((len(df), IMAGE_SIDE, IMAGE_SIDE), dtype=np.uint8)
+    too_big = np.zeros(len(df), dtype=bool)
+    if parsable.any():
+        # int64 saturates on absurdly long numbers, so they still count as above 255.
+        flat = np.fromstring(" ".join(pixels[parsable].tolist()), dtype=np.int64, sep=" ")
+        values = flat.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+        too_big[parsable] = values.reshape(len(values), -1).max(axis=1) > 255
+        images[parsable] = values.clip(0, 255).astype(np.uint8)
+    problems = [
+        (f"does not have {len(df.columns)} fields ({','.join(df.columns)})", ~width_ok),
+        ("emotion is not a whole number 0-6 (0 Angry ... 6 Neutral)",
+         width_ok & ~df["emotion"].str.strip().str.fullmatch("[0-6]").to_numpy(bool)),
+        (f"Usage is not one of {', '.join(SPLITS)}", width_ok & ~df["Usage"].str.strip().isin(SPLITS).to_numpy()),
+        ("pixels holds something other than space-separated whole numbers", width_ok & ~numeric),
+        (f"pixels does not hold {PIXELS_PER_IMAGE} values (48x48)", numeric & (counts != PIXELS_PER_IMAGE)),
+        ("pixels has a value above 255", too_big),
+    ]
+    found = [(what, np.flatnonzero(mask)) for what, mask in problems]
+    return [(what, rows) for what, rows in found if len(rows)], images
+
+
+def parse_csv(path: str | os.PathLike, bad_rows: BadRows = "raise") -> FerArrays:
+    """Parse and validate the CSV; raises FerDataError naming the lines at fault unless bad_rows='drop'.
+
+    With 'drop', each malformed row is left out whole and its line reported in ``dropped_lines``; no row is
+    ever padded, truncated or shifted into its neighbour's place.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FerDataError(missing_file_message(path))
+    header, rows, lines = _read_rows(path)
+    if not header:
+        raise FerDataError(f"{path}: is empty; expected a header emotion,pixels,Usage and one row per face")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise FerDataError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected header emotion,pixels,Usage "
+            f"but found {','.join(header)}"
+        )
+    if not rows:
+        raise FerDataError(f"{path}: has a header but no rows")
+    width_ok = np.array([len(row) == len(header) for row in rows])
+    df = pd.DataFrame([row if ok else [""] * len(header) for row, ok in zip(rows, width_ok, strict=True)],
+                      columns=header)
+    problems, images = _find_problems(df, width_ok)
+    bad = np.unique(np.concatenate([rows for _, rows in problems])) if problems else np.array([], dtype=int)
+    if problems and bad_rows == "raise":
+        detail = "; ".join(f"{_describe(lines[rows])}: {what}" for what, rows in problems)
+        raise FerDataError(f"{path}: {detail} (set data.bad_rows=drop to skip such rows)")
+    keep = np.setdiff1d(np.arange(len(df)), bad)
+    if len(keep) == 0:
+        raise FerDataError(f"{path}: every row is malformed, nothing left to use")
+    good = df.iloc[keep]
+    return FerArrays(
+        images=images[keep],
+        labels=good["emotion"].str.strip().astype(np.int64).to_numpy(),
+        usage=good["Usage"].str.strip().map(SPLITS.index).to_numpy(np.int8),
+        dropped_lines=lines[bad].tolist(),
+    )
+
+
+def _cache_file(path: Path, cache_dir: Path, bad_rows: BadRows) -> Path:
+    stat = path.stat()
+    stem = path.name.split(".")[0]
+    return cache_dir / f"{stem}-v{_CACHE_VERSION}-{stat.st_size}-{stat.st_mtime_ns}-{bad_rows}.npz"
+
+
+def load_fer2013(
+    path: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None, bad_rows: BadRows = "raise"
+) -> FerArrays:
+    """Load the CSV through a cache keyed by the file's size and mtime, so later runs skip the 10 s parse."""
+    if not path:
+        raise FerDataError(missing_file_message(path))
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FerDataError(missing_file_message(path))
+    if bad_rows not in ("raise", "drop"):
+        raise FerDataError(f"data.bad_rows must be 'raise' or 'drop', got {bad_rows!r}")
+    start = time.perf_counter()
+    cache = _cache_file(path, Path(cache_dir), bad_rows) if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache) as npz:
+            data = FerArrays(npz["images"], npz["labels"], npz["usage"], npz["dropped_lines"].tolist())
+        log.info("Loaded %d faces from cache %s in %.2f s", len(data.labels), cache, time.perf_counter() - start)
+    else:
+        data = parse_csv(path, bad_rows)
+        log.info("Parsed %d faces from %s in %.1f s", len(data.labels), path, time.perf_counter() - start)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache.with_suffix(".tmp.npz")
+            np.savez(partial, images=data.images, labels=data.labels, usage=data.usage,
+                     dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
+            partial.replace(cache)  # atomic: a killed run never leaves a half-written cache behind
+            log.info("Wrote cache %s", cache)
+    if data.dropped_lines:
+        log.warning("Dropped %d malformed row(s) of %s: %s", len(data.dropped_lines), path,
+                    _describe(data.dropped_lines, limit=20))
+    return data

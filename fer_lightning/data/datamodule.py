@@ -1,0 +1,195 @@
+"""FER-2013 as a LightningDataModule: Training trains, PublicTest validates, PrivateTest is the final test.
+
+Images travel as uint8 and are normalised in one vectorised step after the batch reaches the device, with
+statistics fitted on the Training split only. Training faces are augmented either one by one in the loader
+(``train_transform``, albumentations) or a batch at a time on the device (``batch_augment``).
+
+The shuffling and augmentation random states live here and go into every checkpoint, so a resumed run draws
+the same batches and augmentations as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from fer_lightning.data.augment import BatchAugment
+from fer_lightning.data.csv_reader import BadRows, FerArrays, load_fer2013
+from fer_lightning.fer2013 import CLASS_NAMES
+
+log = logging.getLogger(__name__)
+Normalization = Literal["per_pixel", "global", "scale"]
+STAGE_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+def _reseed_worker(worker_id: int) -> None:
+    """Each worker's torch seed already differs (base seed + id); derive its augmentation seed from it."""
+    info = torch.utils.data.get_worker_info()
+    info.dataset.reseed(torch.initial_seed())
+
+
+class FaceDataset(Dataset):
+    """uint8 faces with an optional albumentations transform; returns ((1, 48, 48) uint8 tensor, label)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def reseed(self, seed: int) -> None:
+        """albumentations 2 keeps its own RNG, out of reach of seed_everything; seed it explicitly."""
+        if hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed % 2**32)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        if self.transform is not None:
+            image = self.transform(image=image)["image"]
+        return torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0), int(self.labels[index])
+
+
+def fit_normalization(train_images: np.ndarray, kind: Normalization) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std on the 0-255 scale: per pixel (the study's StandardScaler), one global pair, or 0 and 255."""
+    if kind == "scale":
+        return torch.tensor(0.0), torch.tensor(255.0)
+    pixels = train_images.astype(np.float64)
+    if kind == "global":
+        return torch.tensor(pixels.mean(), dtype=torch.float32), torch.tensor(pixels.std(), dtype=torch.float32)
+    if kind == "per_pixel":
+        mean, std = pixels.mean(axis=0), pixels.std(axis=0)
+        std[std == 0] = 1.0  # StandardScaler's rule for constant features
+        return torch.from_numpy(mean).float()[None], torch.from_numpy(std).float()[None]
+    raise ValueError(f"data.normalization must be per_pixel, global or scale, got {kind!r}")
+
+
+class FerDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        csv_path: str | None,
+        cache_dir: str | None = None,
+        bad_rows: BadRows = "raise",
+        normalization: Normalization = "per_pixel",
+        train_transform: Callable | None = None,
+        batch_augment: BatchAugment | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        sampler: Literal["weighted"] | None = None,
+    ) -> None:
+        super().__init__()
+        if sampler not in (None, "weighted"):
+            raise ValueError(f"data.sampler must be null or 'weighted', got {sampler!r}")
+        self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
+        self.normalization = normalization
+        self.train_transform, self.batch_augment = train_transform, batch_augment
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.sampler = num_workers, sampler
+        self.data: FerArrays | None = None
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+        self._stats_copies: tuple[torch.Tensor, ...] | None = None  # mean, std, and their copies on a device
+        self.shuffle_rng, self.batch_augment_rng = torch.Generator(), torch.Generator()
+        self.augment_rng, self.augment_py_rng = np.random.default_rng(), random.Random()
+
+    def prepare_data(self) -> None:
+        if self.data is None:
+            load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)  # parse once, write the cache
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        self.data = load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)
+        train_images, _ = self.data.split("Training")
+        if len(train_images) == 0:
+            raise ValueError(f"{self.csv_path}: no rows with Usage=Training, nothing to train on")
+        self.mean, self.std = fit_normalization(train_images, self.normalization)
+        self._seed_random_states(int(torch.randint(2**62, ())))  # follows seed_everything
+        sizes = {stage: len(self.data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
+        log.info("Splits: %s", ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+    def _seed_random_states(self, seed: int) -> None:
+        self.shuffle_rng.manual_seed(seed)
+        self.batch_augment_rng.manual_seed(seed + 1)
+        self.augment_rng, self.augment_py_rng = np.random.default_rng(seed), random.Random(seed)
+        if hasattr(self.train_transform, "set_random_state"):  # albumentations 2 keeps its own generators
+            self.train_transform.set_random_state(self.augment_rng, self.augment_py_rng)
+
+    def class_counts(self) -> np.ndarray:
+        """Training-split count per class, all 7 present (zeros where a class is absent)."""
+        self.setup()
+        return np.bincount(self.data.split("Training")[1], minlength=len(CLASS_NAMES))
+
+    def balanced_class_weights(self) -> list[float]:
+        """sklearn's 'balanced' weights n / (k * count); an absent class gets weight 0."""
+        counts = self.class_counts()
+        weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+        return weights.tolist()
+
+    def dataset(self, stage: str, transform: Callable | None = None) -> FaceDataset:
+        self.setup()
+        return FaceDataset(*self.data.split(STAGE_SPLITS[stage]), transform=transform)
+
+    def _loader(self, dataset: FaceDataset, batch_size: int, **kwargs: Any) -> DataLoader:
+        # Pinned batches reach a GPU without a host sync (Lightning copies them non-blocking).
+        return DataLoader(dataset, batch_size=batch_size, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, worker_init_fn=_reseed_worker,
+                          pin_memory=torch.cuda.is_available(), **kwargs)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train", self.train_transform)
+        if self.sampler == "weighted":
+            per_class = 1.0 / np.maximum(self.class_counts(), 1)
+            sampler = WeightedRandomSampler(per_class[dataset.labels], num_samples=len(dataset),
+                                            generator=self.shuffle_rng)
+            return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True, generator=self.shuffle_rng)
+        return self._loader(dataset, self.batch_size, shuffle=True, drop_last=True, generator=self.shuffle_rng)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("val"), self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), self.eval_batch_size)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 48, 48) on the 0-255 scale, uint8 or float -> standardised float32 on the images' device."""
+        mean, std = self._stats_on(images.device)
+        return (images.float() - mean) / std
+
+    def _stats_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std on ``device``, copied once rather than every batch (a copy to a GPU is a host sync)."""
+        cached = self._stats_copies
+        if cached is None or cached[0] is not self.mean or cached[1] is not self.std or cached[2].device != device:
+            cached = self._stats_copies = (self.mean, self.std, self.mean.to(device), self.std.to(device))
+        return cached[2], cached[3]
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        images, labels = batch
+        images = images.float()
+        if self.batch_augment is not None and self.trainer is not None and self.trainer.training:
+            images = self.batch_augment(images, self.batch_augment_rng)
+        return self.normalize(images), labels
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved into every checkpoint: the normalisation a model saw, and where shuffling and augmentation are.
+
+        Plain tensors, dicts and tuples only, so checkpoints still load with ``torch.load(weights_only=True)``.
+        """
+        return {"normalization": self.normalization, "mean": self.mean, "std": self.std,
+                "shuffle_rng": self.shuffle_rng.get_state(), "augment_rng": self.augment_rng.bit_generator.state,
+                "augment_py_rng": self.augment_py_rng.getstate(),
+                "batch_augment_rng": self.batch_augment_rng.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.mean, self.std = state_dict["mean"], state_dict["std"]
+        self.shuffle_rng.set_state(state_dict["shuffle_rng"])
+        self.augment_rng.bit_generator.state = state_dict["augment_rng"]
+        self.augment_py_rng.setstate(state_dict["augment_py_rng"])
+        self.batch_augment_rng.set_state(state_dict["batch_augment_rng"])

@@ -1,0 +1,1 @@
+"""Stacked ensembles fitted on the saved PublicTest logits of several runs."""

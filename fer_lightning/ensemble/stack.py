@@ -1,0 +1,128 @@
+"""``stack(cfg)``: what stack.py runs. Fit every configured meta-learner on PublicTest, score it on PrivateTest.
+
+Writes into the run dir: stack_table.csv (base models, soft voting, each meta-learner), comparison.png, and for
+the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json, classification_report.txt and
+confusion_matrix.png; the same figures and the table go to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+
+from fer_lightning.ensemble.stacking import (
+    BaseRun,
+    MetaLearner,
+    Stacker,
+    check_aligned,
+    expand_run_dirs,
+    fit_by_cv,
+    meta_features,
+)
+from fer_lightning.training.reports import classification_metrics, write_report
+
+log = logging.getLogger(__name__)
+TABLE_COLUMNS = ["name", "kind", "features", "publictest_acc", "cv_acc", "privatetest_acc", "privatetest_f1_macro",
+                 "best_params"]
+
+
+def configured_learners(cfg: DictConfig) -> list[MetaLearner]:
+    """The chosen ``meta`` first, then the ``compare`` learners not already chosen, in config order."""
+    nodes = [cfg.meta, *(node for node in (cfg.get("compare") or {}).values() if node is not None)]
+    learners: dict[str, MetaLearner] = {}
+    for node in nodes:
+        if node.name not in learners:
+            grid = OmegaConf.to_container(node.grid, resolve=True) if node.get("grid") else {}
+            learners[node.name] = MetaLearner(node.name, instantiate(node.estimator, _convert_="all"),
+                                              node.features or cfg.features, grid)
+    return list(learners.values())
+
+
+def comparison_figure(table: pd.DataFrame) -> Figure:
+    """PrivateTest accuracy per model and stacker, best at the top; soft voting's bar marks the line to beat."""
+    ordered = table.sort_values("privatetest_acc")
+    colors = ordered["kind"].map({"base": "tab:gray", "stacker": "tab:blue"}).where(
+        ordered["name"] != "soft_vote", "tab:orange")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(ordered) + 1.5), layout="constrained")
+    ax.barh(ordered["name"], ordered["privatetest_acc"] * 100, color=colors)
+    for y, acc in enumerate(ordered["privatetest_acc"] * 100):
+        ax.text(acc + 0.1, y, f"{acc:.2f}", va="center")
+    low = float(ordered["privatetest_acc"].min() * 100)
+    ax.set(xlim=(max(low - 5, 0), float(ordered["privatetest_acc"].max() * 100) + 2),
+           xlabel="PrivateTest accuracy (%)", title="Base models (grey), soft voting (orange), stackers (blue)")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def _row(name: str, kind: str, labels: np.ndarray, predictions: np.ndarray, **extra: Any) -> dict[str, Any]:
+    metrics = classification_metrics(labels, predictions)
+    return {"name": name, "kind": kind, **extra, "privatetest_acc": metrics["accuracy"],
+            "privatetest_f1_macro": metrics["macro"]["f1"]}
+
+
+def stack(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, compare and save; returns the chosen stacker's headline figures."""
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [BaseRun.load(path) for path in expand_run_dirs(OmegaConf.to_container(cfg.runs, resolve=True))]
+    check_aligned(runs)
+    val_labels, test_labels = runs[0].val_labels, runs[0].test_labels
+    log.info("Stacking %d runs: %s", len(runs), ", ".join(run.name for run in runs))
+
+    rows = [_row(run.name, "base", test_labels, run.test_logits.argmax(1),
+                 publictest_acc=float(np.mean(run.val_logits.argmax(1) == val_labels))) for run in runs]
+    stackers: dict[str, Stacker] = {}
+    for learner in configured_learners(cfg):
+        start = time.perf_counter()
+        val_features = meta_features([run.val_logits for run in runs], learner.features)
+        fitted = fit_by_cv(learner, val_features, val_labels, cfg.cv_folds, cfg.seed)
+        stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
+                          [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs])
+        test_proba = stacker.predict_proba([run.test_logits for run in runs])
+        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), features=learner.features,
+                         cv_acc=fitted.cv_accuracy, best_params=json.dumps(fitted.best_params)))
+        stackers[learner.name] = stacker
+        log.info("%s on %s: CV accuracy %.4f on PublicTest (%s), PrivateTest %.4f, %.1f s", learner.name,
+                 learner.features, fitted.cv_accuracy, fitted.best_params or "no hyperparameters",
+                 rows[-1]["privatetest_acc"], time.perf_counter() - start)
+
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table.to_csv(out / "stack_table.csv", index=False)
+    log.info("Stacking results (PrivateTest scored once; CV on PublicTest):\n%s",
+             table.drop(columns="best_params").to_string(index=False, na_rep="", float_format="{:.4f}".format))
+
+    chosen = stackers[cfg.meta.name]
+    chosen.save(out / "meta_model.joblib")
+    chosen_proba = chosen.predict_proba([run.test_logits for run in runs])
+    report, confusion = write_report(out, "PrivateTest", chosen_proba, test_labels)
+    comparison = comparison_figure(table)
+    comparison.savefig(out / "comparison.png", dpi=110)
+    with SummaryWriter(str(out / "tensorboard")) as writer:
+        writer.add_figure("stack/confusion_matrix", confusion)
+        writer.add_figure("stack/comparison", comparison)
+        writer.add_text("stack/table", "\n".join("    " + line for line in table.to_string().splitlines()))
+    plt.close(confusion)
+    plt.close(comparison)
+
+    soft_vote = table.loc[table["name"] == "soft_vote", "privatetest_acc"]
+    summary = {
+        "meta": chosen.name, "features": chosen.features, "runs": chosen.run_dirs,
+        "test/acc": report["accuracy"], "test/f1_macro": report["macro"]["f1"],
+        "soft_vote_test/acc": float(soft_vote.iloc[0]) if len(soft_vote) else None,
+        "best_base_test/acc": float(table.loc[table["kind"] == "base", "privatetest_acc"].max()),
+    }
+    (out / "stack.json").write_text(json.dumps(summary, indent=2))
+    log.info("%s stack: PrivateTest accuracy %.4f, macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"],
+             summary["test/f1_macro"], out)
+    return summary

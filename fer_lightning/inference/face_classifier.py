@@ -1,0 +1,96 @@
+"""A trained network from one checkpoint file: rebuilt, normalised exactly as in training, ready to predict.
+
+The checkpoint carries the net's config (``hyper_parameters.net_config``) and the DataModule's normalisation
+statistics, so nothing else can drift from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from scipy.special import softmax
+from torch import nn
+
+from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
+from fer_lightning.inference.runtimes import RUNTIMES, GraphRunner, graph_runner, onnx_bytes
+from fer_lightning.inference.tta import tta_logits, views
+from fer_lightning.models.checkpoints import DATAMODULE_KEY, CheckpointError, net_config, read_checkpoint
+
+
+@dataclass
+class FaceClassifier:
+    """A network plus the normalisation it was trained with; takes uint8 48x48 faces, returns logits.
+
+    ``bf16`` runs the network under bf16 autocast in channels_last, the fast path on GPUs and on CPUs with bf16
+    kernels; logits stay float32 either way. Faces go to whichever device the network is on. ``tta`` names the
+    test-time augmentation (``inference.tta``) that ``logits`` averages over; ``net_logits`` is one plain pass.
+    ``runtime`` other than torch exports the net to ONNX on first use and runs that graph on the CPU
+    (``inference.runtimes``), in bf16 too where ``bf16`` is set and the runtime offers it.
+    """
+
+    net: nn.Module
+    mean: torch.Tensor
+    std: torch.Tensor
+    source: Path
+    bf16: bool = False
+    tta: str = "none"
+    runtime: str = "torch"
+    _graph: GraphRunner | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        views(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), self.tta)  # an unknown TTA fails now, not mid-way
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none",
+                        runtime: str = "torch") -> FaceClassifier:
+        path = Path(path)
+        checkpoint = read_checkpoint(path)
+        net: nn.Module = instantiate(net_config(path, checkpoint), _convert_="all")
+        weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as err:
+            first_line = str(err).splitlines()[0]
+            raise CheckpointError(f"{path}: weights do not fit the configured network ({first_line})") from None
+        stats = checkpoint[DATAMODULE_KEY]
+        if bf16:
+            net = net.to(memory_format=torch.channels_last)
+        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta, runtime)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) float32 logits, averaged over the TTA views."""
+        return self.net_logits(images) if self.tta == "none" else tta_logits(self.net_logits, images, self.tta)
+
+    @torch.inference_mode()
+    def net_logits(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """(N, 48, 48) uint8 faces -> (N, 7) float32 logits of one pass, no TTA."""
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise ValueError(f"expected (N, 48, 48) uint8 faces, got {images.dtype} array of shape {images.shape}")
+        if self.runtime != "torch":
+            return self._graph_logits(images, batch_size)
+        device = next(self.net.parameters()).device
+        mean, std = self.mean.to(device), self.std.to(device)
+        chunks = []
+        for start in range(0, len(images), batch_size):
+            batch = (torch.from_numpy(images[start:start + batch_size]).to(device).unsqueeze(1).float() - mean) / std
+            if self.bf16:
+                batch = batch.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                chunks.append(self.net(batch).float().cpu())
+        return torch.cat(chunks).numpy() if chunks else np.zeros((0, NUM_CLASSES), np.float32)
+
+    def _graph_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:
+        if self._graph is None:
+            self._graph = graph_runner(self.runtime, onnx_bytes(self.net, self.mean, self.std), self.bf16)
+        chunks = [self._graph(images[start:start + batch_size, None].astype(np.float32))
+                  for start in range(0, len(images), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(images), axis=1)

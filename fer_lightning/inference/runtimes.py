@@ -1,0 +1,78 @@
+"""Inference runtimes for a trained net: PyTorch itself, or its graph exported to ONNX and run by onnxruntime or
+OpenVINO.
+
+The exported graph takes raw 0-255 pixels, shaped (N, 1, 48, 48) float32, and carries the training
+normalisation inside, so nothing outside it can drift from the checkpoint. Which runtime is fastest depends on
+the CPU (``fer-bench`` times each); fer-predict's default is set in conf/predict.yaml.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer_lightning.errors import FerError
+from fer_lightning.fer2013 import IMAGE_SIDE
+
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+INPUT, OUTPUT = "faces", "logits"
+GraphRunner = Callable[[np.ndarray], np.ndarray]  # (N, 1, 48, 48) float32 pixels 0-255 -> (N, 7) logits
+
+
+class NormalizedNet(nn.Module):
+    """Raw 0-255 pixels in, logits out: the training normalisation travels inside the exported graph."""
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.clone())  # (1, 48, 48) or a scalar: both broadcast
+        self.register_buffer("std", std.clone())
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.net((faces - self.mean) / self.std)
+
+
+def onnx_bytes(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, opset: int = 17) -> bytes:
+    """The network as an ONNX model with a dynamic batch axis, exported from a float32 CPU copy of ``net``."""
+    model = NormalizedNet(copy.deepcopy(net), mean, std).to("cpu", torch.float32).eval()
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (torch.zeros(2, 1, IMAGE_SIDE, IMAGE_SIDE),), buffer, dynamo=False, opset_version=opset,
+                      input_names=[INPUT], output_names=[OUTPUT],
+                      dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+    return buffer.getvalue()
+
+
+def onnxruntime_session(model: bytes | Path) -> Any:
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                        providers=["CPUExecutionProvider"])
+
+
+def openvino_runner(model: bytes | Path, bf16: bool) -> GraphRunner:
+    """OpenVINO on the CPU; ``bf16`` lets it compute in bf16 (AMX or AVX-512 bf16), else float32 throughout."""
+    import openvino
+
+    core = openvino.Core()
+    graph = core.read_model(model if isinstance(model, bytes) else str(model))
+    compiled = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+                                                 "PERFORMANCE_HINT": "LATENCY"})
+    request = compiled.create_infer_request()
+    return lambda faces: request.infer({0: faces})[0].copy()
+
+
+def graph_runner(runtime: str, model: bytes | Path, bf16: bool) -> GraphRunner:
+    """A runner for an exported graph; ``runtime`` is onnxruntime or openvino."""
+    if runtime == "onnxruntime":
+        session = onnxruntime_session(model)
+        return lambda faces: session.run([OUTPUT], {INPUT: faces})[0]
+    if runtime == "openvino":
+        return openvino_runner(model, bf16)
+    raise FerError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")

@@ -1,0 +1,155 @@
+"""The study's CNN family as a plain nn.Module whose every block comes from config.
+
+A conv block is Conv -> BatchNorm -> activation -> [MaxPool] -> Dropout (the usual order, used by the VGG and
+the wide variants), or, with ``norm_after_activation``, the Keras study's Conv(+bias) -> activation -> BatchNorm
+-> [MaxPool] -> Dropout. A dense block is Linear -> activation -> Dropout. Per-layer L2 strengths are kept
+beside the weights so the LightningModule can add Keras' ``kernel_regularizer=l2(x)`` penalty to the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
+
+ACTIVATIONS = ("relu", "leaky_relu")
+
+
+@dataclass
+class ConvBlock:
+    filters: int
+    kernel_size: int | Sequence[int] = 3  # or [height, width], which the study tuned separately
+    padding: str = "same"
+    pool: bool = True
+    dropout: float = 0.25
+    l2: float = 0.0
+    negative_slope: float = 0.01  # used only by leaky_relu
+
+
+@dataclass
+class DenseBlock:
+    units: int
+    dropout: float = 0.25
+    l2: float = 0.0
+    negative_slope: float = 0.01
+
+
+def random_bytes_like(x: torch.Tensor) -> torch.Tensor:
+    """Uniform uint8 noise shaped and laid out like ``x`` (channels_last included), from 64-bit draws.
+
+    The CPU generator makes one draw per call whatever the dtype, so cutting each 64-bit draw into 8 bytes
+    is about 15x cheaper than ``bernoulli_``'s draw per element.
+    """
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    shape = (x.shape[0], *x.shape[2:], x.shape[1]) if channels_last else x.shape
+    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+    noise = words.view(torch.uint8)[: x.numel()].view(shape)
+    return noise.permute(0, 3, 1, 2) if channels_last else noise
+
+
+class ByteDropout(nn.Dropout):
+    """Element-wise dropout with its mask drawn from random bytes on the CPU.
+
+    ``nn.Dropout``'s ``bernoulli_`` took 13% of a CPU training step of the study's CNN. The drop probability is
+    rounded to a multiple of 1/256 (0.25 stays 0.25, 0.1 becomes 0.1016) and kept units are scaled by
+    1 / keep probability, so activations keep their expected value. Off the CPU, and under ``torch.compile``
+    (whose tracing cannot alias int64 storage as bytes; it makes its own masks), it is nn.Dropout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu" or torch.compiler.is_compiling():
+            return super().forward(x)
+        threshold = round(self.p * 256)
+        keep = random_bytes_like(x) >= threshold
+        return x * keep * (256 / (256 - threshold)) if threshold < 256 else x * 0
+
+
+def _activation(name: str, negative_slope: float) -> nn.Module:
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "leaky_relu":
+        return nn.LeakyReLU(negative_slope, inplace=True)
+    raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {name!r}")
+
+
+class FerCNN(nn.Module):
+    """Conv blocks, flatten, dense blocks, then a linear classifier over the 7 emotions.
+
+    ``conv_dropout`` / ``dense_dropout`` / ``conv_padding``, when set, replace the dropout of every conv / dense
+    block and the padding of every conv block. ``norm_after_activation`` puts BatchNorm after the activation,
+    as the study's Keras models do; its convs then carry a bias, which a conv feeding BatchNorm directly would
+    not use. The defaults (norm first, per-block padding ``same``) are the nets checkpoints were saved with
+    before the study's own order was offered, so those checkpoints rebuild unchanged.
+    """
+
+    def __init__(
+        self,
+        conv_blocks: Sequence[ConvBlock | dict],
+        dense_blocks: Sequence[DenseBlock | dict],
+        activation: str = "relu",
+        num_classes: int = NUM_CLASSES,
+        image_size: int = IMAGE_SIDE,
+        in_channels: int = 1,
+        output_l2: float = 0.0,
+        conv_dropout: float | None = None,
+        dense_dropout: float | None = None,
+        conv_padding: str | None = None,
+        norm_after_activation: bool = False,
+    ) -> None:
+        super().__init__()
+        convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
+        denses = [b if isinstance(b, DenseBlock) else DenseBlock(**b) for b in dense_blocks]
+        # One knob for a recipe that changes every block's dropout at once (a config cannot edit list items).
+        if conv_dropout is not None:
+            convs = [replace(b, dropout=conv_dropout) for b in convs]
+        if dense_dropout is not None:
+            denses = [replace(b, dropout=dense_dropout) for b in denses]
+        if conv_padding is not None:
+            convs = [replace(b, padding=conv_padding) for b in convs]
+        if not convs:
+            raise ValueError("model needs at least one conv block")
+        for block in convs:
+            if block.padding not in ("same", "valid"):
+                raise ValueError(f"conv padding must be 'same' or 'valid', got {block.padding!r}")
+        self._l2: list[tuple[nn.Parameter, float]] = []
+        layers: list[nn.Module] = []
+        channels, height, width = in_channels, image_size, image_size
+        for block in convs:
+            kernel = tuple(block.kernel_size) if isinstance(block.kernel_size, Sequence) else (block.kernel_size,) * 2
+            conv = nn.Conv2d(channels, block.filters, kernel, padding=block.padding, bias=norm_after_activation)
+            norm, act = nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)
+            layers += [conv, act, norm] if norm_after_activation else [conv, norm, act]
+            if block.padding == "valid":
+                height, width = height - kernel[0] + 1, width - kernel[1] + 1
+            if block.pool:
+                layers.append(nn.MaxPool2d(2))
+                height, width = height // 2, width // 2
+            layers.append(ByteDropout(block.dropout))
+            self._l2.append((conv.weight, block.l2))
+            channels = block.filters
+        if min(height, width) < 1:
+            raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
+        self.features = nn.Sequential(*layers)
+        head: list[nn.Module] = [nn.Flatten()]
+        flat = channels * height * width
+        for block in denses:
+            dense = nn.Linear(flat, block.units)
+            head += [dense, _activation(activation, block.negative_slope), ByteDropout(block.dropout)]
+            self._l2.append((dense.weight, block.l2))
+            flat = block.units
+        self.classifier = nn.Linear(flat, num_classes)
+        self._l2.append((self.classifier.weight, output_l2))
+        head.append(self.classifier)
+        self.head = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def l2_penalty(self) -> torch.Tensor:
+        """Sum of l2 * ||W||^2 over layers, exactly what Keras adds to the loss for kernel_regularizer=l2(l2)."""
+        terms = [strength * weight.float().pow(2).sum() for weight, strength in self._l2 if strength > 0]
+        return torch.stack(terms).sum() if terms else torch.zeros((), device=self.classifier.weight.device)

@@ -1,0 +1,1 @@
+"""Emotions of faces in photos and videos: inputs, face detection, batched prediction, test pictures."""

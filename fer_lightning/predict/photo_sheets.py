@@ -1,0 +1,58 @@
+"""Test photos with known answers: FER-2013 faces upscaled and pasted, several per picture, onto noisy canvases.
+
+``fer-photo-sheets out=photos/`` writes the pictures and truth.csv (box and label of every pasted face); after
+``fer-predict ... inputs=photos/``, ``fer-score-sheets`` matches predicted boxes to the truth and reports the
+detection rate and the accuracy on detected faces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from fer_lightning.fer2013 import CLASS_NAMES
+
+
+def make_sheets(faces: np.ndarray, labels: np.ndarray, out_dir: Path, pictures: int, per_picture: int,
+                seed: int = 0) -> pd.DataFrame:
+    """Write ``pictures`` JPEGs of ``per_picture`` faces each (96-160 px, random places, noise); return the truth."""
+    rng = np.random.default_rng(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cell, truth = 220, []
+    order = rng.permutation(len(faces))[: pictures * per_picture]
+    for p in range(pictures):
+        height, width = cell + 40, cell * per_picture + 40
+        gradient = np.linspace(rng.uniform(60, 140), rng.uniform(100, 200), width)[None, :]
+        canvas = np.repeat(gradient, height, axis=0)
+        name = f"sheet_{p:04d}.jpg"
+        for slot, index in enumerate(order[p * per_picture:(p + 1) * per_picture]):
+            side = int(rng.integers(96, 161))
+            x = 20 + slot * cell + int(rng.integers(0, cell - side + 1))
+            y = 20 + int(rng.integers(0, cell - side + 1))
+            canvas[y:y + side, x:x + side] = cv2.resize(faces[index], (side, side), interpolation=cv2.INTER_CUBIC)
+            truth.append({"file": name, "x": x, "y": y, "w": side, "h": side, "label": CLASS_NAMES[labels[index]]})
+        canvas = np.clip(canvas + rng.normal(0, 6, canvas.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(out_dir / name), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    table = pd.DataFrame(truth)
+    table.to_csv(out_dir / "truth.csv", index=False)
+    return table
+
+
+def score(predictions: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """A pasted face counts as detected when a predicted box's centre lies inside it; accuracy is on those."""
+    found = predictions[predictions.status == "ok"].assign(file=lambda t: t.file.map(lambda f: Path(f).name))
+    found = found.assign(cx=found.x + found.w / 2, cy=found.y + found.h / 2)
+    detected, correct, matched = 0, 0, set()
+    for face in truth.itertuples():
+        hits = found[(found.file == face.file) & found.cx.between(face.x, face.x + face.w)
+                     & found.cy.between(face.y, face.y + face.h)]
+        if len(hits):
+            detected += 1
+            correct += int(hits.iloc[0].emotion == face.label)
+            matched.add(hits.index[0])
+    return {"faces": len(truth), "detected": detected, "detection_rate": detected / max(len(truth), 1),
+            "accuracy_on_detected": correct / max(detected, 1), "false_detections": len(found) - len(matched)}
+

@@ -1,0 +1,182 @@
+"""fer-predict: emotions of the faces in photos, folders, globs and videos, from a checkpoint, ONNX file or stack.
+
+Faces from many files go through the network together in batches. Each face is one row of predictions.csv
+(and predictions.json); an image without a face is a row too. A file that cannot be read is one error line;
+the rest are still processed, and the exit status says that something failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from rich.progress import Progress
+
+from fer_lightning.ensemble.stacking import Stacker
+from fer_lightning.errors import FerError
+from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.onnx_file import OnnxFaceClassifier
+from fer_lightning.precision import inference_bf16
+from fer_lightning.predict.face_detection import Box, FaceFinder, annotate, to_gray
+from fer_lightning.predict.media import IMAGE_SUFFIXES, MediaError, expand_inputs, is_video, read_image, video_frames
+from fer_lightning.training.run_dir import RunDir
+
+log = logging.getLogger(__name__)
+WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm"}
+
+
+class EmotionModel(Protocol):
+    def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class StackedFaceClassifier:
+    """stack.py's meta-model with its base checkpoints loaded once."""
+
+    stacker: Stacker
+    bases: list[FaceClassifier]
+
+    @classmethod
+    def from_path(cls, path: str | Path, bf16: bool, runtime: str) -> StackedFaceClassifier:
+        path = Path(path)
+        stacker = Stacker.load(path / "meta_model.joblib" if path.is_dir() else path)
+        return cls(stacker, stacker.base_classifiers(bf16, runtime))
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        return self.stacker.predict_images(images, self.bases)
+
+
+def _checkpoint_tta(ckpt: str) -> str:
+    """The TTA the checkpoint's run chose on PublicTest; none for a checkpoint outside a finished run dir."""
+    run_dir = RunDir.of_checkpoint(ckpt)
+    return run_dir.tta() if run_dir else "none"
+
+
+def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
+    """The one model named by ckpt=, onnx= or stack=, and a description for the log and the JSON."""
+    named = {key: cfg[key] for key in ("ckpt", "onnx", "stack") if cfg[key]}
+    if len(named) != 1:
+        raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
+                       f"stack=<stack.py run dir>; got {', '.join(named) or 'none'}")
+    (kind, path), = named.items()
+    bf16 = inference_bf16(cfg.precision, "cpu")
+    if kind == "ckpt":
+        classifier = FaceClassifier.from_checkpoint(path, bf16, _checkpoint_tta(path) if cfg.tta == "auto" else cfg.tta,
+                                                    cfg.runtime)
+        in_bf16 = bf16 and cfg.runtime != "onnxruntime"  # onnxruntime runs the graph in float32
+        return classifier, (f"checkpoint {path} on {cfg.runtime}" + (" (bf16)" if in_bf16 else "")
+                            + f", TTA {classifier.tta}")
+    if kind == "onnx":
+        return OnnxFaceClassifier(path), f"ONNX {path}"
+    return StackedFaceClassifier.from_path(path, bf16, cfg.runtime), f"stack {path} on {cfg.runtime}"
+
+
+@dataclass
+class Picture:
+    """One image or video frame waiting for its faces' predictions."""
+
+    path: Path
+    frame: int | None
+    boxes: list[Box]
+    crops: list[np.ndarray]
+    image: np.ndarray | None = None  # kept only when an annotated copy will be written
+
+
+@dataclass
+class Predictor:
+    model: EmotionModel
+    finder: FaceFinder
+    out_dir: Path
+    batch_size: int = 256
+    annotate: bool = True
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    _pending: list[Picture] = field(default_factory=list)
+
+    def add(self, path: Path, frame: int | None, image: np.ndarray) -> None:
+        gray = to_gray(image)
+        boxes = self.finder.boxes(gray)
+        keep = image if self.annotate and frame is None else None
+        self._pending.append(Picture(path, frame, boxes, [self.finder.crop(gray, b) for b in boxes], keep))
+        if sum(len(p.crops) for p in self._pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Predict every pending face in one batch, then write rows and annotated copies."""
+        crops = [crop for picture in self._pending for crop in picture.crops]
+        proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
+        start = 0
+        for picture in self._pending:
+            mine = proba[start:start + len(picture.crops)]
+            start += len(picture.crops)
+            self.rows += _rows(picture, mine)
+            if picture.image is not None:
+                labels = [f"{CLASS_NAMES[p.argmax()]} {p.max():.0%}" for p in mine]
+                self._write_annotated(picture, list(zip(picture.boxes, labels, strict=True)))
+        self._pending = []
+
+    def _write_annotated(self, picture: Picture, labelled: list[tuple[Box, str]]) -> None:
+        absolute = picture.path.resolve()
+        relative = absolute.relative_to(Path.cwd()) if absolute.is_relative_to(Path.cwd()) else \
+            absolute.relative_to(absolute.anchor)
+        target = self.out_dir / "annotated" / relative
+        if target.suffix.lower() not in WRITABLE_SUFFIXES:
+            target = target.with_name(target.name + ".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), annotate(picture.image, labelled))
+
+
+def _rows(picture: Picture, proba: np.ndarray) -> list[dict[str, Any]]:
+    base = {"file": str(picture.path), "frame": picture.frame}
+    if not picture.boxes:
+        return [{**base, "face": None, "status": "no_face"}]
+    return [{**base, "face": i, "status": "ok", "x": box.x, "y": box.y, "w": box.w, "h": box.h,
+             "emotion": CLASS_NAMES[int(p.argmax())], "confidence": round(float(p.max()), 4),
+             **{f"p_{name}": round(float(v), 4) for name, v in zip(CLASS_NAMES, p, strict=True)}}
+            for i, (box, p) in enumerate(zip(picture.boxes, proba, strict=True))]
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Run the model over every input; write predictions.csv, predictions.json and annotated copies."""
+    model, description = load_model(cfg)
+    files, errors = expand_inputs(cfg.inputs)
+    for problem in errors:
+        log.error(problem)
+    out_dir = Path(cfg.paths.output_dir)
+    predictor = Predictor(model, FaceFinder(cfg.detect, cfg.margin, **cfg.detector), out_dir, cfg.batch_size,
+                          cfg.annotate)
+    with Progress(disable=not cfg.progress) as progress:
+        task = progress.add_task("faces", total=len(files))
+        for path in files:
+            progress.update(task, description=path.name)
+            try:
+                if is_video(path):
+                    for frame, image in video_frames(path, cfg.every_n_frames):
+                        predictor.add(path, frame, image)
+                else:
+                    predictor.add(path, None, read_image(path))
+            except MediaError as err:
+                log.error(str(err))
+                errors.append(str(err))
+            progress.advance(task)
+        predictor.flush()
+    table = pd.DataFrame(predictor.rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "predictions.csv", index=False)
+    status = table["status"] if len(table) else pd.Series(dtype=str)
+    pictures = len(table[["file", "frame"]].drop_duplicates()) if len(table) else 0
+    summary = {"model": description, "files": len(files), "pictures": pictures, "faces": int((status == "ok").sum()),
+               "pictures_without_face": int((status == "no_face").sum()), "failed": len(errors), "errors": errors}
+    (out_dir / "predictions.json").write_text(json.dumps(
+        {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
+    log.info("%d faces in %d pictures from %d files (%d without a face, %d failed); wrote %s",
+             summary["faces"], summary["pictures"], len(files), summary["pictures_without_face"], len(errors),
+             out_dir / "predictions.csv")
+    return summary

@@ -1,0 +1,85 @@
+"""What a finished run leaves behind: metrics.json, a classification report, confusion matrix and curve plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+
+from fer_lightning.fer2013 import CLASS_NAMES
+
+LABELS = list(range(len(CLASS_NAMES)))
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
+    """Accuracy, macro and weighted precision/recall/F1, and the same per class, as plain floats."""
+    result: dict[str, Any] = {"accuracy": float(np.mean(labels == predictions)), "n": len(labels)}
+    for average in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(labels, predictions, labels=LABELS, average=average,
+                                                     zero_division=0)
+        result[average] = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    p, r, f, support = precision_recall_fscore_support(labels, predictions, labels=LABELS, zero_division=0)
+    result["per_class"] = {
+        name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+        for i, name in enumerate(CLASS_NAMES)
+    }
+    return result
+
+
+def confusion_figure(labels: np.ndarray, predictions: np.ndarray, title: str = "") -> Figure:
+    """One matrix: each cell's share of its true class (recall on the diagonal) above its count.
+
+    Sized to stay legible where TensorBoard shows it (about 600 px wide), as well as in confusion_matrix.png.
+    """
+    counts = confusion_matrix(labels, predictions, labels=LABELS)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), rate in np.ndenumerate(rates):
+        ax.text(j, i, f"{rate:.0%}\n{counts[i, j]}", ha="center", va="center", fontsize=9,
+                color="white" if rate > 0.5 else "black")
+    ax.set(xticks=LABELS, yticks=LABELS, xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES, xlabel="predicted",
+           ylabel="true", title=f"{title} confusion matrix: share of each true class, count".strip())
+    ax.tick_params(axis="x", rotation=45)
+    return fig
+
+
+def curves_figure(metrics_csv: Path) -> Figure:
+    """Loss and accuracy per epoch for train and val, read from the CSVLogger's metrics.csv."""
+    history = pd.read_csv(metrics_csv)
+    per_epoch = history.groupby("epoch").last()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
+        for stage in ("train", "val"):
+            column = f"{stage}/{metric}"
+            if column in per_epoch:
+                series = per_epoch[column].dropna()
+                ax.plot(series.index + 1, series.to_numpy(), marker=".", label=stage)
+        ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return fig
+
+
+def write_report(
+    run_dir: Path, split_name: str, scores: np.ndarray, labels: np.ndarray
+) -> tuple[dict[str, Any], Figure]:
+    """Write metrics.json, classification_report.txt and confusion_matrix.png from per-class scores (logits or
+    probabilities; the argmax is the prediction). The caller closes the figure."""
+    predictions = scores.argmax(axis=1)
+    metrics = classification_metrics(labels, predictions)
+    (run_dir / "metrics.json").write_text(json.dumps({split_name: metrics}, indent=2))
+    report = classification_report(labels, predictions, labels=LABELS, target_names=list(CLASS_NAMES),
+                                   digits=4, zero_division=0)
+    (run_dir / "classification_report.txt").write_text(f"{split_name}\n\n{report}")
+    fig = confusion_figure(labels, predictions, split_name)
+    fig.savefig(run_dir / "confusion_matrix.png", dpi=110)
+    return metrics, fig

@@ -1,0 +1,174 @@
+"""``train(cfg)``: the one function that fer-train, tuning, fer-bench and the tests all call.
+
+Fit on Training with PublicTest as validation, then evaluate the best checkpoint once on PrivateTest (with the
+test-time augmentation PublicTest prefers) and leave the run's report, logits for stacking, and TensorBoard
+figures in its run dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import matplotlib.pyplot as plt
+import numpy as np
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from matplotlib.figure import Figure
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.data.datamodule import FerDataModule
+from fer_lightning.errors import FerError
+from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.tta import choose_tta
+from fer_lightning.models.classifier import EmotionClassifier
+from fer_lightning.precision import inference_bf16, resolve_precision
+from fer_lightning.training.hparams import run_knobs
+from fer_lightning.training.reports import curves_figure, write_report
+from fer_lightning.training.run_dir import RunDir, RunSummary
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSummary:
+    """Train, test the best checkpoint on PrivateTest (unless ``cfg.test`` is false), write the run's files.
+
+    ``extra_callbacks`` are objects no config can describe, such as a tuning trial's pruning callback.
+    """
+    start = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = _checked_run_dir(cfg)
+    ckpt_path = run_dir.checkpoint_to_resume(cfg.ckpt_path)
+    if ckpt_path:
+        log.info("Resuming from %s", ckpt_path)
+    precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
+    datamodule = _datamodule(cfg)
+    model = _model(cfg, datamodule, channels_last)
+    loggers = _instantiate_all(cfg.logger)
+    callbacks = [*_instantiate_all(cfg.callbacks), *extra_callbacks]
+    trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before testing replaces the metrics
+    summary = RunSummary(val_acc_best=float(val_acc_best) if val_acc_best is not None else float("nan"),
+                         epochs=trainer.current_epoch, fit_seconds=round(time.perf_counter() - start, 1),
+                         precision=precision, device=str(trainer.strategy.root_device))
+    figures: dict[str, Figure] = {}
+    if cfg.test:
+        figures["test/confusion_matrix"] = _test_and_report(trainer, model, datamodule, run_dir, cfg.tta, summary)
+    run_dir.write_summary(summary)
+    _write_logs(loggers, run_dir, run_knobs(cfg, precision), summary, figures, trainer.global_step)
+    _log_outcome(summary, run_dir)
+    return summary
+
+
+def _checked_run_dir(cfg: DictConfig) -> RunDir:
+    """The run dir, writable and with room to spare; ``resume=`` must already have been expanded into it."""
+    run_dir = RunDir(Path(cfg.paths.output_dir))
+    if cfg.resume and Path(cfg.resume).resolve() != run_dir.path.resolve():
+        raise FerError(f"resume={cfg.resume} is expanded by fer-train into that run's dir and overrides; "
+                       f"here the output dir is {run_dir.path}. Use ckpt_path=<file> when calling train() directly")
+    run_dir.check_writable(cfg.min_free_disk_mb)
+    return run_dir
+
+
+def _datamodule(cfg: DictConfig) -> FerDataModule:
+    datamodule: FerDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule
+
+
+def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool) -> EmotionClassifier:
+    if cfg.class_weights not in (None, "balanced"):
+        raise ValueError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
+    class_weights = datamodule.balanced_class_weights() if cfg.class_weights == "balanced" else None
+    model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
+    # Set after instantiate, which would otherwise build this _target_ node into a second network.
+    model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
+    if cfg.compile:
+        model.net.compile()  # in place: state_dict keys stay plain, so checkpoints load without torch.compile
+    return model
+
+
+def _instantiate_all(group: DictConfig | None) -> list[Any]:
+    """Callbacks and loggers are dicts of named _target_ nodes; a node set to null is switched off."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+
+
+def _best_checkpoint(trainer: L.Trainer) -> str | None:
+    """Path of the best checkpoint, or None when none was written (fast_dev_run) and current weights count."""
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        return callback.best_model_path
+    return None
+
+
+def _test_and_report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule, run_dir: RunDir,
+                     tta_candidates: Sequence[str], summary: RunSummary) -> Figure:
+    """The one PrivateTest pass: test the best checkpoint, pick TTA on PublicTest, save logits, write the report.
+
+    ``trainer.test`` logs single-pass test metrics; the report and the saved logits use the TTA that scored best
+    on PublicTest, so stacking and fer-predict see the same predictions the report describes. Fills in the
+    summary's PrivateTest fields and returns the confusion-matrix figure.
+    """
+    best = _best_checkpoint(trainer)
+    log.info("Testing %s on PrivateTest", best or "the final weights")
+    test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]  # leaves the tested weights in
+    device = trainer.strategy.root_device
+    net = model.net.to(device).eval()  # Lightning's teardown moved it to the CPU; TTA runs where it trained
+    classifier = FaceClassifier(net, datamodule.mean, datamodule.std, Path(best or run_dir.path),
+                                inference_bf16(summary.precision, device.type))
+    val_images, val_labels = datamodule.data.split("PublicTest")
+    test_images, test_labels = datamodule.data.split("PrivateTest")
+    classifier.tta, tta_scores, val_logits = choose_tta(classifier.net_logits, val_images, val_labels,
+                                                        tta_candidates)
+    log.info("TTA on PublicTest: %s; using %s",
+             ", ".join(f"{name} {acc:.4f}" for name, acc in tta_scores.items()), classifier.tta)
+    test_logits = classifier.logits(test_images)
+    run_dir.save_logits("PublicTest", val_logits, val_labels)
+    run_dir.save_logits("PrivateTest", test_logits, test_labels)
+    report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels)
+    summary.val_acc = float(np.mean(val_logits.argmax(1) == val_labels))
+    summary.test_acc, summary.test_f1_macro = report["accuracy"], report["macro"]["f1"]
+    summary.test_loss, summary.test_acc_single_pass = float(test_results["test/loss"]), float(test_results["test/acc"])
+    summary.tta, summary.tta_val_acc, summary.best_checkpoint = classifier.tta, tta_scores, best
+    return confusion
+
+
+def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any], summary: RunSummary,
+                figures: dict[str, Figure], step: int) -> None:
+    """TensorBoard gets the figures and the knobs beside the metrics; the CSV log becomes curves.png."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            for tag, figure in figures.items():
+                logger.experiment.add_figure(tag, figure, global_step=step)
+            metrics = {f"hp/{key.replace('/', '_')}": value for key, value in summary.metrics().items()}
+            logger.log_hyperparams(knobs, metrics=metrics)
+            logger.experiment.flush()  # written after fit's finalize: on disk now, not at interpreter exit
+        if isinstance(logger, CSVLogger):
+            logger.save()
+            metrics_csv = Path(logger.log_dir) / "metrics.csv"
+            if metrics_csv.is_file():
+                curves = curves_figure(metrics_csv)
+                curves.savefig(run_dir.path / "curves.png", dpi=110)
+                plt.close(curves)
+    for figure in figures.values():
+        plt.close(figure)
+
+
+def _log_outcome(summary: RunSummary, run_dir: RunDir) -> None:
+    if summary.test_acc is not None:
+        log.info("PrivateTest accuracy %.4f, macro F1 %.4f (TTA %s) after %d epochs in %.0f s; run dir %s",
+                 summary.test_acc, summary.test_f1_macro, summary.tta, summary.epochs, summary.fit_seconds,
+                 run_dir.path)
+    else:
+        log.info("Best PublicTest accuracy %.4f after %d epochs in %.0f s (no test pass); run dir %s",
+                 summary.val_acc_best, summary.epochs, summary.fit_seconds, run_dir.path)

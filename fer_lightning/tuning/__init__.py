@@ -1,0 +1,1 @@
+"""Optuna studies over the training config: tune(cfg), persistent and resumable."""

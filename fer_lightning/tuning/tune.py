@@ -1,0 +1,199 @@
+"""``tune(cfg)``: an Optuna study over train.py's config, persistent, resumable and shareable between processes.
+
+Each trial composes conf/train.yaml with the search's overrides, writes the trial's values into the config at
+the paths the search space names, and calls the same ``train()`` with a pruning callback on ``val/acc``.
+Trials fit on Training and validate on PublicTest; they never run the PrivateTest pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import optuna
+from hydra import compose
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+from optuna_integration import PyTorchLightningPruningCallback
+
+from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.training.run_dir import RunSummary
+from fer_lightning.training.train import train
+
+log = logging.getLogger(__name__)
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+MONITOR = "val/acc"
+STUDIES_DIR = "optuna"  # under paths.log_dir: the study database and one dir per study (conf/tune.yaml)
+EXPORTED_MODEL_DIR = Path("model") / "tuned"  # inside a study dir, laid out as the model config group
+# Every trial: no PrivateTest pass, no checkpoints (a killed trial is re-run, not resumed), quiet logs.
+TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.progress_bar=null",
+               "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+
+
+def suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
+    """One value from a YAML spec: ``{choices: [...]}``, or ``{low, high}`` with optional ``log`` and ``int``."""
+    if "choices" in spec:
+        return trial.suggest_categorical(name, list(spec["choices"]))
+    if {"low", "high"} <= spec.keys():
+        kind = trial.suggest_int if spec.get("int", False) else trial.suggest_float
+        return kind(name, spec["low"], spec["high"], log=spec.get("log", False))
+    raise ValueError(f"search space entry {name!r}: expected 'choices' or 'low' and 'high', got {sorted(spec)}")
+
+
+def trial_config(cfg: DictConfig, params: dict[str, Any], output_dir: Path) -> DictConfig:
+    """conf/train.yaml + the search's overrides + the trial's values written at their config paths."""
+    overrides = [f"model={cfg.model}", *cfg.train_overrides, *cfg.train_args, *TRIAL_RULES,
+                 f"paths.output_dir={output_dir}"]
+    trial_cfg = compose(config_name="train", overrides=overrides)
+    for path, value in params.items():
+        OmegaConf.update(trial_cfg, path, value, merge=False)
+    return trial_cfg
+
+
+def storage_for(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats, so a trial whose process was killed is marked FAIL rather than left RUNNING."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": 60}}  # several processes share one file
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                      grace_period=2 * heartbeat_interval)
+
+
+def make_objective(cfg: DictConfig, study_dir: Path,
+                   run: Callable[..., RunSummary] = train) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        params = {path: suggest(trial, path, dict(spec)) for path, spec in cfg.space.items()}
+        trial_dir = study_dir / f"trial_{trial.number:04d}"
+        trial.set_user_attr("dir", str(trial_dir))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it, in a shared study
+        try:
+            summary = run(trial_config(cfg, params, trial_dir),
+                          extra_callbacks=[PyTorchLightningPruningCallback(trial, monitor=MONITOR)])
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:  # recorded on the trial; the study goes on (optimize(catch=...))
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
+            raise
+        value = summary.val_acc_best
+        if not math.isfinite(value):
+            trial.set_user_attr("fail_reason", "val/acc_best is not finite (did the loss diverge?)")
+            raise ValueError(f"trial {trial.number}: val/acc_best is {value}")
+        return value
+
+    return objective
+
+
+def _count_finished(study: optuna.Study) -> int:
+    return sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
+
+
+def _save_plots(study: optuna.Study, study_dir: Path) -> None:
+    """Optuna's own matplotlib figures; a plot that needs more finished trials than there are is skipped."""
+    from optuna.visualization import matplotlib as plots
+
+    for name, plot in (("optimization_history", plots.plot_optimization_history),
+                       ("param_importances", plots.plot_param_importances),
+                       ("intermediate_values", plots.plot_intermediate_values)):
+        try:
+            axes = plot(study)
+        except (ValueError, RuntimeError) as err:
+            log.warning("No %s plot: %s", name, err)
+            continue
+        figure = np.ravel(axes)[0].figure
+        figure.set_size_inches(10, 6)
+        figure.savefig(study_dir / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(figure)
+
+
+def exported_model_roots(studies_dir: Path) -> list[Path]:
+    """Study dirs holding an exported ``model/tuned/<study>.yaml``: each is a Hydra search path root for it."""
+    return sorted(path.parents[2] for path in studies_dir.glob(f"*/{EXPORTED_MODEL_DIR}/*.yaml"))
+
+
+def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir: Path, study_dir: Path) -> Path:
+    """The best trial's ``model`` node, limited to the keys the base model config owns, as a model config in the
+    study dir, where ``fer-train model=tuned/<study>`` finds it."""
+    trial_cfg = trial_config(cfg, best.params, Path(best.user_attrs.get("dir", ".")))
+    owned = OmegaConf.load(conf_dir / "model" / f"{cfg.model}.yaml").keys()
+    tuned = OmegaConf.to_container(trial_cfg.model, resolve=True)
+    model = {key: tuned[key] for key in owned}
+    elsewhere = [path for path in best.params if path.split(".")[:2] not in (["model", key] for key in owned)]
+    if elsewhere:
+        log.warning("Not part of the exported model config (set them on the train.py command line): %s",
+                    ", ".join(f"{path}={best.params[path]}" for path in elsewhere))
+    path = study_dir / EXPORTED_MODEL_DIR / f"{cfg.study_name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    groups = [o for o in cfg.train_overrides if "." not in o.split("=")[0]]  # e.g. optimizer=adam
+    header = (f"# Written by tune.py: study {cfg.study_name}, trial {best.number}, val/acc_best {best.value:.4f} "
+              f"on PublicTest.\n# Train it with the search's recipe: python train.py model=tuned/{cfg.study_name} "
+              f"{' '.join(groups)}\n")
+    path.write_text(header + OmegaConf.to_yaml(OmegaConf.create(model)))
+    return path
+
+
+def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train) -> dict[str, Any]:
+    """Create or resume the study, run trials until ``n_trials`` have finished, then write its report."""
+    study_dir = Path(cfg.study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    base = trial_config(cfg, {}, study_dir)
+    unknown = [path for path in cfg.space if OmegaConf.select(base, path, default=None) is None]
+    if unknown:
+        raise ValueError(f"search space keys name no value in the training config: {', '.join(unknown)}")
+    if any(path.endswith(".l2") for path in cfg.space) and not base.model.keras_l2:
+        raise ValueError("the search tunes L2 strengths but model.keras_l2 is false, so they would do nothing; "
+                         "add optimizer=adam (or model.keras_l2=true) to train_overrides")
+    load_fer2013(base.data.csv_path, base.paths.cache_dir, base.data.bad_rows)  # bad data fails before any trial
+    storage = storage_for(cfg.storage, cfg.heartbeat_interval)
+    existing = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}.get(cfg.study_name, 0)
+    # Each process draws its own sampler stream, so processes sharing a study do not repeat each other.
+    seed = int(np.random.SeedSequence([cfg.seed, existing, os.getpid()]).generate_state(1)[0])
+    study = optuna.create_study(study_name=cfg.study_name, storage=storage, direction="maximize",
+                                sampler=instantiate(cfg.sampler, seed=seed), pruner=instantiate(cfg.pruner),
+                                load_if_exists=True)
+    optuna.storages.fail_stale_trials(study)
+    missing = cfg.n_trials - _count_finished(study)
+    log.info("Study %s in %s: %d trials finished, %d to run (sampler seed %d)", cfg.study_name, cfg.storage,
+             _count_finished(study), max(missing, 0), seed)
+    if missing > 0:
+        study.optimize(make_objective(cfg, study_dir, run), n_trials=missing, timeout=cfg.timeout,
+                       catch=(Exception,), callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, FINISHED)],
+                       gc_after_trial=True)
+    optuna.storages.fail_stale_trials(study)
+    return write_study_report(cfg, study, conf_dir, study_dir, base.trainer.max_epochs)
+
+
+def write_study_report(cfg: DictConfig, study: optuna.Study, conf_dir: Path, study_dir: Path,
+                       max_epochs: int) -> dict[str, Any]:
+    """trials.csv, best.json, the plots, and the best trial as <study dir>/model/tuned/<study>.yaml."""
+    trials = study.get_trials(deepcopy=False)
+    study.trials_dataframe().to_csv(study_dir / "trials.csv", index=False)
+    counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
+    finished = [t for t in trials if t.state in FINISHED]
+    summary: dict[str, Any] = {
+        "study": cfg.study_name, "storage": cfg.storage, "trials": counts,
+        "epochs_run": sum(len(t.intermediate_values) for t in finished),
+        "epochs_without_pruning": len(finished) * max_epochs,
+        "failures": {t.number: t.user_attrs.get("fail_reason", "") for t in trials if t.state == TrialState.FAIL},
+    }
+    if counts["complete"]:
+        best = study.best_trial
+        export = export_best_model(cfg, best, conf_dir, study_dir)
+        summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
+                    "exported_model": str(export)}
+        log.info("Best trial %d: val/acc_best %.4f with %s; written to %s", best.number, best.value, best.params,
+                 export)
+    _save_plots(study, study_dir)
+    (study_dir / "best.json").write_text(json.dumps(summary, indent=2))
+    log.info("Trials: %s; %d epochs run against %d without pruning; report in %s", counts,
+             summary["epochs_run"], summary["epochs_without_pruning"], study_dir)
+    return summary
