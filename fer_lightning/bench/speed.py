@@ -113,7 +113,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     if not clock.steady_images:
         raise FerError(f"the epoch had no training batches after the {cfg.warmup_batches} warm-up ones "
                        "(warmup_batches); nothing steady to time")
-    device = torch.device(summary.device)
+    device = torch.device(str(summary.device))
     bf16 = inference_bf16(summary.precision, device.type)
     checkpoint = RunDir(Path(cfg.paths.output_dir)).last_checkpoint
     faces = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir).split("PublicTest")[0][: cfg.infer_batch]

@@ -16,7 +16,7 @@ from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.errors import FerError
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.training.train import train
-from fer_lightning.tuning.tune import STUDIES_DIR, exported_model_roots
+from fer_lightning.tuning.exported_models import STUDIES_DIR, exported_model_roots
 
 RESUME_KEYS = ("resume", "ckpt_path")
 

@@ -42,7 +42,7 @@ class RunSummary:
     epochs: int
     fit_seconds: float
     precision: str
-    device: str
+    device: str | None = None  # runs finished before 2026-11-25 (their summaries are stacked in docs/) lack it
     tta: str = "none"
     tta_val_acc: dict[str, float] = field(default_factory=dict)
     val_acc: float | None = None

@@ -28,12 +28,11 @@ from optuna_integration import PyTorchLightningPruningCallback
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.training.run_dir import RunSummary
 from fer_lightning.training.train import train
+from fer_lightning.tuning.exported_models import EXPORTED_MODEL_DIR
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MONITOR = "val/acc"
-STUDIES_DIR = "optuna"  # under paths.log_dir: the study database and one dir per study (conf/tune.yaml)
-EXPORTED_MODEL_DIR = Path("model") / "tuned"  # inside a study dir, laid out as the model config group
 # Every trial: no PrivateTest pass, no checkpoints (a killed trial is re-run, not resumed), quiet logs.
 TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.progress_bar=null",
                "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
@@ -113,11 +112,6 @@ def _save_plots(study: optuna.Study, study_dir: Path) -> None:
         figure.set_size_inches(10, 6)
         figure.savefig(study_dir / f"{name}.png", dpi=110, bbox_inches="tight")
         plt.close(figure)
-
-
-def exported_model_roots(studies_dir: Path) -> list[Path]:
-    """Study dirs holding an exported ``model/tuned/<study>.yaml``: each is a Hydra search path root for it."""
-    return sorted(path.parents[2] for path in studies_dir.glob(f"*/{EXPORTED_MODEL_DIR}/*.yaml"))
 
 
 def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir: Path, study_dir: Path) -> Path:
