@@ -77,6 +77,26 @@ def test_stacker_learns_what_no_base_model_knows(tmp_path: Path, features: str) 
     assert list((tmp_path / "stack" / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_unseen_faces_are_those_no_base_run_saw_in_training(tmp_path: Path) -> None:
+    runs = complementary_runs(tmp_path)
+    masks = []
+    for n, run in enumerate(runs):
+        saved = np.load(run / "logits_test.npz")
+        unseen = np.ones(len(saved["labels"]), bool)
+        unseen[n * 10:(n + 1) * 10] = False  # each run had its own ten PrivateTest faces' copies in Training
+        RunDir(run).save_logits("PrivateTest", saved["logits"], saved["labels"], unseen)
+        masks.append(unseen)
+    summary = stack(stack_cfg(runs, tmp_path / "stack"))
+    both = masks[0] & masks[1]
+    assert summary["test_unseen_faces"] == both.sum() == len(both) - 20
+    table = pd.read_csv(tmp_path / "stack" / "stack_table.csv").set_index("name")
+    saved = np.load(runs[0] / "logits_test.npz")
+    expected = np.mean(saved["logits"].argmax(1)[both] == saved["labels"][both])
+    assert table.loc[table.index[0], "privatetest_acc_unseen"] == pytest.approx(expected)
+    metrics = json.loads((tmp_path / "stack" / "metrics.json").read_text())
+    assert metrics["PrivateTest_unseen"]["n"] == both.sum()
+
+
 class RecordingClassifier(ClassifierMixin, BaseEstimator):
     """Remembers every (features, labels) pair it is fit on; predicts the majority class."""
 

@@ -1,4 +1,4 @@
-"""fer-analyze: faces of each class and the class balance of each split, as PNGs and in TensorBoard."""
+"""fer-analyze: faces of each class, the class balance of each split, and the data audit (blanks, copies)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,6 @@ from fer_lightning.data.analysis import analyze
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="analyze")
 def main(cfg: DictConfig) -> None:
     written = exit_on_error(lambda: analyze(cfg.csv_path, Path(cfg.paths.output_dir), Path(cfg.cache_dir),
-                                            cfg.per_class))
+                                            cfg.per_class, cfg.audit, cfg.near_duplicate_check))
     for path in written:
         print(f"wrote {path}")

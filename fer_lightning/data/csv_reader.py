@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
 BadRows = Literal["raise", "drop"]
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 class FerDataError(FerError, ValueError):
@@ -36,16 +36,23 @@ class FerDataError(FerError, ValueError):
 
 @dataclass
 class FerArrays:
-    """The whole data set as arrays: images (N, 48, 48) uint8, labels (N,) int64, usage (N,) index into SPLITS."""
+    """The whole data set as arrays: images (N, 48, 48) uint8, labels (N,) int64, usage (N,) index into SPLITS,
+    and lines (N,), each row's line in the CSV file."""
 
     images: np.ndarray
     labels: np.ndarray
     usage: np.ndarray
+    lines: np.ndarray
     dropped_lines: list[int] = field(default_factory=list)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         mask = self.usage == SPLITS.index(name)
         return self.images[mask], self.labels[mask]
+
+    def select(self, keep: np.ndarray, labels: np.ndarray | None = None) -> FerArrays:
+        """The rows where ``keep`` is true, with ``labels`` (all rows') in place of the CSV's where given."""
+        labels = self.labels if labels is None else labels
+        return FerArrays(self.images[keep], labels[keep], self.usage[keep], self.lines[keep], self.dropped_lines)
 
 
 def missing_file_message(path: str | os.PathLike | None) -> str:
@@ -155,14 +162,17 @@ def parse_csv(path: str | os.PathLike, bad_rows: BadRows = "raise") -> FerArrays
         images=images[keep],
         labels=good["emotion"].str.strip().astype(np.int64).to_numpy(),
         usage=good["Usage"].str.strip().map(SPLITS.index).to_numpy(np.int8),
+        lines=lines[keep],
         dropped_lines=lines[bad].tolist(),
     )
 
 
-def _cache_file(path: Path, cache_dir: Path, bad_rows: BadRows) -> Path:
+def cache_file(path: str | os.PathLike, cache_dir: str | os.PathLike, bad_rows: BadRows) -> Path:
+    """Where the parsed arrays of this CSV (its size and modification time) are cached."""
+    path = Path(path).expanduser()
     stat = path.stat()
     stem = path.name.split(".")[0]
-    return cache_dir / f"{stem}-v{_CACHE_VERSION}-{stat.st_size}-{stat.st_mtime_ns}-{bad_rows}.npz"
+    return Path(cache_dir) / f"{stem}-v{_CACHE_VERSION}-{stat.st_size}-{stat.st_mtime_ns}-{bad_rows}.npz"
 
 
 def load_fer2013(
@@ -177,10 +187,10 @@ def load_fer2013(
     if bad_rows not in ("raise", "drop"):
         raise FerDataError(f"data.bad_rows must be 'raise' or 'drop', got {bad_rows!r}")
     start = time.perf_counter()
-    cache = _cache_file(path, Path(cache_dir), bad_rows) if cache_dir else None
+    cache = cache_file(path, cache_dir, bad_rows) if cache_dir else None
     if cache is not None and cache.is_file():
         with np.load(cache) as npz:
-            data = FerArrays(npz["images"], npz["labels"], npz["usage"], npz["dropped_lines"].tolist())
+            data = FerArrays(npz["images"], npz["labels"], npz["usage"], npz["lines"], npz["dropped_lines"].tolist())
         log.info("Loaded %d faces from cache %s in %.2f s", len(data.labels), cache, time.perf_counter() - start)
     else:
         data = parse_csv(path, bad_rows)
@@ -188,7 +198,7 @@ def load_fer2013(
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             partial = cache.with_suffix(".tmp.npz")
-            np.savez(partial, images=data.images, labels=data.labels, usage=data.usage,
+            np.savez(partial, images=data.images, labels=data.labels, usage=data.usage, lines=data.lines,
                      dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
             partial.replace(cache)  # atomic: a killed run never leaves a half-written cache behind
             log.info("Wrote cache %s", cache)

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from fer_lightning.data.audit import LabelConflicts, audit_data, training_selection
 from fer_lightning.data.augment import BatchAugment
-from fer_lightning.data.csv_reader import BadRows, FerArrays, load_fer2013
-from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, load_fer2013
+from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 
 log = logging.getLogger(__name__)
 Normalization = Literal["per_pixel", "global", "scale"]
@@ -83,16 +84,21 @@ class FerDataModule(L.LightningDataModule):
         eval_batch_size: int = 512,
         num_workers: int = 0,
         sampler: Literal["weighted"] | None = None,
+        drop_blank: bool = False,
+        dedupe: Literal["train"] | None = None,
+        label_conflicts: LabelConflicts = "keep",
     ) -> None:
         super().__init__()
         if sampler not in (None, "weighted"):
             raise ValueError(f"data.sampler must be null or 'weighted', got {sampler!r}")
         self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
+        self.drop_blank, self.dedupe, self.label_conflicts = drop_blank, dedupe, label_conflicts
         self.normalization = normalization
         self.train_transform, self.batch_augment = train_transform, batch_augment
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.sampler = num_workers, sampler
         self.data: FerArrays | None = None
+        self.copy_in_training: np.ndarray | None = None  # per row of data: a copy of it is among the Training rows
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self._stats_copies: tuple[torch.Tensor, ...] | None = None  # mean, std, and their copies on a device
@@ -106,7 +112,7 @@ class FerDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None:
             return
-        self.data = load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)
+        self.data, self.copy_in_training = self._audited(load_fer2013(self.csv_path, self.cache_dir, self.bad_rows))
         train_images, _ = self.data.split("Training")
         if len(train_images) == 0:
             raise ValueError(f"{self.csv_path}: no rows with Usage=Training, nothing to train on")
@@ -114,6 +120,21 @@ class FerDataModule(L.LightningDataModule):
         self._seed_random_states(int(torch.randint(2**62, ())))  # follows seed_everything
         sizes = {stage: len(self.data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
         log.info("Splits: %s", ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+    def _audited(self, data: FerArrays) -> tuple[FerArrays, np.ndarray]:
+        """The rows to use after ``drop_blank`` / ``dedupe`` / ``label_conflicts`` (Training only), and for each
+        of them whether a copy of its face is among the Training rows kept."""
+        cache = cache_file(self.csv_path, self.cache_dir, self.bad_rows) if self.cache_dir else None
+        audit = audit_data(data, cache)
+        keep, labels = training_selection(data, audit, self.drop_blank, self.dedupe, self.label_conflicts)
+        if not keep.all():
+            log.info("Training rows dropped (drop_blank=%s, dedupe=%s, label_conflicts=%s): %d of %d",
+                     self.drop_blank, self.dedupe, self.label_conflicts, int((~keep).sum()),
+                     int((data.usage == SPLITS.index("Training")).sum()))
+        if (labels != data.labels).any():
+            log.info("Training rows relabelled to their copies' majority: %d", int((labels != data.labels).sum()))
+        kept_training = keep & (data.usage == SPLITS.index("Training"))
+        return data.select(keep, labels), audit.copies_in(kept_training)[keep]
 
     def _seed_random_states(self, seed: int) -> None:
         self.shuffle_rng.manual_seed(seed)

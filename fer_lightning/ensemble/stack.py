@@ -1,4 +1,4 @@
-"""``stack(cfg)``: what stack.py runs. Fit every configured meta-learner on PublicTest, score it on PrivateTest.
+"""``stack(cfg)``: what fer-stack runs. Fit every configured meta-learner on PublicTest, score it on PrivateTest.
 
 Writes into the run dir: stack_table.csv (base models, soft voting, each meta-learner), comparison.png, and for
 the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json, classification_report.txt and
@@ -34,7 +34,7 @@ from fer_lightning.training.reports import classification_metrics, write_report
 
 log = logging.getLogger(__name__)
 TABLE_COLUMNS = ["name", "kind", "features", "publictest_acc", "cv_acc", "privatetest_acc", "privatetest_f1_macro",
-                 "best_params"]
+                 "privatetest_acc_unseen", "best_params"]
 
 
 def configured_learners(cfg: DictConfig) -> list[MetaLearner]:
@@ -65,10 +65,20 @@ def comparison_figure(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def _row(name: str, kind: str, labels: np.ndarray, predictions: np.ndarray, **extra: Any) -> dict[str, Any]:
+def _row(name: str, kind: str, labels: np.ndarray, predictions: np.ndarray, unseen: np.ndarray | None,
+         **extra: Any) -> dict[str, Any]:
     metrics = classification_metrics(labels, predictions)
-    return {"name": name, "kind": kind, **extra, "privatetest_acc": metrics["accuracy"],
-            "privatetest_f1_macro": metrics["macro"]["f1"]}
+    row = {"name": name, "kind": kind, **extra, "privatetest_acc": metrics["accuracy"],
+           "privatetest_f1_macro": metrics["macro"]["f1"]}
+    if unseen is not None:
+        row["privatetest_acc_unseen"] = classification_metrics(labels[unseen], predictions[unseen])["accuracy"]
+    return row
+
+
+def unseen_by_all(runs: list[BaseRun]) -> np.ndarray | None:
+    """PrivateTest faces with no copy in the Training rows of any base run; None if a run did not record it."""
+    masks = [run.run_dir.unseen() for run in runs]
+    return None if any(mask is None for mask in masks) else np.logical_and.reduce(masks)
 
 
 def stack(cfg: DictConfig) -> dict[str, Any]:
@@ -80,7 +90,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     val_labels, test_labels = runs[0].val_labels, runs[0].test_labels
     log.info("Stacking %d runs: %s", len(runs), ", ".join(run.name for run in runs))
 
-    rows = [_row(run.name, "base", test_labels, run.test_logits.argmax(1),
+    unseen = unseen_by_all(runs)
+    rows = [_row(run.name, "base", test_labels, run.test_logits.argmax(1), unseen,
                  publictest_acc=float(np.mean(run.val_logits.argmax(1) == val_labels))) for run in runs]
     stackers: dict[str, Stacker] = {}
     for learner in configured_learners(cfg):
@@ -90,7 +101,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
         stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
                           [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs])
         test_proba = stacker.predict_proba([run.test_logits for run in runs])
-        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), features=learner.features,
+        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), unseen, features=learner.features,
                          cv_acc=fitted.cv_accuracy, best_params=json.dumps(fitted.best_params)))
         stackers[learner.name] = stacker
         log.info("%s on %s: CV accuracy %.4f on PublicTest (%s), PrivateTest %.4f, %.1f s", learner.name,
@@ -105,7 +116,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     chosen = stackers[cfg.meta.name]
     chosen.save(out / "meta_model.joblib")
     chosen_proba = chosen.predict_proba([run.test_logits for run in runs])
-    report, confusion = write_report(out, "PrivateTest", chosen_proba, test_labels)
+    report, confusion = write_report(out, "PrivateTest", chosen_proba, test_labels, unseen)
     comparison = comparison_figure(table)
     comparison.savefig(out / "comparison.png", dpi=110)
     with SummaryWriter(str(out / "tensorboard")) as writer:
@@ -122,6 +133,10 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
         "soft_vote_test/acc": float(soft_vote.iloc[0]) if len(soft_vote) else None,
         "best_base_test/acc": float(table.loc[table["kind"] == "base", "privatetest_acc"].max()),
     }
+    unseen_report = report["unseen"]
+    if unseen_report is not None:  # PrivateTest without the faces that have a copy in any run's Training rows
+        summary |= {"test/acc_unseen": unseen_report["accuracy"], "test/f1_macro_unseen": unseen_report["macro"]["f1"],
+                    "test_unseen_faces": unseen_report["n"]}
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f, macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"],
              summary["test/f1_macro"], out)

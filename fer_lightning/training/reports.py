@@ -69,17 +69,25 @@ def curves_figure(metrics_csv: Path) -> Figure:
     return fig
 
 
-def write_report(
-    run_dir: Path, split_name: str, scores: np.ndarray, labels: np.ndarray
-) -> tuple[dict[str, Any], Figure]:
+def write_report(run_dir: Path, split_name: str, scores: np.ndarray, labels: np.ndarray,
+                 unseen: np.ndarray | None = None) -> tuple[dict[str, Any], Figure]:
     """Write metrics.json, classification_report.txt and confusion_matrix.png from per-class scores (logits or
-    probabilities; the argmax is the prediction). The caller closes the figure."""
+    probabilities; the argmax is the prediction). The caller closes the figure.
+
+    ``unseen`` marks the faces without a copy in Training: their figures are reported again on their own, as
+    ``<split>_unseen``, in the returned metrics too.
+    """
     predictions = scores.argmax(axis=1)
-    metrics = classification_metrics(labels, predictions)
-    (run_dir / "metrics.json").write_text(json.dumps({split_name: metrics}, indent=2))
-    report = classification_report(labels, predictions, labels=LABELS, target_names=list(CLASS_NAMES),
-                                   digits=4, zero_division=0)
-    (run_dir / "classification_report.txt").write_text(f"{split_name}\n\n{report}")
+    subsets = {split_name: (labels, predictions)}
+    if unseen is not None:
+        subsets[f"{split_name}_unseen"] = (labels[unseen], predictions[unseen])
+    computed = {name: classification_metrics(*pair) for name, pair in subsets.items()}
+    (run_dir / "metrics.json").write_text(json.dumps(computed, indent=2))
+    metrics = {**computed[split_name], "unseen": computed.get(f"{split_name}_unseen")}
+    reports = [f"{name} ({len(truth)} faces)\n\n" + classification_report(
+        truth, predicted, labels=LABELS, target_names=list(CLASS_NAMES), digits=4, zero_division=0)
+        for name, (truth, predicted) in subsets.items()]
+    (run_dir / "classification_report.txt").write_text("\n\n".join(reports))
     fig = confusion_figure(labels, predictions, split_name)
     fig.savefig(run_dir / "confusion_matrix.png", dpi=110)
     return metrics, fig

@@ -24,7 +24,8 @@ LOGIT_FILES = {"PublicTest": "logits_val.npz", "PrivateTest": "logits_test.npz"}
 # summary.json names metrics as they are logged; the other fields keep their own names.
 METRIC_KEYS = {"val_acc_best": "val/acc_best", "val_acc": "val/acc", "test_acc": "test/acc",
                "test_f1_macro": "test/f1_macro", "test_loss": "test/loss",
-               "test_acc_single_pass": "test/acc_single_pass"}
+               "test_acc_single_pass": "test/acc_single_pass", "test_acc_unseen": "test/acc_unseen",
+               "test_f1_macro_unseen": "test/f1_macro_unseen"}
 
 
 class RunDirError(FerError, ValueError):
@@ -36,6 +37,7 @@ class RunSummary:
     """summary.json: what a finished train() measured. The PrivateTest fields stay None when ``test=false``.
 
     ``val_acc`` is PublicTest accuracy with the chosen ``tta``; ``tta_val_acc`` holds every candidate's.
+    The ``_unseen`` figures count only the ``test_unseen_faces`` PrivateTest faces without a copy in Training.
     """
 
     val_acc_best: float
@@ -50,6 +52,9 @@ class RunSummary:
     test_f1_macro: float | None = None
     test_loss: float | None = None
     test_acc_single_pass: float | None = None
+    test_acc_unseen: float | None = None
+    test_f1_macro_unseen: float | None = None
+    test_unseen_faces: int | None = None
     best_checkpoint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -149,9 +154,17 @@ class RunDir:
     def has_logits(self) -> bool:
         return all((self.path / name).is_file() for name in LOGIT_FILES.values())
 
-    def save_logits(self, split: str, logits: np.ndarray, labels: np.ndarray) -> None:
+    def save_logits(self, split: str, logits: np.ndarray, labels: np.ndarray,
+                    unseen: np.ndarray | None = None) -> None:
+        """``unseen``: which faces have no copy in the Training rows the run trained on."""
+        extra = {} if unseen is None else {"unseen": unseen.astype(bool)}
         np.savez(self.path / LOGIT_FILES[split], logits=logits.astype(np.float32), labels=labels.astype(np.int64),
-                 class_names=np.array(CLASS_NAMES))
+                 class_names=np.array(CLASS_NAMES), **extra)
+
+    def unseen(self, split: str = "PrivateTest") -> np.ndarray | None:
+        """The faces of a split without a copy in the run's Training rows, as saved with its logits."""
+        with np.load(self.path / LOGIT_FILES[split]) as saved:
+            return saved["unseen"] if "unseen" in saved.files else None
 
     def logits(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """The (N, 7) logits, with the run's chosen TTA, and the labels of a split the run saved."""

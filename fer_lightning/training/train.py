@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
 from fer_lightning.errors import FerError
+from fer_lightning.fer2013 import SPLITS
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
@@ -133,13 +134,17 @@ def _test_and_report(trainer: L.Trainer, model: EmotionClassifier, datamodule: F
     log.info("TTA on PublicTest: %s; using %s",
              ", ".join(f"{name} {acc:.4f}" for name, acc in tta_scores.items()), classifier.tta)
     test_logits = classifier.logits(test_images)
+    unseen = ~datamodule.copy_in_training[datamodule.data.usage == SPLITS.index("PrivateTest")]
     run_dir.save_logits("PublicTest", val_logits, val_labels)
-    run_dir.save_logits("PrivateTest", test_logits, test_labels)
-    report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels)
+    run_dir.save_logits("PrivateTest", test_logits, test_labels, unseen)
+    report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels, unseen)
     summary.val_acc = float(np.mean(val_logits.argmax(1) == val_labels))
     summary.test_acc, summary.test_f1_macro = report["accuracy"], report["macro"]["f1"]
     summary.test_loss, summary.test_acc_single_pass = float(test_results["test/loss"]), float(test_results["test/acc"])
     summary.tta, summary.tta_val_acc, summary.best_checkpoint = classifier.tta, tta_scores, best
+    unseen_report = report["unseen"]
+    summary.test_acc_unseen, summary.test_f1_macro_unseen = unseen_report["accuracy"], unseen_report["macro"]["f1"]
+    summary.test_unseen_faces = unseen_report["n"]
     return confusion
 
 
@@ -166,9 +171,10 @@ def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any
 
 def _log_outcome(summary: RunSummary, run_dir: RunDir) -> None:
     if summary.test_acc is not None:
-        log.info("PrivateTest accuracy %.4f, macro F1 %.4f (TTA %s) after %d epochs in %.0f s; run dir %s",
-                 summary.test_acc, summary.test_f1_macro, summary.tta, summary.epochs, summary.fit_seconds,
-                 run_dir.path)
+        log.info("PrivateTest accuracy %.4f, macro F1 %.4f (TTA %s) after %d epochs in %.0f s; on the %d faces "
+                 "without a copy in Training %.4f, macro F1 %.4f; run dir %s", summary.test_acc, summary.test_f1_macro,
+                 summary.tta, summary.epochs, summary.fit_seconds, summary.test_unseen_faces, summary.test_acc_unseen,
+                 summary.test_f1_macro_unseen, run_dir.path)
     else:
         log.info("Best PublicTest accuracy %.4f after %d epochs in %.0f s (no test pass); run dir %s",
                  summary.val_acc_best, summary.epochs, summary.fit_seconds, run_dir.path)
