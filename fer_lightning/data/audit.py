@@ -90,7 +90,9 @@ def audit_data(data: FerArrays, data_cache: Path | None = None,
     cache = _audit_cache(data_cache, settings) if data_cache is not None else None
     if cache is not None and cache.is_file():
         with np.load(cache) as saved:
-            return DataAudit(**{key: saved[key] for key in saved.files})
+            cached = DataAudit(**{key: saved[key] for key in saved.files})
+        if len(cached.group) == len(data.labels):
+            return cached
     start = time.perf_counter()
     pixel_std = data.images.reshape(len(data.images), -1).std(axis=1)
     exact_of = exact_groups(data.images)
@@ -135,8 +137,9 @@ def audit_summary(data: FerArrays, audit: DataAudit) -> dict[str, Any]:
     """The counts fer-analyze logs: blanks, exact and near copies, copies across splits, label conflicts."""
     training, private = data.usage == TRAINING, data.usage == SPLITS.index("PrivateTest")
     evaluation = ~training
-    exact = DataAudit(audit.pixel_std, audit.exact_of, np.zeros((0, 2), np.int64), np.zeros(0, np.float32),
-                      copy_groups(len(audit.exact_of), audit.exact_of, np.zeros((0, 2), np.int64)))
+    none = np.zeros((0, 2), np.int64)
+    exact = DataAudit(audit.pixel_std, audit.exact_of, none, np.zeros(0, np.float32),
+                      copy_groups(len(audit.exact_of), audit.exact_of, none))  # byte-identical copies alone
     summary: dict[str, Any] = {"faces": len(data.labels), "blank": int(audit.blank.sum()),
                                "near_blank": int(audit.near_blank.sum())}
     for name, groups in (("exact", exact), ("copies", audit)):

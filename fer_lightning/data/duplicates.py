@@ -3,9 +3,9 @@
 Near copies are found in two stages. A coarse 6x6 view of each face (of the whole face, and of its centre) puts
 every face beside its few most similar ones; then each such candidate pair is aligned, over shifts of up to
 8 px and zooms of 0.88-1.13, and kept when the normalised cross-correlation of the aligned faces reaches
-``min_ncc``. Perceptual hashes and a plain low-resolution cosine were measured against this on synthetic copies
-(``fer-analyze near_duplicate_check=true``; docs/results.md): they miss most shifted and re-cropped copies at
-any threshold that keeps false matches few.
+``min_ncc`` both ways. Perceptual hashes and a plain low-resolution cosine were measured against this on
+synthetic copies (``fer-analyze near_duplicate_check=true``; docs/results.md): they miss most shifted and
+re-cropped copies at any threshold that keeps false matches few.
 """
 
 from __future__ import annotations
@@ -57,14 +57,18 @@ def coarse_view(images: np.ndarray, margin: int = 0) -> np.ndarray:
     return small / (np.linalg.norm(small, axis=1, keepdims=True) + 1e-6)
 
 
-def nearest_pairs(views: np.ndarray, neighbours: int, min_similarity: float, chunk: int = 2048) -> Iterator[np.ndarray]:
-    """(M, 2) index pairs i < j where j is among i's ``neighbours`` most similar faces, one chunk at a time."""
+def nearest_pairs(views: np.ndarray, neighbours: int, min_similarity: float,
+                  chunk: int = 2048) -> Iterator[np.ndarray]:
+    """(M, 2) index pairs i < j where j is among i's ``neighbours`` most similar faces and at least
+    ``min_similarity`` alike, one chunk of faces at a time."""
     k = min(neighbours, len(views) - 1)
-    for start in range(0, len(views), chunk if k >= 1 else len(views)):
+    if k < 1:
+        return
+    for start in range(0, len(views), chunk):
         similarity = views[start:start + chunk] @ views.T
         rows = np.arange(len(similarity))
         similarity[rows, start + rows] = -np.inf  # not oneself
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k] if k >= 1 else np.zeros((len(rows), 0), int)
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         close = similarity[rows[:, None], nearest] >= min_similarity
         pairs = np.stack([np.broadcast_to(start + rows[:, None], nearest.shape)[close], nearest[close]], axis=1)
         yield np.sort(pairs, axis=1)
