@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,9 +75,16 @@ def test_every_command_is_a_console_script_of_a_hydra_app() -> None:
 
 def test_the_wheel_carries_its_configs_and_runs_outside_the_checkout(tmp_path: Path, fer_csv: Path) -> None:
     """Built and installed like a release (not editable), a command finds conf/ inside the package."""
+    # Built from a copy of the tracked sources: an in-tree build would reuse (and ship) a stale build/ folder.
+    source = tmp_path / "source"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in tracked.splitlines():
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheels), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(wheels), str(source)], check=True, capture_output=True, timeout=300)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
     subprocess.run([str(venv / "bin" / "pip"), "install", "--no-deps", "-q", *map(str, wheels.glob("*.whl"))],

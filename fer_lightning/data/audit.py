@@ -178,12 +178,9 @@ def training_selection(data: FerArrays, audit: DataAudit, drop_blank: bool, dedu
         drop |= training & (audit.blank | audit.near_blank)
     if dedupe == "train":
         drop |= training & audit.copies_in(~training)
-        train_group = np.where(training & (audit.group >= 0), audit.group, -1)
-        seen: set[int] = set()
-        for row in np.flatnonzero(train_group >= 0):
-            if train_group[row] in seen:
-                drop[row] = True
-            seen.add(int(train_group[row]))
+        grouped = np.flatnonzero(training & (audit.group >= 0))
+        _, first = np.unique(audit.group[grouped], return_index=True)
+        drop[np.setdiff1d(grouped, grouped[first])] = True  # every Training copy after its group's first
     # Judged on Training labels alone: PublicTest and PrivateTest labels never shape what is trained on.
     conflicted = audit.group_labels_disagree(data.labels, among=training)
     if label_conflicts == "drop":

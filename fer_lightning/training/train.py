@@ -24,7 +24,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
 from fer_lightning.errors import FerError
-from fer_lightning.fer2013 import SPLITS
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
@@ -134,7 +133,7 @@ def _test_and_report(trainer: L.Trainer, model: EmotionClassifier, datamodule: F
     log.info("TTA on PublicTest: %s; using %s",
              ", ".join(f"{name} {acc:.4f}" for name, acc in tta_scores.items()), classifier.tta)
     test_logits = classifier.logits(test_images)
-    unseen = ~datamodule.copy_in_training[datamodule.data.usage == SPLITS.index("PrivateTest")]
+    unseen = datamodule.without_training_copy("PrivateTest")
     run_dir.save_logits("PublicTest", val_logits, val_labels)
     run_dir.save_logits("PrivateTest", test_logits, test_labels, unseen)
     report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels, unseen)
