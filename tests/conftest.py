@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,21 @@ from omegaconf import DictConfig
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 REAL_CSV = os.environ.get("FER2013_CSV")
 SPLIT_SIZES = {"Training": 140, "PublicTest": 42, "PrivateTest": 42}
+
+# The head of a portrait that ships with matplotlib: a real face about 190 px across, in a 260 px square.
+PORTRAIT = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"),
+                      cv2.IMREAD_GRAYSCALE)[90:350, 140:400]
+FACE_SIDE = 190
+
+
+def scene_with_faces(places: list[tuple[int, int, float]], size: tuple[int, int] = (480, 640)) -> np.ndarray:
+    """A plain gray scene with the portrait pasted at each (x, y, scale)."""
+    scene = np.full(size, 120, np.uint8)
+    for x, y, scale in places:
+        face = cv2.resize(PORTRAIT, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        h, w = face.shape
+        scene[y:y + h, x:x + w] = face
+    return scene
 
 
 def console_script(name: str) -> str:

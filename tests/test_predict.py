@@ -12,15 +12,16 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_CSV, best_checkpoint, compose_config, console_script, stack_cfg
+from conftest import REAL_CSV, best_checkpoint, compose_config, console_script, scene_with_faces, stack_cfg
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.ensemble.stack import stack
 from fer_lightning.errors import FerError
+from fer_lightning.faces.detectors import Box, make_detector
+from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
-from fer_lightning.predict.face_detection import FaceFinder
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import load_model, predict
 from fer_lightning.training.run_dir import RunDir, RunSummary
@@ -128,6 +129,51 @@ def test_video_frames_are_sampled(trained_runs: list[Path], tmp_path: Path) -> N
     assert table.frame.tolist() == [0, 4, 8] and summary["faces"] == 3
 
 
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
+    height, width = frames[0].shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height), isColor=False)
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: list[Path], tmp_path: Path) -> None:
+    # One face walks right 10 px a frame, another stays put; 20 frames at 10 fps, every 2nd predicted.
+    frames = [scene_with_faces([(10 + 10 * i, 40, 0.5), (420, 250, 0.6)]) for i in range(20)]
+    video = write_video(tmp_path / "walk.avi", frames)
+    summary, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={video}",
+                                 "every_n_frames=2")
+    assert table.frame.unique().tolist() == list(range(0, 20, 2))
+    np.testing.assert_allclose(table.time_s.unique(), np.arange(0, 2, 0.2), atol=1e-6)
+    assert sorted(table.face_id.unique()) == [0, 1] and (table.groupby("frame").size() == 2).all()
+    walker = table[table.face_id == table.loc[table.x.idxmin(), "face_id"]]
+    assert len(walker) == 10 and walker.x.is_monotonic_increasing and walker.x.iloc[-1] - walker.x.iloc[0] > 150
+    [clip] = summary["videos"]
+    assert (clip["frames"], clip["frames_with_faces"], clip["faces"]) == (10, 10, 2)
+    assert sum(clip["emotion_share"].values()) == pytest.approx(1, abs=1e-3)
+    assert clip["dominant_emotion"] == table.emotion.mode()[0]
+    for face in clip["per_face"]:
+        assert face["frames"] == 10 and (face["first_s"], face["last_s"]) == (0.0, 1.8)
+        assert sum(face["emotion_share"].values()) == pytest.approx(1, abs=1e-3)
+        assert cv2.imread(str(tmp_path / "out" / face["timeline"])).shape[:2] == (396, 880)
+    assert json.loads((tmp_path / "out" / "predictions.json").read_text())["videos"] == summary["videos"]
+
+
+def test_broken_and_empty_videos_are_named_and_the_rest_still_predicted(trained_runs: list[Path],
+                                                                          tmp_path: Path) -> None:
+    good = write_video(tmp_path / "good.avi", [scene_with_faces([(40, 40, 0.5)])] * 3)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 64 + b"not a video")
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    summary, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}",
+                                 f"inputs=[{good},{broken},{empty}]", "every_n_frames=1")
+    assert summary["errors"] == [f"{broken}: OpenCV cannot open it as a video",
+                                 f"{empty}: OpenCV cannot open it as a video"]
+    assert set(table.file) == {str(good)} and summary["videos"][0]["faces"] == 1
+
+
 def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp_path: Path) -> None:
     faces = private_faces(trained_runs)[:10]
     write_faces(tmp_path / "faces", faces)
@@ -163,11 +209,12 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
         "x_true <= x + w / 2 <= x_true + w_true and y_true <= y + h / 2 <= y_true + h_true")
     assert ((sides.w / sides.w_true).between(0.5, 1.5)).all()  # boxes the pasted face, not a corner of it
     # The label path: each row's probabilities are the model's on that row's own crop.
-    finder, classifier = FaceFinder(detect="always"), FaceClassifier.from_checkpoint(ckpt)
-    first = found.iloc[0]
-    gray = cv2.imread(str(tmp_path / "photos" / first.file), cv2.IMREAD_GRAYSCALE)
-    [box] = [b for b in finder.boxes(gray) if (b.x, b.y) == (first.x, first.y)]
-    np.testing.assert_allclose(classifier.predict_proba(finder.crop(gray, box)[None])[0],
+    finder = FaceFinder(make_detector(**compose_config("predict", ["inputs=x"]).detector), "always")
+    first, classifier = found.iloc[0], FaceClassifier.from_checkpoint(ckpt)
+    gray = cv2.imread(str(Path(first.file)), cv2.IMREAD_GRAYSCALE)
+    [face] = [f for f in finder.faces(gray)
+              if finder.crop_box(f, gray.shape) == Box(*(int(first[k]) for k in "xywh"))]
+    np.testing.assert_allclose(classifier.predict_proba(finder.crop(gray, face)[None])[0],
                                first[PROBA].to_numpy(float), atol=1e-3)
 
 

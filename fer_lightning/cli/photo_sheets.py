@@ -29,7 +29,8 @@ def make_main(cfg: DictConfig) -> None:
             raise FerError(f"split must be PublicTest (to choose settings) or PrivateTest (to report), "
                            f"got {cfg.split!r}")
         faces, labels = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
-        return len(make_sheets(faces, labels, Path(cfg.out), cfg.pictures, cfg.per_picture, cfg.seed))
+        return len(make_sheets(faces, labels, Path(cfg.out), cfg.pictures, cfg.per_picture, cfg.seed,
+                               cfg.max_tilt))
 
     faces = exit_on_error(make)
     print(f"wrote {cfg.pictures} pictures with {faces} faces and truth.csv to {cfg.out}")

@@ -63,6 +63,16 @@ def read_image(path: Path) -> np.ndarray:
         raise MediaError(f"{path}: unreadable or truncated image ({err})") from None
 
 
+def video_info(path: Path) -> tuple[float | None, int | None]:
+    """Frames per second and frame count as the container states them; None where it does not."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps, count = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+    return (fps if fps > 0 else None), (count if count > 0 else None)
+
+
 def video_frames(path: Path, every_n_frames: int) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, BGR frame) for every n-th frame of a video."""
     if every_n_frames < 1:

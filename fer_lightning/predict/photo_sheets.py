@@ -17,8 +17,9 @@ from fer_lightning.fer2013 import CLASS_NAMES
 
 
 def make_sheets(faces: np.ndarray, labels: np.ndarray, out_dir: Path, pictures: int, per_picture: int,
-                seed: int = 0) -> pd.DataFrame:
-    """Write ``pictures`` JPEGs of ``per_picture`` faces each (96-160 px, random places, noise); return the truth."""
+                seed: int = 0, max_tilt: float = 0.0) -> pd.DataFrame:
+    """Write ``pictures`` JPEGs of ``per_picture`` faces each (96-160 px, random places, turned by up to
+    ``max_tilt`` degrees either way, noise); return the truth."""
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     cell, truth = 220, []
@@ -32,7 +33,11 @@ def make_sheets(faces: np.ndarray, labels: np.ndarray, out_dir: Path, pictures: 
             side = int(rng.integers(96, 161))
             x = 20 + slot * cell + int(rng.integers(0, cell - side + 1))
             y = 20 + int(rng.integers(0, cell - side + 1))
-            canvas[y:y + side, x:x + side] = cv2.resize(faces[index], (side, side), interpolation=cv2.INTER_CUBIC)
+            face = cv2.resize(faces[index], (side, side), interpolation=cv2.INTER_CUBIC)
+            if max_tilt:
+                turn = cv2.getRotationMatrix2D((side / 2, side / 2), float(rng.uniform(-max_tilt, max_tilt)), 1.0)
+                face = cv2.warpAffine(face, turn, (side, side), borderMode=cv2.BORDER_REPLICATE)
+            canvas[y:y + side, x:x + side] = face
             truth.append({"file": name, "x": x, "y": y, "w": side, "h": side, "label": CLASS_NAMES[labels[index]]})
         canvas = np.clip(canvas + rng.normal(0, 6, canvas.shape), 0, 255).astype(np.uint8)
         cv2.imwrite(str(out_dir / name), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])

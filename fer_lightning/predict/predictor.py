@@ -1,8 +1,10 @@
 """fer-predict: emotions of the faces in photos, folders, globs and videos, from a checkpoint, ONNX file or stack.
 
 Faces from many files go through the network together in batches. Each face is one row of predictions.csv
-(and predictions.json); an image without a face is a row too. A file that cannot be read is one error line;
-the rest are still processed, and the exit status says that something failed.
+(and predictions.json); an image without a face is a row too. In a video each face keeps an id across frames,
+and each video gets a summary in predictions.json and an emotion-over-time plot per face under timelines/. A
+file that cannot be read is one error line; the rest are still processed, and the exit status says that
+something failed.
 """
 
 from __future__ import annotations
@@ -21,12 +23,24 @@ from rich.progress import Progress
 
 from fer_lightning.ensemble.stacking import Stacker
 from fer_lightning.errors import FerError
+from fer_lightning.faces.detectors import Box, Face, make_detector
+from fer_lightning.faces.finder import FaceFinder, to_gray
+from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier
 from fer_lightning.precision import inference_bf16
-from fer_lightning.predict.face_detection import Box, FaceFinder, annotate, to_gray
-from fer_lightning.predict.media import IMAGE_SUFFIXES, MediaError, expand_inputs, is_video, read_image, video_frames
+from fer_lightning.predict.annotation import annotate
+from fer_lightning.predict.media import (
+    IMAGE_SUFFIXES,
+    MediaError,
+    expand_inputs,
+    is_video,
+    read_image,
+    video_frames,
+    video_info,
+)
+from fer_lightning.predict.video_summary import plot_timeline, summarise_video
 from fer_lightning.training.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -85,8 +99,11 @@ class Picture:
 
     path: Path
     frame: int | None
-    boxes: list[Box]
+    time_s: float | None
+    faces: list[Face]
+    boxes: list[Box]  # the squares the crops were cut from
     crops: list[np.ndarray]
+    ids: list[int] | None = None  # video frames: each face's id across the video
     image: np.ndarray | None = None  # kept only when an annotated copy will be written
 
 
@@ -97,14 +114,21 @@ class Predictor:
     out_dir: Path
     batch_size: int = 256
     annotate: bool = True
+    tracking: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     _pending: list[Picture] = field(default_factory=list)
+    _trackers: dict[Path, FaceTracker] = field(default_factory=dict)
 
-    def add(self, path: Path, frame: int | None, image: np.ndarray) -> None:
+    def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
         gray = to_gray(image)
-        boxes = self.finder.boxes(gray)
+        faces = self.finder.faces(image)
+        boxes = [self.finder.crop_box(face, gray.shape) for face in faces]
+        ids = None
+        if frame is not None:
+            ids = self._trackers.setdefault(path, FaceTracker(**self.tracking)).assign([f.box for f in faces])
         keep = image if self.annotate and frame is None else None
-        self._pending.append(Picture(path, frame, boxes, [self.finder.crop(gray, b) for b in boxes], keep))
+        self._pending.append(Picture(path, frame, time_s, faces, boxes, [self.finder.crop(gray, f) for f in faces],
+                                     ids, keep))
         if sum(len(p.crops) for p in self._pending) >= self.batch_size:
             self.flush()
 
@@ -123,24 +147,58 @@ class Predictor:
         self._pending = []
 
     def _write_annotated(self, picture: Picture, labelled: list[tuple[Box, str]]) -> None:
-        absolute = picture.path.resolve()
-        relative = absolute.relative_to(Path.cwd()) if absolute.is_relative_to(Path.cwd()) else \
-            absolute.relative_to(absolute.anchor)
-        target = self.out_dir / "annotated" / relative
+        target = mirrored(self.out_dir / "annotated", picture.path)
         if target.suffix.lower() not in WRITABLE_SUFFIXES:
             target = target.with_name(target.name + ".png")
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), annotate(picture.image, labelled))
 
 
+def mirrored(folder: Path, path: Path) -> Path:
+    """Where an output about input ``path`` goes under ``folder``: its path relative to the working dir (or to
+    the root, for a file outside it), so files of the same name in different folders do not collide."""
+    absolute = path.resolve()
+    relative = absolute.relative_to(Path.cwd()) if absolute.is_relative_to(Path.cwd()) else \
+        absolute.relative_to(absolute.anchor)
+    return folder / relative
+
+
 def _rows(picture: Picture, proba: np.ndarray) -> list[dict[str, Any]]:
-    base = {"file": str(picture.path), "frame": picture.frame}
+    base = {"file": str(picture.path), "frame": picture.frame, "time_s": picture.time_s}
     if not picture.boxes:
         return [{**base, "face": None, "status": "no_face"}]
-    return [{**base, "face": i, "status": "ok", "x": box.x, "y": box.y, "w": box.w, "h": box.h,
+    ids = picture.ids or [None] * len(picture.boxes)
+    return [{**base, "face": i, "face_id": face_id, "status": "ok", "x": box.x, "y": box.y, "w": box.w, "h": box.h,
+             "detector_score": None if face.score is None else round(face.score, 3),
              "emotion": CLASS_NAMES[int(p.argmax())], "confidence": round(float(p.max()), 4),
              **{f"p_{name}": round(float(v), 4) for name, v in zip(CLASS_NAMES, p, strict=True)}}
-            for i, (box, p) in enumerate(zip(picture.boxes, proba, strict=True))]
+            for i, (face, box, face_id, p) in enumerate(zip(picture.faces, picture.boxes, ids, proba, strict=True))]
+
+
+def _predict_video(predictor: Predictor, path: Path, every_n_frames: int, progress: Progress) -> None:
+    """Every n-th frame through the predictor, with a progress bar that counts the video's frames."""
+    fps, count = video_info(path)
+    task = progress.add_task(f"  {path.name} frames", total=count)
+    try:
+        for frame, image in video_frames(path, every_n_frames):
+            predictor.add(path, frame, image, None if fps is None else round(frame / fps, 3))
+            progress.update(task, completed=frame + 1)
+    finally:
+        progress.remove_task(task)
+
+
+def _video_summaries(table: pd.DataFrame, out_dir: Path, smooth: int, plots: bool) -> list[dict[str, Any]]:
+    """Each video's summary; with ``plots``, an emotion-over-time PNG per face, named in its summary."""
+    summaries = []
+    for file, rows in table[table.frame.notna()].groupby("file", sort=False):
+        summary = summarise_video(rows, smooth)
+        for face in summary["per_face"] if plots else []:
+            target = mirrored(out_dir / "timelines", Path(file)) / f"face_{face['face_id']}.png"
+            plot_timeline(rows[rows.face_id == face["face_id"]], smooth,
+                          f"{Path(file).name}, face {face['face_id']}", target)
+            face["timeline"] = str(target.relative_to(out_dir))
+        summaries.append(summary)
+    return summaries
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -150,16 +208,15 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     for problem in errors:
         log.error(problem)
     out_dir = Path(cfg.paths.output_dir)
-    predictor = Predictor(model, FaceFinder(cfg.detect, cfg.margin, **cfg.detector), out_dir, cfg.batch_size,
-                          cfg.annotate)
+    finder = FaceFinder(make_detector(**cfg.detector), cfg.detect, cfg.margin, cfg.level_eyes_above)
+    predictor = Predictor(model, finder, out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking))
     with Progress(disable=not cfg.progress) as progress:
-        task = progress.add_task("faces", total=len(files))
+        task = progress.add_task("files", total=len(files))
         for path in files:
             progress.update(task, description=path.name)
             try:
                 if is_video(path):
-                    for frame, image in video_frames(path, cfg.every_n_frames):
-                        predictor.add(path, frame, image)
+                    _predict_video(predictor, path, cfg.every_n_frames, progress)
                 else:
                     predictor.add(path, None, read_image(path))
             except MediaError as err:
@@ -172,8 +229,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     table.to_csv(out_dir / "predictions.csv", index=False)
     status = table["status"] if len(table) else pd.Series(dtype=str)
     pictures = len(table[["file", "frame"]].drop_duplicates()) if len(table) else 0
-    summary = {"model": description, "files": len(files), "pictures": pictures, "faces": int((status == "ok").sum()),
-               "pictures_without_face": int((status == "no_face").sum()), "failed": len(errors), "errors": errors}
+    videos = _video_summaries(table, out_dir, cfg.video.smooth_frames, cfg.video.timelines) if len(table) else []
+    summary = {"model": description, "detector": cfg.detector.name, "files": len(files), "pictures": pictures,
+               "faces": int((status == "ok").sum()), "pictures_without_face": int((status == "no_face").sum()),
+               "failed": len(errors), "errors": errors, "videos": videos}
     (out_dir / "predictions.json").write_text(json.dumps(
         {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
     log.info("%d faces in %d pictures from %d files (%d without a face, %d failed); wrote %s",

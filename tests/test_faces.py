@@ -1,0 +1,135 @@
+"""Faces in pictures: detectors chosen by config, detection against known boxes, levelled crops, ids across
+video frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FACE_SIDE, PORTRAIT, REAL_CSV, compose_config, scene_with_faces
+
+from fer_lightning.cli.detection_bench import bench
+from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.errors import FerError
+from fer_lightning.faces.detection_set import CASES, make_detection_set, match, score_detector
+from fer_lightning.faces.detectors import Box, Face, HaarDetector, YuNetDetector, make_detector
+from fer_lightning.faces.finder import FaceFinder, square_crop
+from fer_lightning.faces.tracking import FaceTracker
+
+
+def test_the_detector_is_chosen_by_config() -> None:
+    assert compose_config("predict", ["inputs=x"]).detector.name == "yunet"
+    haar = compose_config("predict", ["inputs=x", "detector=haar"]).detector
+    assert haar.name == "haar" and haar.min_neighbors == 5
+    assert isinstance(make_detector(**haar), HaarDetector)
+    yunet = make_detector(**compose_config("predict", ["inputs=x", "detector.score_threshold=0.7"]).detector)
+    assert isinstance(yunet, YuNetDetector) and yunet.score_threshold == 0.7
+    with pytest.raises(FerError, match="detector must be one of haar, yunet, got 'mtcnn'"):
+        make_detector("mtcnn")
+    with pytest.raises(FerError, match="score_threshold must be between 0 and 1, got 50"):
+        make_detector("yunet", score_threshold=50)
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_faces_are_found_where_they_were_pasted(name: str) -> None:
+    places = [(40, 60, 0.5), (380, 200, 0.7)]
+    faces = make_detector(name).detect(scene_with_faces(places))
+    portrait_h, portrait_w = PORTRAIT.shape
+    for x, y, scale in places:  # each portrait's face is found once, inside the pasted portrait
+        inside = [f for f in faces if x <= f.box.centre[0] <= x + portrait_w * scale
+                  and y <= f.box.centre[1] <= y + portrait_h * scale]
+        assert len(inside) == 1, faces
+        assert 0.5 < inside[0].box.w / (FACE_SIDE * scale) < 1.5
+    assert len(faces) == 2
+    assert make_detector(name).detect(np.full((480, 640), 120, np.uint8)) == []
+
+
+def test_yunet_finds_small_faces_through_its_second_pass_and_gives_the_eyes() -> None:
+    scene = scene_with_faces([(100, 100, 0.22)])  # a face about 40 px wide
+    one_pass = make_detector("yunet", small_face_zoom=1.0).detect(scene)
+    [face] = make_detector("yunet").detect(scene)
+    assert len(one_pass) <= 1 and 25 < face.box.w < 60
+    (lx, ly), (rx, ry) = face.eyes
+    assert lx < rx and abs(ly - ry) < 6 and face.box.x < lx < rx < face.box.x + face.box.w
+
+
+def test_the_crop_is_levelled_by_the_eyes() -> None:
+    detector = make_detector("yunet")
+    scene = scene_with_faces([(100, 100, 1.0)], size=(480, 480))
+    upright = FaceFinder(detector, "always", level_above=None)
+    [face] = upright.faces(scene)
+    reference = upright.crop(scene, face).astype(float)
+    turn = cv2.getRotationMatrix2D(face.box.centre, -25, 1.0)  # 25 degrees clockwise
+    tilted = cv2.warpAffine(scene, turn, scene.shape[::-1], borderValue=120)
+    differences = {}
+    for level_above in (None, 10, 40):
+        finder = FaceFinder(detector, "always", level_above=level_above)
+        [found] = finder.faces(tilted)
+        differences[level_above] = np.abs(finder.crop(tilted, found) - reference).mean()
+    assert 15 < FaceFinder.eye_angle(found) < 40  # the right eye is now lower than the left
+    assert differences[10] < 0.7 * differences[None], differences
+    assert differences[40] == differences[None]  # a tilt below the threshold is left alone
+
+
+def test_crops_are_48_square_at_the_edges_and_whole_48px_pictures_pass_through() -> None:
+    scene = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
+    assert square_crop(scene, (0, 0), 80, 10).shape == (48, 48)  # mostly outside: edge pixels repeated
+    finder = FaceFinder(HaarDetector(), "auto")
+    face48 = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
+    [whole] = finder.faces(face48)
+    assert finder.crop(face48, whole) is face48 and finder.crop_box(whole, face48.shape) == Box(0, 0, 48, 48)
+    box = finder.crop_box(Face(Box(-10, 20, 40, 60)), (100, 120))  # squared, widened to 60, clipped
+    assert box == Box(0, 20, 40, 60)
+
+
+def test_detections_match_true_faces_once() -> None:
+    truth = pd.DataFrame([{"x": 100, "y": 100, "side": 80}, {"x": 300, "y": 100, "side": 80}])
+    found = [Face(Box(105, 105, 70, 70)), Face(Box(110, 100, 75, 75)),  # the same face twice
+             Face(Box(300, 100, 10, 10)),  # far too small for the second face
+             Face(Box(500, 300, 60, 60))]
+    hits, false = match(found, truth)
+    assert hits == [True, False] and false == 3
+
+
+def test_ids_follow_faces_across_frames() -> None:
+    tracker = FaceTracker(min_overlap=0.3, max_missed=1)
+    left, right = Box(0, 0, 50, 50), Box(300, 0, 50, 50)
+    assert tracker.assign([left, right]) == [0, 1]
+    assert tracker.assign([Box(310, 0, 50, 50), Box(10, 0, 50, 50)]) == [1, 0]  # both moved; order swapped
+    assert tracker.assign([Box(20, 0, 50, 50)]) == [0]  # the right face is missing once ...
+    assert tracker.assign([Box(30, 0, 50, 50), Box(310, 0, 50, 50)]) == [0, 1]  # ... and keeps its id
+    assert tracker.assign([Box(40, 0, 50, 50)]) == [0]
+    assert tracker.assign([Box(50, 0, 50, 50)]) == [0]
+    assert tracker.assign([Box(50, 0, 50, 50), Box(310, 0, 50, 50)]) == [0, 2]  # gone for 2 frames: a new id
+
+
+@pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
+def test_yunet_beats_the_cascade_on_pictures_with_known_boxes(tmp_path: Path) -> None:
+    faces, _ = load_fer2013(REAL_CSV, tmp_path / "cache").split("PublicTest")
+    data = make_detection_set(faces, pictures_per_case=6, per_picture=4, seed=5)
+    assert len(data.pictures) == 6 * len(CASES) and len(data.truth) == 6 * 4 * (len(CASES) - 1)
+    haar, yunet = score_detector(make_detector("haar"), data), score_detector(make_detector("yunet"), data)
+    assert yunet.found.mean() >= 0.85 and yunet.false_detections <= 1, yunet.summary(data.truth)
+    assert yunet.found[~haar.found].mean() >= 0.5  # at least half of the cascade's misses are found
+
+
+def test_the_detection_bench_writes_its_figures(fer_csv: Path, tmp_path: Path) -> None:
+    cfg = compose_config("detection_bench", [f"csv_path={fer_csv}", f"cache_dir={tmp_path / 'cache'}",
+                                             f"paths.output_dir={tmp_path}", "pictures_per_case=2",
+                                             "split=PublicTest", "save_pictures=true",
+                                             "settings.yunet.small_face_zoom=1.0"])
+    report = bench(cfg)
+    cfg.detectors = ["mtcnn"]
+    with pytest.raises(FerError, match=r"no settings for detector\(s\) mtcnn; known: haar, yunet_one_pass, yunet"):
+        bench(cfg)
+    saved = json.loads((tmp_path / "detection_bench.json").read_text())
+    assert saved["detectors"] == report["detectors"]
+    assert list(saved["detectors"]) == ["haar", "yunet_one_pass", "yunet"]
+    assert {"recall", "recall_tilted", "false_per_100_pictures", "ms_per_megapixel", "haar_misses_found"} <= \
+        set(saved["detectors"]["yunet"])
+    assert cv2.imread(str(tmp_path / "examples.png")).shape[:2] == (3 * 240, len(CASES) * 320)
+    assert len(pd.read_csv(tmp_path / "pictures" / "truth.csv")) == 2 * 4 * (len(CASES) - 1)
