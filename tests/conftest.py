@@ -52,6 +52,16 @@ def synthetic_frame(seed: int = 0, sizes: dict[str, int] | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
+@pytest.fixture(scope="session")
+def real_public_test(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
+    """The real FER-2013's PublicTest faces and labels, parsed once for the tests that paste them into pictures."""
+    from fer_lightning.data.csv_reader import load_fer2013
+
+    if not REAL_CSV:
+        pytest.skip("set FER2013_CSV to run on the real FER-2013")
+    return load_fer2013(REAL_CSV, tmp_path_factory.mktemp("real_cache")).split("PublicTest")
+
+
 @pytest.fixture
 def fer_csv(tmp_path: Path) -> Path:
     path = tmp_path / "fer_synthetic.csv"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import tomllib
 from conftest import console_script, tiny_run_overrides
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -45,10 +46,14 @@ def test_uncreatable_output_dir_is_one_clear_line_for_runs_and_sweeps(tmp_path: 
         assert "Traceback" not in result.stderr
 
 
-def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path) -> None:
+@pytest.mark.parametrize("launcher", [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]],
+                         ids=["one_after_another", "joblib"])
+def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path, launcher: list[str]) -> None:
     result = run_train(tmp_path, "model=relu,leaky", f"data.csv_path={fer_csv}", "data.batch_size=32",
-                       "+trainer.fast_dev_run=true", multirun=True)
+                       "+trainer.fast_dev_run=true", *launcher, multirun=True)
     assert result.returncode == 0, result.stderr[-2000:]
+    if launcher:  # both jobs at once, each in its own worker process
+        assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
     jobs = sorted((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/metrics.json"))
     assert [p.parent.name for p in jobs] == ["0", "1"]
     overrides = [(p.parent / ".hydra" / "overrides.yaml").read_text() for p in jobs]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import SPLIT_SIZES, synthetic_frame
 
-from fer_lightning.data.csv_reader import FerDataError, load_fer2013, parse_csv
+from fer_lightning.data.csv_reader import FerDataError, load_fer2013, parse_csv, save_npz_atomically
 
 
 def write(tmp_path: Path, frame: pd.DataFrame, name: str = "bad.csv") -> Path:
@@ -132,3 +132,14 @@ def test_empty_file_truncated_gzip_and_non_utf8_are_clear_errors(fer_csv: Path, 
     latin1.write_bytes(fer_csv.read_bytes().replace(b"Training", b"Entra\xeenement", 1))
     with pytest.raises(FerDataError, match=r"latin1\.csv: cannot be read as a CSV \(UnicodeDecodeError"):
         parse_csv(latin1)
+
+
+def test_caches_written_by_several_processes_at_once_do_not_collide(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "cache" / "faces.npz"
+    images = np.arange(48 * 48 * 50, dtype=np.int64).astype(np.uint8).reshape(50, 48, 48)
+    with ThreadPoolExecutor(4) as pool:  # each write gets its own temporary file; the last rename wins
+        list(pool.map(lambda _: save_npz_atomically(target, images=images), range(40)))
+    np.testing.assert_array_equal(np.load(target)["images"], images)
+    assert [p.name for p in target.parent.iterdir()] == ["faces.npz"]  # no temporary file left behind

@@ -197,8 +197,9 @@ def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp
 
 
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
-def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: list[Path], tmp_path: Path) -> None:
-    faces, labels = load_fer2013(REAL_CSV, tmp_path / "cache").split("PublicTest")
+def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: list[Path], tmp_path: Path,
+                                                               real_public_test: tuple) -> None:
+    faces, labels = real_public_test
     truth = make_sheets(faces[:60], labels[:60], tmp_path / "photos", pictures=10, per_picture=3)
     ckpt = best_checkpoint(trained_runs[0])
     _, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'photos'}", "batch_size=8", "tta=none")

@@ -102,6 +102,9 @@ def test_resume_needs_a_run_dir_with_a_last_checkpoint(tmp_path: Path) -> None:
     expanded = resume_overrides([f"resume={tmp_path / 'run'}", "trainer.max_epochs=40"])
     assert expanded == ["model=leaky", "seed=3", "trainer.max_epochs=40", f"resume={tmp_path / 'run'}",
                         "ckpt_path=last", f"hydra.run.dir={tmp_path / 'run'}"]
+    twice = resume_overrides(expanded)  # what each DDP process does with the arguments it is started with
+    assert [arg for arg in twice if arg.startswith(("model=", "seed=", "+", "trainer."))] == \
+        ["model=leaky", "seed=3", "trainer.max_epochs=40"]
     assert resume_overrides(["model=relu"]) == ["model=relu"]
 
 

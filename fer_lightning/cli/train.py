@@ -25,7 +25,8 @@ def resume_overrides(argv: list[str]) -> list[str]:
     """Expand ``resume=<run dir>`` into that run's own overrides plus its run dir and ``ckpt_path=last``.
 
     Overrides given next to ``resume=`` come after the run's own, so they win (``trainer.max_epochs=40`` extends a
-    run). Without ``resume=`` the arguments are returned unchanged.
+    run). Without ``resume=`` the arguments are returned unchanged. Expanding twice composes the same config as
+    expanding once: the processes Lightning starts for DDP run fer-train again with the expanded arguments.
     """
     given = [arg for arg in argv if arg.startswith("resume=")]
     if not given:
@@ -38,7 +39,7 @@ def resume_overrides(argv: list[str]) -> list[str]:
         raise FerError(f"resume={run_dir.path}: no checkpoints/last.ckpt to continue from; the run ended before "
                        "its first epoch did, so start it again")
     original = [o for o in run_dir.overrides() if o.split("=", 1)[0].lstrip("+~") not in RESUME_KEYS]
-    others = [arg for arg in argv if not arg.startswith("resume=")]
+    others = [arg for arg in argv if not arg.startswith("resume=") and arg not in original]
     return [*original, *others, f"resume={run_dir.path}", "ckpt_path=last", f"hydra.run.dir={run_dir.path}"]
 
 

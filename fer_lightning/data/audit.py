@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from fer_lightning.data.csv_reader import FerArrays, FerDataError
+from fer_lightning.data.csv_reader import FerArrays, FerDataError, save_npz_atomically
 from fer_lightning.data.duplicates import (
     MEASURED,
     NearDuplicateSettings,
@@ -100,9 +100,7 @@ def audit_data(data: FerArrays, data_cache: Path | None = None,
     audit = DataAudit(pixel_std, exact_of, near_pairs, near_scores, copy_groups(len(exact_of), exact_of, near_pairs))
     log.info("Audited %d faces for blanks and copies in %.1f s", len(exact_of), time.perf_counter() - start)
     if cache is not None:
-        partial = cache.with_suffix(".tmp.npz")
-        np.savez(partial, **{key: getattr(audit, key) for key in DataAudit.__dataclass_fields__})
-        partial.replace(cache)
+        save_npz_atomically(cache, **{key: getattr(audit, key) for key in DataAudit.__dataclass_fields__})
     return audit
 
 

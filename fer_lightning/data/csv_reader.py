@@ -12,6 +12,7 @@ import gzip
 import logging
 import lzma
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +176,20 @@ def cache_file(path: str | os.PathLike, cache_dir: str | os.PathLike, bad_rows: 
     return Path(cache_dir) / f"{stem}-v{_CACHE_VERSION}-{stat.st_size}-{stat.st_mtime_ns}-{bad_rows}.npz"
 
 
+def save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``path`` through a temporary file of its own, renamed into place: a killed run never leaves a
+    half-written file, and processes that write the same cache at once (parallel sweep jobs) do not collide."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
 def load_fer2013(
     path: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None, bad_rows: BadRows = "raise"
 ) -> FerArrays:
@@ -196,11 +211,8 @@ def load_fer2013(
         data = parse_csv(path, bad_rows)
         log.info("Parsed %d faces from %s in %.1f s", len(data.labels), path, time.perf_counter() - start)
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_suffix(".tmp.npz")
-            np.savez(partial, images=data.images, labels=data.labels, usage=data.usage, lines=data.lines,
-                     dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
-            partial.replace(cache)  # atomic: a killed run never leaves a half-written cache behind
+            save_npz_atomically(cache, images=data.images, labels=data.labels, usage=data.usage, lines=data.lines,
+                                dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
             log.info("Wrote cache %s", cache)
     if data.dropped_lines:
         log.warning("Dropped %d malformed row(s) of %s: %s", len(data.dropped_lines), path,

@@ -83,7 +83,8 @@ class EmotionClassifier(L.LightningModule):
         logits = self(images)
         loss = self.criterion(logits.float(), labels) + self._l2_penalty()
         self.train_metrics.update(logits, labels)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        # sync_dist: under DDP each process's mean loss is averaged across them (a no-op on one device).
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
@@ -91,7 +92,8 @@ class EmotionClassifier(L.LightningModule):
         images, labels = batch
         logits = self(images).float()
         metrics.update(logits, labels)
-        self.log(f"{stage}/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=stage == "val")
+        self.log(f"{stage}/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=stage == "val",
+                 sync_dist=True)
         self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
         if stage == "test":
             self.test_recall.update(logits, labels)

@@ -3,6 +3,10 @@
 Fit on Training with PublicTest as validation, then evaluate the best checkpoint once on PrivateTest (with the
 test-time augmentation PublicTest prefers) and leave the run's report, logits for stacking, and TensorBoard
 figures in its run dir.
+
+Under ``trainer.strategy=ddp`` every process runs this function: they fit and test together, and only rank 0
+chooses the TTA, computes and saves the logits, and writes the report, summary and figures, so a run dir holds
+one of each whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -60,7 +64,11 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
                          precision=precision, device=str(trainer.strategy.root_device))
     figures: dict[str, Figure] = {}
     if cfg.test:
-        figures["test/confusion_matrix"] = _test_and_report(trainer, model, datamodule, run_dir, cfg.tta, summary)
+        tested = _test(trainer, model, datamodule)
+        if trainer.is_global_zero:
+            figures["test/confusion_matrix"] = _report(trainer, model, datamodule, run_dir, cfg.tta, tested, summary)
+    if not trainer.is_global_zero:
+        return summary
     run_dir.write_summary(summary)
     _write_logs(loggers, run_dir, run_knobs(cfg, precision), summary, figures, trainer.global_step)
     _log_outcome(summary, run_dir)
@@ -111,17 +119,23 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return None
 
 
-def _test_and_report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule, run_dir: RunDir,
-                     tta_candidates: Sequence[str], summary: RunSummary) -> Figure:
-    """The one PrivateTest pass: test the best checkpoint, pick TTA on PublicTest, save logits, write the report.
-
-    ``trainer.test`` logs single-pass test metrics; the report and the saved logits use the TTA that scored best
-    on PublicTest, so stacking and fer-predict see the same predictions the report describes. Fills in the
-    summary's PrivateTest fields and returns the confusion-matrix figure.
-    """
+def _test(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule) -> dict[str, float]:
+    """``trainer.test`` of the best checkpoint (all processes together under DDP): single-pass test metrics,
+    logged, and the tested weights left in ``model``."""
     best = _best_checkpoint(trainer)
     log.info("Testing %s on PrivateTest", best or "the final weights")
-    test_results = trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]  # leaves the tested weights in
+    return trainer.test(model, datamodule=datamodule, ckpt_path=best)[0]
+
+
+def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule, run_dir: RunDir,
+            tta_candidates: Sequence[str], test_results: dict[str, float], summary: RunSummary) -> Figure:
+    """Rank 0's part of the one PrivateTest pass: pick TTA on PublicTest, save logits, write the report.
+
+    The report and the saved logits use the TTA that scored best on PublicTest, so stacking and fer-predict see
+    the same predictions the report describes; they run on every face in one process, so they do not depend on
+    how DDP shared the test set out. Fills in the summary's PrivateTest fields and returns the confusion matrix.
+    """
+    best = _best_checkpoint(trainer)
     device = trainer.strategy.root_device
     net = model.net.to(device).eval()  # Lightning's teardown moved it to the CPU; TTA runs where it trained
     classifier = FaceClassifier(net, datamodule.mean, datamodule.std, Path(best or run_dir.path),
