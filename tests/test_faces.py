@@ -59,14 +59,14 @@ def test_yunet_finds_small_faces_through_its_second_pass_and_gives_the_eyes() ->
 def test_the_crop_is_levelled_by_the_eyes() -> None:
     detector = make_detector("yunet")
     scene = scene_with_faces([(100, 100, 1.0)], size=(480, 480))
-    upright = FaceFinder(detector, "always", level_above=None)
+    upright = FaceFinder(detector, "always", margin=0.0, level_above=None)
     [face] = upright.faces(scene)
     reference = upright.crop(scene, face).astype(float)
     turn = cv2.getRotationMatrix2D(face.box.centre, -25, 1.0)  # 25 degrees clockwise
     tilted = cv2.warpAffine(scene, turn, scene.shape[::-1], borderValue=120)
     differences = {}
     for level_above in (None, 10, 40):
-        finder = FaceFinder(detector, "always", level_above=level_above)
+        finder = FaceFinder(detector, "always", margin=0.0, level_above=level_above)
         [found] = finder.faces(tilted)
         differences[level_above] = np.abs(finder.crop(tilted, found) - reference).mean()
     assert 15 < FaceFinder.eye_angle(found) < 40  # the right eye is now lower than the left
@@ -77,7 +77,7 @@ def test_the_crop_is_levelled_by_the_eyes() -> None:
 def test_crops_are_48_square_at_the_edges_and_whole_48px_pictures_pass_through() -> None:
     scene = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
     assert square_crop(scene, (0, 0), 80, 10).shape == (48, 48)  # mostly outside: edge pixels repeated
-    finder = FaceFinder(HaarDetector(), "auto")
+    finder = FaceFinder(HaarDetector(), "auto", margin=0.0, level_above=10)
     face48 = np.random.default_rng(0).integers(0, 255, (48, 48), dtype=np.uint8)
     [whole] = finder.faces(face48)
     assert finder.crop(face48, whole) is face48 and finder.crop_box(whole, face48.shape) == Box(0, 0, 48, 48)

@@ -210,7 +210,8 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
         "x_true <= x + w / 2 <= x_true + w_true and y_true <= y + h / 2 <= y_true + h_true")
     assert ((sides.w / sides.w_true).between(0.5, 1.5)).all()  # boxes the pasted face, not a corner of it
     # The label path: each row's probabilities are the model's on that row's own crop.
-    finder = FaceFinder(make_detector(**compose_config("predict", ["inputs=x"]).detector), "always")
+    cfg = compose_config("predict", ["inputs=x"])
+    finder = FaceFinder(make_detector(**cfg.detector), "always", cfg.margin, cfg.level_eyes_above)
     first, classifier = found.iloc[0], FaceClassifier.from_checkpoint(ckpt)
     gray = cv2.imread(str(Path(first.file)), cv2.IMREAD_GRAYSCALE)
     [face] = [f for f in finder.faces(gray)

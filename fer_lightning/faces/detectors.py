@@ -59,6 +59,8 @@ class Face:
 
 
 class Detector(Protocol):
+    sees_color: bool  # False: give it the grayscale picture (the caller has it already, so convert once)
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in a 2-D gray or 3-channel BGR uint8 image, in any order."""
         ...
@@ -66,6 +68,8 @@ class Detector(Protocol):
 
 class HaarDetector:
     """OpenCV's Haar cascade on the grayscale image; no scores, no landmarks."""
+
+    sees_color = False
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 40,
                  cascade: str = "haarcascade_frontalface_default.xml") -> None:
@@ -95,6 +99,8 @@ class YuNetDetector:
     ``min_size`` drops faces narrower than that in the picture: below ~24 px a 48x48 crop is mostly blur, and on
     pictures with known boxes most such detections were not faces.
     """
+
+    sees_color = True
 
     def __init__(self, score_threshold: float = 0.5, max_side: int = 960, small_face_zoom: float = 2.0,
                  small_face_side: int = 100, min_size: int = 0) -> None:

@@ -34,19 +34,21 @@ class FaceFinder:
     """
 
     detector: Detector
-    detect: DetectMode = "auto"
-    margin: float = 0.0
-    level_above: float | None = 10.0  # degrees; None: never turn
+    detect: DetectMode
+    margin: float  # share of the box side added on each side before squaring
+    level_above: float | None  # degrees; None: never turn
 
     def __post_init__(self) -> None:
         if self.detect not in ("auto", "always", "never"):
             raise ValueError(f"detect must be auto, always or never, got {self.detect!r}")
 
-    def faces(self, image: np.ndarray) -> list[Face]:
+    def faces(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Face]:
+        """``gray``: the picture already converted by ``to_gray``, given to detectors that need no colour."""
         height, width = image.shape[:2]
         if self.detect == "never" or (self.detect == "auto" and (height, width) == (IMAGE_SIDE, IMAGE_SIDE)):
             return [Face(Box(0, 0, width, height))]
-        return sorted(self.detector.detect(image), key=lambda face: -face.box.w * face.box.h)
+        seen = image if self.detector.sees_color or gray is None else gray
+        return sorted(self.detector.detect(seen), key=lambda face: -face.box.w * face.box.h)
 
     def crop_box(self, face: Face, shape: tuple[int, ...]) -> Box:
         """The square the crop is cut from, clipped to the picture: what the results report as the face's box."""

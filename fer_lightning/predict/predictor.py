@@ -121,7 +121,7 @@ class Predictor:
 
     def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
         gray = to_gray(image)
-        faces = self.finder.faces(image)
+        faces = self.finder.faces(image, gray)
         boxes = [self.finder.crop_box(face, gray.shape) for face in faces]
         ids = None
         if frame is not None:
