@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from conftest import compose_config, tiny_run_overrides
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from fer_lightning.bench.speed import EpochClock, bench, forward_mflops
+from fer_lightning.bench.speed import EpochClock, bench, device_clock, forward_mflops, matmul_peak_tflops
 from fer_lightning.errors import FerError
 from fer_lightning.inference.timing import timings
 
@@ -37,16 +40,36 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
     assert json.loads((tmp_path / "run" / "bench.json").read_text())["precision"] == "32-true"
     expected_gflops = 3 * figures["forward_mflops_per_face"] * figures["train_images_per_s"] / 1e3
     assert figures["train_gflops_per_s"] == pytest.approx(expected_gflops)
+    peak = figures["peak_tflops"]
+    assert peak > 0 and figures["mfu"] == pytest.approx(expected_gflops / 1e3 / peak)
 
 
 def test_epoch_clock_leaves_the_warm_up_batches_out_of_the_steady_figure() -> None:
     clock = EpochClock(warmup_batches=2)
-    clock.on_train_epoch_start(None, None)
+    trainer = SimpleNamespace(num_training_batches=5, train_dataloader=[])
+    module = SimpleNamespace(device=torch.device("cpu"))
     labels = np.zeros(8)
-    for index in range(5):
-        clock.on_train_batch_end(None, None, None, (None, labels), index)
-    assert clock.images == 40 and clock.steady_images == 24  # batches 2, 3, 4
-    assert clock.steady_seconds > 0
+    for epoch in range(2):
+        clock.on_train_epoch_start(trainer, module)
+        for index in range(5):
+            clock.on_train_batch_end(trainer, module, None, (None, labels), index)
+        if epoch == 0:
+            assert clock.images == 40 and clock.steady_images == 24  # batches 2, 3, 4
+            first_epoch = clock.steady_seconds
+            time.sleep(0.05)  # "validation": between epochs, not counted
+        clock.on_train_epoch_end(trainer, module)
+    assert clock.steady_images == 24 + 40 and clock.epoch_images == 40 and clock.loader == "dataloader"
+    assert 0 < first_epoch < clock.steady_seconds <= first_epoch + clock.epoch_seconds  # the sleep left out
+
+
+def test_the_clock_waits_for_a_gpu_and_the_peak_is_a_rate(monkeypatch) -> None:
+    waits = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waits.append(device))
+    device_clock(torch.device("cpu"))
+    assert waits == []
+    device_clock(torch.device("cuda", 0))
+    assert waits == [torch.device("cuda", 0)]
+    assert 0.001 < matmul_peak_tflops(torch.device("cpu"), side=256, repeats=2) < 1000
 
 
 def test_forward_flops_count_every_multiply_add_twice() -> None:

@@ -100,3 +100,43 @@ def test_state_dict_carries_normalisation(fer_csv: Path) -> None:
 def test_bad_sampler_is_rejected(fer_csv: Path) -> None:
     with pytest.raises(ValueError, match=r"data\.sampler"):
         FerDataModule(str(fer_csv), sampler="oversample")
+
+
+@pytest.mark.parametrize("sampler", [None, "weighted"])
+def test_resident_batches_cover_the_split_and_follow_the_shuffle_state(fer_csv: Path, sampler: str | None) -> None:
+    dm = make_dm(fer_csv, loader="resident", sampler=sampler)
+    images, labels = dm.data.split("Training")
+    state = dm.shuffle_rng.get_state()
+    epochs = [list(dm.train_dataloader()) for _ in range(2)]
+    assert len(epochs[0]) == len(labels) // 16 and all(len(y) == 16 for _, y in epochs[0])
+    for x, y in epochs[0]:  # each batch holds Training faces with their own labels
+        rows = [int(np.flatnonzero((images == face[0].numpy()).all(axis=(1, 2)))[0]) for face in x]
+        assert labels[rows].tolist() == y.tolist() and x.dtype == torch.uint8
+    faces = torch.cat([x for x, _ in epochs[0]]).flatten(1)
+    if sampler is None:  # a permutation: no face twice within an epoch
+        assert len(torch.unique(faces, dim=0)) == len(faces)
+    assert not torch.equal(epochs[0][0][0], epochs[1][0][0])  # reshuffled each epoch
+    dm.shuffle_rng.set_state(state)  # what a resumed run restores from its checkpoint
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(epochs[0], dm.train_dataloader(), strict=True))
+    val = list(dm.val_dataloader())
+    np.testing.assert_array_equal(torch.cat([x for x, _ in val])[:, 0].numpy(), dm.data.split("PublicTest")[0])
+
+
+def test_resident_shards_split_the_faces_between_ranks() -> None:
+    from fer_lightning.data.resident import ResidentBatches
+
+    images, labels = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1), torch.arange(10)
+    order = lambda: torch.tensor([3, 1, 4, 0, 5, 9, 2, 6, 8, 7])  # noqa: E731
+    ranks = [ResidentBatches(images, labels, 2, order, drop_last=True, shard=(r, 2)) for r in (0, 1)]
+    trained = [torch.cat([y for _, y in batches]) for batches in ranks]
+    assert trained[0].tolist() == [3, 4, 5, 2] and trained[1].tolist() == [1, 0, 9, 6]  # 5 each, last dropped
+    evaluated = [torch.cat([y for _, y in ResidentBatches(images, labels, 4, shard=(r, 2))]) for r in (0, 1)]
+    assert sorted(torch.cat(evaluated).tolist()) == list(range(10))  # every face once, none padded in
+    assert len(ResidentBatches(images, labels, 4, shard=(1, 3))) == 1
+
+
+def test_resident_loader_refuses_per_face_augmentation(fer_csv: Path) -> None:
+    with pytest.raises(ValueError, match=r"data\.loader=resident.*batch_augment"):
+        FerDataModule(str(fer_csv), loader="resident", train_transform=A.Compose([A.HorizontalFlip()]))
+    with pytest.raises(ValueError, match=r"data\.loader must be"):
+        FerDataModule(str(fer_csv), loader="gpu")

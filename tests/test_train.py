@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 from conftest import REAL_CSV
@@ -12,6 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
 
+from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.precision import choose_precision
@@ -85,9 +87,17 @@ def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
     assert summary.epochs == 1
 
 
-def test_batched_augmentation_trains(train_cfg) -> None:
-    summary = train(train_cfg("data=fer2013_batched", "trainer.max_epochs=2"))
+def test_resident_batches_train_validate_and_test(train_cfg) -> None:
+    """data.loader=resident on the CPU: the GPU's path (splits on the device, no DataLoader) end to end."""
+    loaders = []
+
+    class LoaderKinds(L.Callback):
+        def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            loaders.extend([type(trainer.train_dataloader), type(trainer.val_dataloaders)])
+
+    summary = train(train_cfg("data.loader=resident", "trainer.max_epochs=2"), extra_callbacks=[LoaderKinds()])
     assert summary.epochs == 2 and 0.0 <= summary.test_acc <= 1.0
+    assert set(loaders) == {ResidentBatches}
 
 
 def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, monkeypatch) -> None:

@@ -1,10 +1,13 @@
 """fer-bench: how fast this machine trains and predicts with the configured model, one ``key=value`` per line.
 
 ``fer-bench`` takes train.py's overrides, e.g. ``fer-bench model=leaky
-data.batch_size=256``. It trains one full real epoch through the Lightning Trainer (data pipeline, augmentation
-and validation included, no PrivateTest pass), then times inference with the weights it trained.
+data.batch_size=256``. It trains ``epochs`` full real epochs (1 by default) through the Lightning Trainer (data
+pipeline, augmentation and validation included, no PrivateTest pass), then times inference with the weights it
+trained.
 It also counts the network's forward FLOPs per face, so the speeds read as arithmetic rates (training taken as
-3x the forward: the backward pass costs about twice the forward).
+3x the forward: the backward pass costs about twice the forward), and times a large bf16 matrix product on the
+same device: ``peak_tflops``, and ``mfu``, the share of it the training steps reach. On a GPU every clock
+reading waits for the queued work first, or a timer would stop while the device is still busy.
 
 ``fer-bench keras=true`` also times the study's Keras model with the same layers (``bench.keras_reference``, in
 its own process, before ours) and prints the ratios. Both sides' training figures leave out the first
@@ -30,6 +33,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
@@ -40,32 +44,62 @@ from fer_lightning.training.train import train
 
 
 class EpochClock(L.Callback):
-    """Times the first training epoch: its steady training batches, and the whole epoch with validation.
+    """Times the training batches after the run's first ``warmup_batches``, and the last epoch as a whole.
 
-    The first ``warmup_batches`` are left out of the steady figure, as the Keras reference leaves out its graph
-    tracing: oneDNN builds its kernels for each new shape on the first steps.
+    The warm-up is left out of the steady figure, as the Keras reference leaves out its graph tracing: oneDNN
+    builds its kernels for each new shape on the first steps, and ``torch.compile`` compiles there. Over several
+    epochs (``fer-bench epochs=3``, for a GPU, where one epoch is a second) the steady figure adds up each
+    epoch's training batches and leaves the validation between them out.
     """
 
     def __init__(self, warmup_batches: int) -> None:
         self.warmup_batches = warmup_batches
-        self.images, self.epoch_seconds, self._start = 0, 0.0, 0.0
-        self.steady_images, self.steady_seconds, self._steady_start = 0, 0.0, 0.0
+        self.batches, self.images, self.epoch_images, self.epoch_seconds = 0, 0, 0, 0.0
+        self.steady_images, self.steady_seconds = 0, 0.0
+        self._epoch_start, self._segment_start = 0.0, 0.0
+        self.loader = ""  # what fed the batches: resident (splits on the device) or dataloader
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = time.perf_counter()
+        self._epoch_start = self._segment_start = device_clock(pl_module.device)
+        self.epoch_images = 0
+        self.loader = "resident" if isinstance(trainer.train_dataloader, ResidentBatches) else "dataloader"
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        now = time.perf_counter()
-        self.images += len(batch[1])
-        if batch_idx == self.warmup_batches - 1:
-            self._steady_start = now
-        elif batch_idx >= self.warmup_batches:
-            self.steady_images += len(batch[1])
-            self.steady_seconds = now - self._steady_start
+        faces = len(batch[1])
+        self.batches, self.images, self.epoch_images = self.batches + 1, self.images + faces, self.epoch_images + faces
+        if self.batches == self.warmup_batches:
+            self._segment_start = device_clock(pl_module.device)  # the warm-up ends with this batch
+        elif self.batches > self.warmup_batches:
+            self.steady_images += faces
+            if batch_idx == trainer.num_training_batches - 1:  # only here wait for the device: a wait after
+                self.steady_seconds += device_clock(pl_module.device) - self._segment_start  # every step slows it
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epoch_seconds = time.perf_counter() - self._start
+        self.epoch_seconds = device_clock(pl_module.device) - self._epoch_start
+
+
+def device_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device has finished the work queued on it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def matmul_peak_tflops(device: torch.device, side: int | None = None, repeats: int = 10) -> float:
+    """bf16 TFLOP/s of a square matrix product on ``device``: the ceiling ``mfu`` is measured against.
+
+    8192-sided on a GPU (large enough to fill an H100), 2048 on a CPU (seconds on two cores); three untimed
+    products first, so kernel selection and clock ramp-up stay out of the figure.
+    """
+    side = side or (8192 if device.type == "cuda" else 2048)
+    a, b = (torch.randn(side, side, device=device).bfloat16() for _ in range(2))
+    for _ in range(3):
+        a @ b
+    start = device_clock(device)
+    for _ in range(repeats):
+        a @ b
+    return 2 * side**3 * repeats / (device_clock(device) - start) / 1e12
 
 
 def cpu_name() -> str:
@@ -104,9 +138,9 @@ def keras_figures(cfg: DictConfig) -> dict[str, Any]:
 
 
 def bench(cfg: DictConfig) -> dict[str, Any]:
-    """One timed epoch, then inference timings with its last checkpoint; returns the figures printed."""
+    """Timed training epochs, then inference timings with the last checkpoint; returns the figures printed."""
     with open_dict(cfg):
-        cfg.test, cfg.trainer.max_epochs = False, 1
+        cfg.test, cfg.trainer.max_epochs = False, cfg.epochs
     keras = keras_figures(cfg) if cfg.keras else {}
     clock = EpochClock(cfg.warmup_batches)
     summary = train(cfg, extra_callbacks=[clock])
@@ -124,15 +158,19 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         speeds[runtime] = timings(classifier.logits, faces, batch=cfg.infer_batch)
     speed = speeds[cfg.runtimes[0]]
     mflops = forward_mflops(classifier.net)
+    train_gflops = 3 * mflops * clock.steady_images / clock.steady_seconds / 1e3
+    peak_tflops = matmul_peak_tflops(device)
     figures = {
         "train_images_per_s": clock.steady_images / clock.steady_seconds,
         "epoch_seconds": clock.epoch_seconds,
-        "epoch_images_per_s": clock.images / clock.epoch_seconds,  # PublicTest validation counted in the time
+        "epoch_images_per_s": clock.epoch_images / clock.epoch_seconds,  # the last epoch, validation included
         "infer_images_per_s": speed["faces_per_s"],
         "latency_ms_p50": speed["latency_ms_p50"],
         "latency_ms_p95": speed["latency_ms_p95"],
         "forward_mflops_per_face": mflops,
-        "train_gflops_per_s": 3 * mflops * clock.steady_images / clock.steady_seconds / 1e3,
+        "train_gflops_per_s": train_gflops,
+        "peak_tflops": peak_tflops,
+        "mfu": train_gflops / 1e3 / peak_tflops,
         "infer_gflops_per_s": mflops * speed["faces_per_s"] / 1e3,
         "precision": summary.precision,
         "device": summary.device,
@@ -140,6 +178,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "infer_runtime": cfg.runtimes[0],
         **{f"{runtime}_{key}": value for runtime, timed in speeds.items() for key, value in timed.items()},
         "batch_size": cfg.data.batch_size,
+        "data_loader": clock.loader,
         "model": cfg.model.net.activation,
         "cpu": cpu_name(),
     }

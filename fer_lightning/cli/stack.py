@@ -12,3 +12,7 @@ from fer_lightning.ensemble.stack import stack
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="stack")
 def main(cfg: DictConfig) -> float:
     return exit_on_error(lambda: stack(cfg)["test/acc"])
+
+
+if __name__ == "__main__":  # python -m fer_lightning.cli.stack, as fer-study starts it
+    main()

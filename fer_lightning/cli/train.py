@@ -60,3 +60,7 @@ def _train(cfg: DictConfig) -> float:
 def main() -> None:
     sys.argv[1:] = exit_on_error(lambda: tuned_model_searchpath(resume_overrides(sys.argv[1:])))
     _train()
+
+
+if __name__ == "__main__":  # python -m fer_lightning.cli.train, as fer-study starts it
+    main()

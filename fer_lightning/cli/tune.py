@@ -17,3 +17,7 @@ from fer_lightning.tuning.tune import tune
 def main(cfg: DictConfig) -> None:
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats and plots are "experimental"
     exit_on_error(lambda: tune(cfg, Path(CONF_DIR)), also=(ValueError,))
+
+
+if __name__ == "__main__":  # python -m fer_lightning.cli.tune, as fer-study starts it
+    main()

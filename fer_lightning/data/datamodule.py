@@ -2,7 +2,8 @@
 
 Images travel as uint8 and are normalised in one vectorised step after the batch reaches the device, with
 statistics fitted on the Training split only. Training faces are augmented either one by one in the loader
-(``train_transform``, albumentations) or a batch at a time on the device (``batch_augment``).
+(``train_transform``, albumentations) or a batch at a time on the device (``batch_augment``). On a GPU the
+splits move to the device once and batches are indexed there (``loader``, see ``resident.py``).
 
 The shuffling and augmentation random states live here and go into every checkpoint, so a resumed run draws
 the same batches and augmentations as an uninterrupted one.
@@ -23,10 +24,12 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from fer_lightning.data.audit import DataAudit, LabelConflicts, audit_data, training_selection
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, load_fer2013
+from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 
 log = logging.getLogger(__name__)
 Normalization = Literal["per_pixel", "global", "scale"]
+Loader = Literal["auto", "dataloader", "resident"]
 STAGE_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 
@@ -87,10 +90,17 @@ class FerDataModule(L.LightningDataModule):
         drop_blank: bool = False,
         dedupe: Literal["train"] | None = None,
         label_conflicts: LabelConflicts = "keep",
+        loader: Loader = "auto",
     ) -> None:
         super().__init__()
         if sampler not in (None, "weighted"):
             raise ValueError(f"data.sampler must be null or 'weighted', got {sampler!r}")
+        if loader not in ("auto", "dataloader", "resident"):
+            raise ValueError(f"data.loader must be auto, dataloader or resident, got {loader!r}")
+        if loader == "resident" and train_transform is not None:
+            raise ValueError("data.loader=resident batches faces on the device, where the per-face albumentations "
+                             "train_transform cannot run: use data=fer2013_batched (batch_augment)")
+        self.loader = loader
         self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
         self.drop_blank, self.dedupe, self.label_conflicts = drop_blank, dedupe, label_conflicts
         self.normalization = normalization
@@ -98,6 +108,7 @@ class FerDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.sampler = num_workers, sampler
         self.data: FerArrays | None = None
+        self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}  # (stage, device): split
         self._copy_in_training: np.ndarray | None = None  # per row of data: a copy is among the Training rows
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
@@ -176,20 +187,60 @@ class FerDataModule(L.LightningDataModule):
                           persistent_workers=self.num_workers > 0, worker_init_fn=_reseed_worker,
                           pin_memory=torch.cuda.is_available(), **kwargs)
 
-    def train_dataloader(self) -> DataLoader:
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def uses_resident_batches(self) -> bool:
+        """``loader: auto`` keeps the splits on the device where that device is a GPU and augmentation is per batch."""
+        if self.loader == "auto":
+            return self._device().type == "cuda" and self.train_transform is None
+        return self.loader == "resident"
+
+    def _resident(self, stage: str, order: Any = None, drop_last: bool = False) -> ResidentBatches:
+        """The stage's split on the training device (copied there once), batched as the DataLoader would."""
+        device = self._device()
+        key = (stage, str(device))
+        if key not in self._on_device:
+            images, labels = self.data.split(STAGE_SPLITS[stage])
+            self._on_device[key] = (torch.from_numpy(images).unsqueeze(1).to(device),
+                                    torch.from_numpy(labels.astype(np.int64)).to(device))
+        trainer = self.trainer
+        shard = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        batch_size = self.batch_size if stage == "train" else self.eval_batch_size
+        return ResidentBatches(*self._on_device[key], batch_size, order, drop_last, shard)
+
+    def _epoch_order(self, faces: int, weights: torch.Tensor | None) -> torch.Tensor:
+        """One epoch's face indices from ``shuffle_rng``: a permutation, or class-balanced draws with replacement."""
+        if weights is None:
+            return torch.randperm(faces, generator=self.shuffle_rng)
+        return torch.multinomial(weights, faces, replacement=True, generator=self.shuffle_rng)
+
+    def _sampling_weights(self, labels: np.ndarray) -> torch.Tensor:
+        per_class = 1.0 / np.maximum(self.class_counts(), 1)
+        return torch.as_tensor(per_class[labels], dtype=torch.double)
+
+    def train_dataloader(self) -> DataLoader | ResidentBatches:
+        self.setup()
+        if self.uses_resident_batches():
+            labels = self.data.split("Training")[1]
+            weights = self._sampling_weights(labels) if self.sampler == "weighted" else None
+            return self._resident("train", lambda: self._epoch_order(len(labels), weights), drop_last=True)
         dataset = self.dataset("train", self.train_transform)
         if self.sampler == "weighted":
-            per_class = 1.0 / np.maximum(self.class_counts(), 1)
-            sampler = WeightedRandomSampler(per_class[dataset.labels], num_samples=len(dataset),
+            sampler = WeightedRandomSampler(self._sampling_weights(dataset.labels), num_samples=len(dataset),
                                             generator=self.shuffle_rng)
             return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True, generator=self.shuffle_rng)
         return self._loader(dataset, self.batch_size, shuffle=True, drop_last=True, generator=self.shuffle_rng)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("val"), self.eval_batch_size)
+    def val_dataloader(self) -> DataLoader | ResidentBatches:
+        self.setup()
+        return self._resident("val") if self.uses_resident_batches() else \
+            self._loader(self.dataset("val"), self.eval_batch_size)
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.dataset("test"), self.eval_batch_size)
+    def test_dataloader(self) -> DataLoader | ResidentBatches:
+        self.setup()
+        return self._resident("test") if self.uses_resident_batches() else \
+            self._loader(self.dataset("test"), self.eval_batch_size)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 1, 48, 48) on the 0-255 scale, uint8 or float -> standardised float32 on the images' device."""

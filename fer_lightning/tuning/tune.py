@@ -127,12 +127,16 @@ def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir:
                     ", ".join(f"{path}={best.params[path]}" for path in elsewhere))
     path = study_dir / EXPORTED_MODEL_DIR / f"{cfg.study_name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    groups = [o for o in cfg.train_overrides if "." not in o.split("=")[0]]  # e.g. optimizer=adam
     header = (f"# Written by tune.py: study {cfg.study_name}, trial {best.number}, val/acc_best {best.value:.4f} "
               f"on PublicTest.\n# Train it with the search's recipe: python train.py model=tuned/{cfg.study_name} "
-              f"{' '.join(groups)}\n")
+              f"{' '.join(recipe_groups(cfg))}\n")
     path.write_text(header + OmegaConf.to_yaml(OmegaConf.create(model)))
     return path
+
+
+def recipe_groups(cfg: DictConfig) -> list[str]:
+    """The config groups the search trains with (e.g. ``optimizer=adam``), which its exported model needs too."""
+    return [o for o in cfg.train_overrides if "." not in o.split("=")[0]]
 
 
 def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train) -> dict[str, Any]:
@@ -183,7 +187,8 @@ def write_study_report(cfg: DictConfig, study: optuna.Study, conf_dir: Path, stu
         best = study.best_trial
         export = export_best_model(cfg, best, conf_dir, study_dir)
         summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
-                    "exported_model": str(export)}
+                    "exported_model": str(export), "train_with": [f"model=tuned/{cfg.study_name}",
+                                                                  *recipe_groups(cfg)]}
         log.info("Best trial %d: val/acc_best %.4f with %s; written to %s", best.number, best.value, best.params,
                  export)
     _save_plots(study, study_dir)

@@ -1,0 +1,62 @@
+"""fer-study end to end at a tiny size on the CPU: both searches, their best nets trained, stacked, and resumed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ONLY_SOFT_VOTE
+
+from fer_lightning.errors import FerError
+from fer_lightning.tuning.full_study import Stage, run_together
+
+TINY = ["trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2", "data.batch_size=32", "data.eval_batch_size=64",
+        "callbacks.progress_bar=null"]
+
+
+def _as_list(overrides: list[str]) -> str:
+    return "[" + ",".join(f'"{arg}"' for arg in overrides) + "]"
+
+
+def study_command(tmp_path: Path, csv: Path) -> list[str]:
+    as_list = _as_list([f"data.csv_path={csv}", *TINY])
+    return [sys.executable, "-m", "fer_lightning.cli.study", f"hydra.run.dir={tmp_path / 'study'}",
+            f"paths.cache_dir={tmp_path / 'cache'}", '+search_args.relu_random=["n_trials=2"]',
+            '+search_args.leaky_hyperband=["n_trials=2"]', f"trial_args={as_list}", f"final_args={as_list}",
+            f"stack_args={_as_list(ONLY_SOFT_VOTE)}", "poll_seconds=1"]
+
+
+def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Path, fer_csv: Path) -> None:
+    done = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = tmp_path / "study"
+    summary = json.loads((study / "study.json").read_text())
+    for name in ("relu_random", "leaky_hyperband"):
+        row = summary["searches"][name]
+        assert row["trials"]["complete"] + row["trials"]["pruned"] == 2 and row["best_params"]
+        final = summary["final_runs"][name]
+        assert 0 <= final["test/acc"] <= 1 and (study / "final" / name / "logits_test.npz").is_file()
+    # The final nets are the searches' best: their saved config carries the best trial's values.
+    best = summary["searches"]["relu_random"]["best_params"]
+    overrides = (study / "final" / "relu_random" / ".hydra" / "config.yaml").read_text()
+    assert f"filters: {best['model.net.conv_blocks.0.filters']}" in overrides
+    assert summary["stack"]["runs"] == [str(study / "final" / name) for name in ("relu_random", "leaky_hyperband")]
+    assert 0 <= summary["stack"]["test/acc"] <= 1 and (study / "stack" / "stack_table.csv").is_file()
+
+    # Again on the same dir: nothing is trained twice, the same figures come back.
+    (study / "study.json").unlink()
+    again = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((study / "study.json").read_text())["final_runs"] == summary["final_runs"]
+    log = (study / "study.log").read_text()
+    assert "Searching: done before" in log and "Training the best configs to the end: done before" in log
+
+
+def test_a_failing_stage_is_one_error_naming_its_log(tmp_path: Path) -> None:
+    log_file = tmp_path / "logs" / "bad.log"
+    with pytest.raises(FerError, match=r"fer-study: search nothing exited with 1: .*\(log: .*bad\.log\)"):
+        run_together([Stage("search nothing", "tune", ["search=no_such_search"], log_file)], poll_seconds=0.2)
