@@ -165,6 +165,25 @@ def test_exported_best_config_trains_from_its_study_dir(tmp_path: Path, fer_csv:
     assert cfg.model.net.conv_blocks[0].dropout == best.params["model.net.conv_blocks.0.dropout"]
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW"  # the recipe groups still apply on top
     assert np.isfinite(train(cfg).test_acc)
+    # The experiment export brings the search's own recipe groups along (the study's Adam + L2 in the loss).
+    argv = tuned_model_searchpath([f"paths.log_dir={tmp_path / 'outputs'}", "experiment=tuned/leaky_hyperband"])
+    cfg = compose_train(argv)
+    assert cfg.model.optimizer._target_ == "torch.optim.Adam" and cfg.model.keras_l2
+    assert cfg.model.net.conv_blocks[0].dropout == best.params["model.net.conv_blocks.0.dropout"]
+    assert cfg.model.net.activation == "leaky_relu"
+
+
+def test_the_recipe_search_exports_an_experiment_with_data_and_trainer_values(tmp_path: Path, fer_csv: Path) -> None:
+    overrides = [o for o in tune_overrides(tmp_path, fer_csv, "search=relu_recipe", "n_trials=3")
+                 if not o.startswith("study_dir=")]
+    summary = run_tune_in_process(overrides, run=lambda cfg, extra_callbacks: finished(cfg.model.label_smoothing))
+    best = summary["best_params"]
+    assert summary["train_with"] == ["experiment=tuned/relu_recipe"]
+    cfg = compose_train(tuned_model_searchpath([f"paths.log_dir={tmp_path / 'outputs'}", *summary["train_with"]]))
+    for path, value in best.items():
+        assert OmegaConf.select(cfg, path) == value, path
+    assert cfg.task_name == "best" and cfg.model.scheduler._target_.endswith("OneCycleLR")  # on top of `best`
+    assert cfg.model.net.conv_padding == "valid"  # still the study's own net
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_csv: Path) -> None:

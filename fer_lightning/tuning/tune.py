@@ -21,14 +21,14 @@ import numpy as np
 import optuna
 from hydra import compose
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.training.run_dir import RunSummary
 from fer_lightning.training.train import train
-from fer_lightning.tuning.exported_models import EXPORTED_MODEL_DIR
+from fer_lightning.tuning.exported_models import EXPORTED_EXPERIMENT_DIR, EXPORTED_MODEL_DIR
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -123,7 +123,7 @@ def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir:
     model = {key: tuned[key] for key in owned}
     elsewhere = [path for path in best.params if path.split(".")[:2] not in (["model", key] for key in owned)]
     if elsewhere:
-        log.warning("Not part of the exported model config (set them on the train.py command line): %s",
+        log.warning("Not part of the exported model config (experiment=tuned/%s has them): %s", cfg.study_name,
                     ", ".join(f"{path}={best.params[path]}" for path in elsewhere))
     path = study_dir / EXPORTED_MODEL_DIR / f"{cfg.study_name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +131,42 @@ def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir:
               f"on PublicTest.\n# Train it with the search's recipe: python train.py model=tuned/{cfg.study_name} "
               f"{' '.join(recipe_groups(cfg))}\n")
     path.write_text(header + OmegaConf.to_yaml(OmegaConf.create(model)))
+    return path
+
+
+def export_best_experiment(cfg: DictConfig, best: optuna.trial.FrozenTrial, study_dir: Path) -> Path:
+    """Everything the search tuned, as an experiment on top of its base model and recipe groups:
+    ``fer-train experiment=tuned/<study>`` trains the best trial's configuration, data and trainer values too.
+
+    A value inside a list (a conv block's filters) is written as the whole list, since Hydra replaces lists
+    rather than merging them. The search's dotted ``train_overrides`` (e.g. ``trainer.max_epochs=10`` for every
+    trial) are trial settings, not part of the result, and are left out."""
+    groups = [override.partition("=") for override in recipe_groups(cfg)]
+    defaults: list[Any] = [f"/experiment/{value}" for group, _, value in groups if group == "experiment"]
+    defaults += [{"override /model": cfg.model}]  # overrides come after what they override, Hydra's rule
+    defaults += [{f"override /{group}": value} for group, _, value in groups if group != "experiment"]
+    trial_cfg = trial_config(cfg, best.params, Path(best.user_attrs.get("dir", ".")))
+    values = OmegaConf.create({"defaults": [*defaults, "_self_"]})
+    for path in best.params:
+        node = _outermost_list(trial_cfg, path)
+        value = OmegaConf.select(trial_cfg, node)
+        if isinstance(value, ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        OmegaConf.update(values, node, value, force_add=True)
+    path = study_dir / EXPORTED_EXPERIMENT_DIR / f"{cfg.study_name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# @package _global_\n# Written by tune.py: study {cfg.study_name}, trial {best.number}, "
+                    f"val/acc_best {best.value:.4f} on PublicTest.\n# python train.py experiment=tuned/"
+                    f"{cfg.study_name}\n{OmegaConf.to_yaml(values)}")
+    return path
+
+
+def _outermost_list(config: DictConfig, path: str) -> str:
+    """``path`` cut at the first list it goes through (``model.net.conv_blocks.0.l2`` -> ``model.net.conv_blocks``)."""
+    keys = path.split(".")
+    for end in range(1, len(keys)):
+        if isinstance(OmegaConf.select(config, ".".join(keys[:end])), ListConfig):
+            return ".".join(keys[:end])
     return path
 
 
@@ -186,9 +222,10 @@ def write_study_report(cfg: DictConfig, study: optuna.Study, conf_dir: Path, stu
     if counts["complete"]:
         best = study.best_trial
         export = export_best_model(cfg, best, conf_dir, study_dir)
+        experiment = export_best_experiment(cfg, best, study_dir)
         summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
-                    "exported_model": str(export), "train_with": [f"model=tuned/{cfg.study_name}",
-                                                                  *recipe_groups(cfg)]}
+                    "exported_model": str(export), "exported_experiment": str(experiment),
+                    "train_with": [f"experiment=tuned/{cfg.study_name}"]}
         log.info("Best trial %d: val/acc_best %.4f with %s; written to %s", best.number, best.value, best.params,
                  export)
     _save_plots(study, study_dir)
