@@ -1,4 +1,5 @@
-"""fer-study end to end at a tiny size on the CPU: both searches, their best nets trained, stacked, and resumed."""
+"""fer-study end to end at a tiny size on the CPU: both searches (one with two worker processes sharing its
+study), their best nets trained, stacked, and resumed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import ONLY_SOFT_VOTE
+from optuna.trial import TrialState
 
 from fer_lightning.errors import FerError
 from fer_lightning.tuning.full_study import Stage, run_together
@@ -25,21 +28,30 @@ def _as_list(overrides: list[str]) -> str:
 def study_command(tmp_path: Path, csv: Path) -> list[str]:
     as_list = _as_list([f"data.csv_path={csv}", *TINY])
     return [sys.executable, "-m", "fer_lightning.cli.study", f"hydra.run.dir={tmp_path / 'study'}",
-            f"paths.cache_dir={tmp_path / 'cache'}", '+search_args.relu_random=["n_trials=2"]',
+            f"paths.cache_dir={tmp_path / 'cache'}", '+search_args.relu_random=["n_trials=4"]',
             '+search_args.leaky_hyperband=["n_trials=2"]', f"trial_args={as_list}", f"final_args={as_list}",
-            f"stack_args={_as_list(ONLY_SOFT_VOTE)}", "poll_seconds=1"]
+            f"stack_args={_as_list(ONLY_SOFT_VOTE)}", "poll_seconds=1", "workers=2"]
 
 
 def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Path, fer_csv: Path) -> None:
-    done = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400)
+    done = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400,
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert not (tmp_path / "outputs").exists()  # trials too keep to the study dir and the cache asked for
     study = tmp_path / "study"
     summary = json.loads((study / "study.json").read_text())
-    for name in ("relu_random", "leaky_hyperband"):
+    for name, trials in (("relu_random", 4), ("leaky_hyperband", 2)):
         row = summary["searches"][name]
-        assert row["trials"]["complete"] + row["trials"]["pruned"] == 2 and row["best_params"]
+        # At least: two workers can each start a trial while one is still missing.
+        assert row["trials"]["complete"] + row["trials"]["pruned"] >= trials and row["best_params"]
         final = summary["final_runs"][name]
         assert 0 <= final["test/acc"] <= 1 and (study / "final" / name / "logits_test.npz").is_file()
+    # Two workers per search, one study: both ran trials, and no trial's values were drawn twice.
+    study_db = f"sqlite:///{study / 'optuna' / 'studies.db'}"
+    trials = [t for t in optuna.load_study(study_name="relu_random", storage=study_db).get_trials()
+              if t.state == TrialState.COMPLETE]
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials) >= 4
     # The final nets are the searches' best: their saved config carries the best trial's values.
     best = summary["searches"]["relu_random"]["best_params"]
     overrides = (study / "final" / "relu_random" / ".hydra" / "config.yaml").read_text()
@@ -49,7 +61,8 @@ def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Pat
 
     # Again on the same dir: nothing is trained twice, the same figures come back.
     (study / "study.json").unlink()
-    again = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400)
+    again = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400,
+                           cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((study / "study.json").read_text())["final_runs"] == summary["final_runs"]
     log = (study / "study.log").read_text()

@@ -135,21 +135,6 @@ def test_killed_study_resumes_to_the_requested_trials(tmp_path: Path, fer_csv: P
     assert list((study_dir / "trial_0000" / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_two_processes_share_one_study_with_distinct_trials(tmp_path: Path, fer_csv: Path) -> None:
-    create = subprocess.run(tune_command(tmp_path, fer_csv, "search=relu_random", "n_trials=0"), cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)  # the study exists before workers join
-    assert create.returncode == 0, create.stderr[-2000:]
-    command = tune_command(tmp_path, fer_csv, "search=relu_random", "n_trials=6")
-    workers = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-               for _ in range(2)]
-    for worker in workers:
-        assert worker.wait(timeout=300) == 0, worker.stderr.read()[-2000:]
-    trials = [t for t in trials_of(tmp_path, "relu_random") if t.state == TrialState.COMPLETE]
-    assert len(trials) >= 6
-    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both processes ran trials
-    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
-
-
 def test_exported_best_config_trains_from_its_study_dir(tmp_path: Path, fer_csv: Path) -> None:
     overrides = [o for o in tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", "n_trials=2")
                  if not o.startswith("study_dir=")]  # the default: <paths.log_dir>/optuna/<study>

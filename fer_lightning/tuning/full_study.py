@@ -95,9 +95,12 @@ def full_study(cfg: DictConfig) -> dict[str, Any]:
     wanted = {name: compose(config_name="tune", overrides=[f"search={name}", *cfg.search_args.get(name, [])]).n_trials
               for name in cfg.searches}
     to_search = [name for name in cfg.searches if _finished_trials(storage, name) < wanted[name]]
+    for name in to_search:  # created here, so that workers starting together do not race to create it
+        optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    # Each trial composes its own training config, so the paths go into its train_args too.
     searches = [Stage(f"search {name}, worker {worker}", "tune",
                       [f"search={name}", f"study_name={name}", *cfg.search_args.get(name, []), f"storage={storage}",
-                       *common, f"train_args={_hydra_list(cfg.trial_args)}",
+                       *common, f"train_args={_hydra_list([*common, *cfg.trial_args])}",
                        f"hydra.run.dir={out / 'logs' / f'{name}_{worker}'}"],
                       out / "logs" / f"{name}_{worker}.log")
                 for name in to_search for worker in range(cfg.workers)]

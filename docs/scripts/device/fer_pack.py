@@ -2,7 +2,7 @@
 
 The device machine sees the working tree but not ``../shared``, and the 95 MB gzip CSV is too large to travel.
 Packed: each pixel replaced by its difference from the median-edge prediction of its left, upper and upper-left
-neighbours (the LOCO-I predictor of lossless JPEG), then xz: 57 MB, lossless. Unpacked there into a CSV in
+neighbours (the LOCO-I predictor of lossless JPEG), then xz: 55 MB, lossless. Unpacked there into a CSV in
 FER-2013's own format, so train.py reads it through FER2013_CSV like the real file.
 
     python docs/scripts/device/fer_pack.py pack $FER2013_CSV .device/fer2013.med.xz   # here

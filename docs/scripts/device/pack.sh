@@ -1,6 +1,6 @@
 #!/bin/bash
-# Here, before a session with a device machine: fill .device/ (git-ignored) with FER-2013 packed (57 MB,
-# lossless) and the wheels the device's image lacks, at the versions this checkout is tested with (~6 MB).
+# Here, before a session with a device machine: fill .device/ (git-ignored) with FER-2013 packed (55 MB,
+# lossless) and the wheels the device's image lacks, at the versions this checkout is tested with (~8 MB).
 # Each device call then names .device in `carry` and begins with `source docs/scripts/device/setup.sh`.
 # The device takes at most 64 MiB of working tree per call: this leaves ~3 MB for the code.
 set -euo pipefail
