@@ -4,17 +4,17 @@ study), their best nets trained, stacked, and resumed."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import logging
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import ONLY_SOFT_VOTE
+from conftest import CONF_DIR, ONLY_SOFT_VOTE
+from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
 from fer_lightning.errors import FerError
-from fer_lightning.tuning.full_study import Stage, run_together
+from fer_lightning.tuning.full_study import Stage, full_study, run_together
 
 TINY = ["trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=1",
         "+trainer.limit_train_batches=2", "data.batch_size=32", "data.eval_batch_size=64",
@@ -25,21 +25,27 @@ def _as_list(overrides: list[str]) -> str:
     return "[" + ",".join(f'"{arg}"' for arg in overrides) + "]"
 
 
-def study_command(tmp_path: Path, csv: Path) -> list[str]:
+def study_overrides(tmp_path: Path, csv: Path) -> list[str]:
     as_list = _as_list([f"data.csv_path={csv}", *TINY])
-    return [sys.executable, "-m", "fer_lightning.cli.study", f"hydra.run.dir={tmp_path / 'study'}",
-            f"paths.cache_dir={tmp_path / 'cache'}", '+search_args.relu_random=["n_trials=4"]',
-            '+search_args.leaky_hyperband=["n_trials=2"]', f"trial_args={as_list}", f"final_args={as_list}",
-            f"stack_args={_as_list(ONLY_SOFT_VOTE)}", "poll_seconds=1", "workers=2"]
+    return [f"paths.output_dir={tmp_path / 'study'}", f"paths.cache_dir={tmp_path / 'cache'}",
+            '+search_args.relu_random=["n_trials=4"]', '+search_args.leaky_hyperband=["n_trials=2"]',
+            f"trial_args={as_list}", f"final_args={as_list}", f"stack_args={_as_list(ONLY_SOFT_VOTE)}",
+            "poll_seconds=1", "workers=2"]
 
 
-def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Path, fer_csv: Path) -> None:
-    done = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400,
-                          cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+def run_study(tmp_path: Path, csv: Path) -> dict:
+    """fer-study's own function in this process (its stages are processes of their own either way)."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return full_study(compose("study", overrides=study_overrides(tmp_path, csv)))
+
+
+def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Path, fer_csv: Path, caplog,
+                                                                    monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    summary = run_study(tmp_path, fer_csv)
     assert not (tmp_path / "outputs").exists()  # trials too keep to the study dir and the cache asked for
     study = tmp_path / "study"
-    summary = json.loads((study / "study.json").read_text())
+    assert json.loads((study / "study.json").read_text())["stack"] == summary["stack"]
     for name, trials in (("relu_random", 4), ("leaky_hyperband", 2)):
         row = summary["searches"][name]
         # At least: two workers can each start a trial while one is still missing.
@@ -60,13 +66,12 @@ def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Pat
     assert 0 <= summary["stack"]["test/acc"] <= 1 and (study / "stack" / "stack_table.csv").is_file()
 
     # Again on the same dir: nothing is trained twice, the same figures come back.
-    (study / "study.json").unlink()
-    again = subprocess.run(study_command(tmp_path, fer_csv), capture_output=True, text=True, timeout=400,
-                           cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert json.loads((study / "study.json").read_text())["final_runs"] == summary["final_runs"]
-    log = (study / "study.log").read_text()
-    assert "Searching: done before" in log and "Training the best configs to the end: done before" in log
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fer_lightning.tuning.full_study"):
+        again = run_study(tmp_path, fer_csv)
+    assert again["final_runs"] == summary["final_runs"]
+    assert "Searching: done before" in caplog.text
+    assert "Training the best configs to the end: done before" in caplog.text
 
 
 def test_a_failing_stage_is_one_error_naming_its_log(tmp_path: Path) -> None:
