@@ -196,8 +196,9 @@ class FerDataModule(L.LightningDataModule):
             return self._device().type == "cuda" and self.train_transform is None
         return self.loader == "resident"
 
-    def _resident(self, stage: str, order: Any = None, drop_last: bool = False) -> ResidentBatches:
-        """The stage's split on the training device (copied there once), batched as the DataLoader would."""
+    def _resident(self, stage: str, order: Callable[[], torch.Tensor] | None = None,
+                  drop_last: bool = False) -> ResidentBatches:
+        """The stage's split on the training device (copied there once), in batches of the stage's size."""
         device = self._device()
         key = (stage, str(device))
         if key not in self._on_device:
