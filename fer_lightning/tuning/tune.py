@@ -114,10 +114,10 @@ def _save_plots(study: optuna.Study, study_dir: Path) -> None:
         plt.close(figure)
 
 
-def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir: Path, study_dir: Path) -> Path:
+def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, trial_cfg: DictConfig, conf_dir: Path,
+                      study_dir: Path) -> Path:
     """The best trial's ``model`` node, limited to the keys the base model config owns, as a model config in the
     study dir, where ``fer-train model=tuned/<study>`` finds it."""
-    trial_cfg = trial_config(cfg, best.params, Path(best.user_attrs.get("dir", ".")))
     owned = OmegaConf.load(conf_dir / "model" / f"{cfg.model}.yaml").keys()
     tuned = OmegaConf.to_container(trial_cfg.model, resolve=True)
     model = {key: tuned[key] for key in owned}
@@ -134,7 +134,8 @@ def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, conf_dir:
     return path
 
 
-def export_best_experiment(cfg: DictConfig, best: optuna.trial.FrozenTrial, study_dir: Path) -> Path:
+def export_best_experiment(cfg: DictConfig, best: optuna.trial.FrozenTrial, trial_cfg: DictConfig,
+                           study_dir: Path) -> Path:
     """Everything the search tuned, as an experiment on top of its base model and recipe groups:
     ``fer-train experiment=tuned/<study>`` trains the best trial's configuration, data and trainer values too.
 
@@ -145,7 +146,6 @@ def export_best_experiment(cfg: DictConfig, best: optuna.trial.FrozenTrial, stud
     defaults: list[Any] = [f"/experiment/{value}" for group, _, value in groups if group == "experiment"]
     defaults += [{"override /model": cfg.model}]  # overrides come after what they override, Hydra's rule
     defaults += [{f"override /{group}": value} for group, _, value in groups if group != "experiment"]
-    trial_cfg = trial_config(cfg, best.params, Path(best.user_attrs.get("dir", ".")))
     values = OmegaConf.create({"defaults": [*defaults, "_self_"]})
     for path in best.params:
         node = _outermost_list(trial_cfg, path)
@@ -221,8 +221,9 @@ def write_study_report(cfg: DictConfig, study: optuna.Study, conf_dir: Path, stu
     }
     if counts["complete"]:
         best = study.best_trial
-        export = export_best_model(cfg, best, conf_dir, study_dir)
-        experiment = export_best_experiment(cfg, best, study_dir)
+        trial_cfg = trial_config(cfg, best.params, Path(best.user_attrs.get("dir", ".")))  # the best trial's config
+        export = export_best_model(cfg, best, trial_cfg, conf_dir, study_dir)
+        experiment = export_best_experiment(cfg, best, trial_cfg, study_dir)
         summary |= {"best_trial": best.number, "best_value": best.value, "best_params": best.params,
                     "exported_model": str(export), "exported_experiment": str(experiment),
                     "train_with": [f"experiment=tuned/{cfg.study_name}"]}
