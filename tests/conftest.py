@@ -52,6 +52,21 @@ def synthetic_frame(seed: int = 0, sizes: dict[str, int] | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def teacher_file(csv: Path, path: Path, seed: int = 0) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Random teacher probabilities for the CSV's Training rows, written in shuffled order."""
+    from fer_lightning.data.csv_reader import load_fer2013
+    from fer_lightning.data.teacher import write_teacher
+    from fer_lightning.fer2013 import SPLITS
+
+    data = load_fer2013(csv)
+    lines = data.lines[data.usage == SPLITS.index("Training")]
+    rng = np.random.default_rng(seed)
+    probabilities = rng.dirichlet(np.ones(7), len(lines)).astype(np.float32)
+    order = rng.permutation(len(lines))
+    write_teacher(path, lines[order], probabilities[order])
+    return path, lines, probabilities
+
+
 @pytest.fixture(scope="session")
 def real_public_test(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
     """The real FER-2013's PublicTest faces and labels, parsed once for the tests that paste them into pictures."""

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.datamodule import FerDataModule
+from fer_lightning.data.mixing import BatchMix
 
 NOTHING = {"hflip": 0.0, "affine": 0.0, "color": 0.0}
 
@@ -104,3 +105,44 @@ def test_erasing_blacks_out_one_rectangle_of_the_allowed_size_per_face() -> None
         assert face.sum() == height * width  # one solid rectangle
         assert 0.05 * 48 * 48 * 0.7 <= height * width <= 0.2 * 48 * 48 * 1.3
     assert torch.equal(out[out != 0], images[out != 0])  # nothing else changes
+
+
+def constant_faces() -> tuple[torch.Tensor, torch.Tensor]:
+    """Face i of 7 is the constant 10 * (i + 1) with label i, so a mixed face shows which faces went into it."""
+    return (torch.arange(1, 8).float() * 10).view(7, 1, 1, 1).expand(7, 1, 48, 48).clone(), torch.arange(7)
+
+
+def test_mixup_blends_each_face_with_a_partner_and_its_target_alike() -> None:
+    images, labels = constant_faces()
+    mixed, targets = BatchMix(mixup_alpha=0.4)(images, labels, torch.Generator().manual_seed(3))
+    assert targets.shape == (7, 7) and torch.allclose(targets.sum(1), torch.ones(7))
+    value, own_value = mixed[:, 0, 0, 0], images[:, 0, 0, 0]
+    assert (mixed == value.view(-1, 1, 1, 1)).all()  # a blend of two constant faces is constant
+    lam = targets[labels, labels]  # each face's weight on its own label
+    paired = lam < 1  # the others drew themselves as partner
+    assert paired.sum() >= 5
+    partner_value = (value[paired] - lam[paired] * own_value[paired]) / (1 - lam[paired])
+    partner = targets.clone()
+    partner[labels, labels] = 0  # what is left is the partner's label and weight
+    partner = partner[paired]
+    assert torch.allclose(partner_value, own_value[partner.argmax(1)], atol=1e-3)
+    assert torch.allclose(partner.sum(1), 1 - lam[paired])
+
+
+def test_cutmix_pastes_a_box_whose_area_is_the_partners_target_weight() -> None:
+    images, labels = constant_faces()
+    mixed, targets = BatchMix(cutmix_alpha=1.0)(images, labels, torch.Generator().manual_seed(5))
+    own = (mixed == images).float().mean((1, 2, 3))  # share of pixels still the face's own
+    assert torch.allclose(targets[labels, labels], own, atol=1e-6)
+    assert (own < 1).sum() >= 5  # one box per batch: every face paired with another got the same patch
+
+
+def test_mixing_is_reproducible_from_the_generator_and_off_when_p_is_zero() -> None:
+    images, labels = constant_faces()
+    mix = BatchMix(mixup_alpha=0.4, cutmix_alpha=1.0)
+    first, second = (mix(images, labels, torch.Generator().manual_seed(8)) for _ in range(2))
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    untouched, one_hot = BatchMix(mixup_alpha=0.4, p=0.0)(images, labels, torch.Generator())
+    assert torch.equal(untouched, images) and torch.equal(one_hot.argmax(1), labels)
+    with pytest.raises(ValueError, match="BatchMix needs alphas >= 0"):
+        BatchMix(mixup_alpha=-1.0)

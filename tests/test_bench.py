@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from fer_lightning.bench.speed import EpochClock, bench, device_clock, forward_mflops, matmul_peak_tflops
+from fer_lightning.bench.speed import EpochClock, bench, compute_dtype, device_clock, forward_mflops, matmul_peak_tflops
 from fer_lightning.errors import FerError
 from fer_lightning.inference.timing import timings
 
@@ -28,13 +28,15 @@ HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 
 def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Path, capsys) -> None:
     cfg = compose_config("bench", [*tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache"),
-                                   "infer_batch=32", "warmup_batches=1"])
+                                   "infer_batch=32", "warmup_batches=1",
+                                   "runtimes=[openvino,onnxruntime,torch,openvino_int8]"])
     figures = bench(cfg)
     printed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines() if "=" in line)
     assert printed.keys() >= KEYS and figures.keys() >= KEYS
     assert figures["train_images_per_s"] > 0 and figures["epoch_seconds"] > 0
     assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p95"] and figures["infer_images_per_s"] > 0
     assert figures["infer_runtime"] == "openvino" and figures["infer_images_per_s"] == figures["openvino_faces_per_s"]
+    assert figures["openvino_int8_faces_per_s"] > 0 and (tmp_path / "run" / "model.int8.onnx").is_file()
     assert figures["device"] == "cpu"
     assert figures["precision"] == "32-true" and not (tmp_path / "run" / "metrics.json").exists()  # no test pass
     assert json.loads((tmp_path / "run" / "bench.json").read_text())["precision"] == "32-true"
@@ -69,7 +71,9 @@ def test_the_clock_waits_for_a_gpu_and_the_peak_is_a_rate(monkeypatch) -> None:
     assert waits == []
     device_clock(torch.device("cuda", 0))
     assert waits == [torch.device("cuda", 0)]
-    assert 0.001 < matmul_peak_tflops(torch.device("cpu"), side=256, repeats=2) < 1000
+    assert 0.001 < matmul_peak_tflops(torch.device("cpu"), torch.float32, side=256, repeats=2) < 1000
+    assert [compute_dtype(p) for p in ("bf16-mixed", "16-mixed", "32-true")] == [torch.bfloat16, torch.float16,
+                                                                                  torch.float32]
 
 
 def test_forward_flops_count_every_multiply_add_twice() -> None:

@@ -41,7 +41,7 @@ def test_graph_runtimes_give_pytorchs_logits(trained_runs: list[Path], runtime: 
     np.testing.assert_allclose(graph.logits(images), expected, atol=1e-4)
     for face in range(3):  # one face at a time (OpenVINO's batch-1 copy) gives the batch's answer
         np.testing.assert_allclose(graph.logits(images[face:face + 1]), expected[face:face + 1], atol=1e-4)
-    with pytest.raises(ValueError, match="runtime must be one of torch, onnxruntime, openvino"):
+    with pytest.raises(ValueError, match="runtime must be one of torch, torch_compile, onnxruntime, openvino"):
         FaceClassifier.from_checkpoint(checkpoint, runtime="tensorrt")
 
 
@@ -108,3 +108,4 @@ def test_checkpoint_without_a_net_config_is_refused(trained_runs: list[Path], tm
     torch.save(checkpoint, tmp_path / "anonymous.ckpt")
     with pytest.raises(CheckpointError, match=r"anonymous\.ckpt: holds no net_config"):
         FaceClassifier.from_checkpoint(tmp_path / "anonymous.ckpt")
+

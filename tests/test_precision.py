@@ -10,22 +10,21 @@ def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
 
 
-def test_bf16_cpu_gets_bf16_mixed_and_channels_last(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:
+def test_bf16_cpu_gets_bf16_mixed(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:
     monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: True)
-    assert precision.choose_precision("auto") == ("bf16-mixed", True)
-    assert precision.choose_precision("cpu") == ("bf16-mixed", True)
+    assert precision.choose_precision("auto") == precision.choose_precision("cpu") == "bf16-mixed"
 
 
-def test_cpu_without_bf16_stays_fp32(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:
+def test_cpu_without_bf16_stays_fp32_in_channels_last(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:
     monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: False)
-    assert precision.choose_precision("auto") == ("32-true", False)
+    assert precision.resolve_precision("auto", "auto", "auto") == ("32-true", True)
 
 
 @pytest.mark.parametrize(("bf16", "expected"), [(True, "bf16-mixed"), (False, "16-mixed")])
 def test_gpu_prefers_bf16_then_fp16(monkeypatch: pytest.MonkeyPatch, bf16: bool, expected: str) -> None:
     monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(precision.torch.cuda, "is_bf16_supported", lambda: bf16)
-    assert precision.choose_precision("auto") == (expected, True)
+    assert precision.choose_precision("auto") == expected
 
 
 def test_explicit_settings_win(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -> None:

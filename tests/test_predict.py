@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 from conftest import REAL_CSV, best_checkpoint, compose_config, console_script, scene_with_faces, stack_cfg
@@ -218,6 +219,29 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
               if finder.crop_box(f, gray.shape) == Box(*(int(first[k]) for k in "xywh"))]
     np.testing.assert_allclose(classifier.predict_proba(finder.crop(gray, face)[None])[0],
                                first[PROBA].to_numpy(float), atol=1e-3)
+
+
+def test_int8_export_is_checked_on_public_test_and_refused_past_its_limit(trained_runs: list[Path],
+                                                                         tmp_path: Path) -> None:
+    csv = trained_runs[0].parent / "fer_synthetic.csv"
+    settings = [f"ckpt={best_checkpoint(trained_runs[0])}", f"out={tmp_path / 'm.onnx'}", "bench=false", "int8=true",
+                f"csv_path={csv}", f"cache_dir={tmp_path / 'cache'}"]
+    figures = export(compose_config("export", [*settings, "int8_max_drop=100"]))
+    int8 = tmp_path / "m.int8.onnx"
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in onnx.load(int8).graph.node}
+    faces, labels = load_fer2013(csv).split("PublicTest")[:2]
+    fp32_logits = OnnxFaceClassifier(tmp_path / "m.onnx").logits(faces)
+    assert OnnxFaceClassifier(int8).int8 and not OnnxFaceClassifier(tmp_path / "m.onnx").int8
+    for runtime in ("onnxruntime", "openvino"):
+        int8_logits = OnnxFaceClassifier(int8, runtime).logits(faces)
+        assert figures[f"{runtime}_int8_acc"] == pytest.approx(np.mean(int8_logits.argmax(1) == labels))
+        assert figures[f"{runtime}_int8_drop_points"] == pytest.approx(
+            100 * (figures[f"{runtime}_fp32_acc"] - figures[f"{runtime}_int8_acc"]))
+        assert np.abs(int8_logits - fp32_logits).max() < 0.1 * np.abs(fp32_logits).max()  # int8, not noise
+    with pytest.raises(FerError, match=r"m\.int8\.onnx: int8 loses -?[0-9.]+ points of PublicTest accuracy under "
+                                       r"onnxruntime .* more than int8_max_drop=-100"):
+        export(compose_config("export", [*settings, "int8_max_drop=-100"]))
+    assert not int8.exists()  # a refused file is not left behind
 
 
 def test_export_parity_fails_on_nan_and_on_drift() -> None:

@@ -16,6 +16,7 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.data.teacher import TEACHER_FILE
 from fer_lightning.ensemble.stack import stack
 from fer_lightning.ensemble.stacking import (
     SoftVoteClassifier,
@@ -24,6 +25,7 @@ from fer_lightning.ensemble.stacking import (
     expand_run_dirs,
     meta_features,
 )
+from fer_lightning.fer2013 import SPLITS
 from fer_lightning.training.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,10 +188,17 @@ def test_meta_features_and_soft_vote() -> None:
 
 def test_saved_meta_model_predicts_new_faces_through_the_checkpoints(trained_runs: list[Path],
                                                                      tmp_path: Path) -> None:
-    stack(stack_cfg(trained_runs, tmp_path / "stack", "meta=logistic_regression"))
+    csv = trained_runs[0].parent / "fer_synthetic.csv"
+    stack(stack_cfg(trained_runs, tmp_path / "stack", "meta=logistic_regression", "teacher=true", f"csv_path={csv}",
+                    f"cache_dir={tmp_path / 'cache'}"))
     stacker = Stacker.load(tmp_path / "stack" / "meta_model.joblib")
     assert stacker.run_dirs == [str(run) for run in trained_runs]
-    images, _ = load_fer2013(trained_runs[0].parent / "fer_synthetic.csv").split("PrivateTest")
+    data = load_fer2013(csv)
+    training = data.usage == SPLITS.index("Training")  # the teacher file: every Training face, keyed by CSV line
+    with np.load(tmp_path / "stack" / TEACHER_FILE) as teacher:
+        np.testing.assert_array_equal(teacher["lines"], data.lines[training])
+        np.testing.assert_allclose(teacher["probabilities"], stacker.predict_images(data.images[training]), atol=1e-5)
+    images, _ = data.split("PrivateTest")
     from_saved_logits = stacker.predict_proba([np.load(run / "logits_test.npz")["logits"] for run in trained_runs])
     np.testing.assert_allclose(stacker.predict_images(images), from_saved_logits, atol=1e-4)
     assert json.loads((tmp_path / "stack" / "stack.json").read_text())["meta"] == "logistic_regression"

@@ -8,7 +8,8 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pytest
-from conftest import REAL_CSV
+import torch
+from conftest import REAL_CSV, teacher_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
@@ -87,17 +88,30 @@ def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
     assert summary.epochs == 1
 
 
-def test_resident_batches_train_validate_and_test(train_cfg) -> None:
-    """data.loader=resident on the CPU: the GPU's path (splits on the device, no DataLoader) end to end."""
-    loaders = []
+def test_resident_batches_train_validate_and_test_on_soft_targets(train_cfg, fer_csv: Path, tmp_path: Path) -> None:
+    """data.loader=resident on the CPU: the GPU's path (splits on the device, no DataLoader) end to end, here with
+    a teacher's targets, CutMix/mixup on top and weight averaging (EMA), each of which changes what trains."""
+    loaders, targets = [], []
 
-    class LoaderKinds(L.Callback):
+    class Watch(L.Callback):
         def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
             loaders.extend([type(trainer.train_dataloader), type(trainer.val_dataloaders)])
 
-    summary = train(train_cfg("data.loader=resident", "trainer.max_epochs=2"), extra_callbacks=[LoaderKinds()])
+        def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx) -> None:
+            targets.append(batch[1])
+
+    teacher, _, _ = teacher_file(fer_csv, tmp_path / "teacher.npz")
+    summary = train(train_cfg("data.loader=resident", "trainer.max_epochs=2", f"data.teacher={teacher}",
+                              "data.batch_mix={_target_: fer_lightning.data.mixing.BatchMix, mixup_alpha: 0.4, "
+                              "cutmix_alpha: 1.0}", "+callbacks.ema={_target_: "
+                              "lightning.pytorch.callbacks.EMAWeightAveraging, decay: 0.9}"),
+                    extra_callbacks=[Watch()])
     assert summary.epochs == 2 and 0.0 <= summary.test_acc <= 1.0
     assert set(loaders) == {ResidentBatches}
+    assert all(t.shape[1:] == (7,) and torch.allclose(t.sum(1), torch.ones(len(t))) for t in targets)
+    checkpoint = torch.load(summary.best_checkpoint, weights_only=False)
+    assert "current_model_state" in checkpoint  # EMA's weights are the checkpoint's; the raw ones ride along
+    assert not all(torch.equal(checkpoint["state_dict"][k], v) for k, v in checkpoint["current_model_state"].items())
 
 
 def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, monkeypatch) -> None:
@@ -127,4 +141,4 @@ def test_real_fer2013_smoke(train_cfg) -> None:
     summary = train(train_cfg("+trainer.limit_val_batches=2", "test=false", "trainer.precision=auto",
                               csv=REAL_CSV))
     assert summary.epochs == 1 and 0.0 <= summary.val_acc_best <= 1.0
-    assert summary.precision == choose_precision("cpu")[0]
+    assert summary.precision == choose_precision("cpu")

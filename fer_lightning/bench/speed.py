@@ -5,9 +5,10 @@ data.batch_size=256``. It trains ``epochs`` full real epochs (1 by default) thro
 pipeline, augmentation and validation included, no PrivateTest pass), then times inference with the weights it
 trained.
 It also counts the network's forward FLOPs per face, so the speeds read as arithmetic rates (training taken as
-3x the forward: the backward pass costs about twice the forward), and times a large bf16 matrix product on the
-same device: ``peak_tflops``, and ``mfu``, the share of it the training steps reach. On a GPU every clock
-reading waits for the queued work first, or a timer would stop while the device is still busy.
+3x the forward: the backward pass costs about twice the forward), and times a large matrix product on the
+same device in the precision training computed in: ``peak_tflops``, and ``mfu``, the share of it the training
+steps reach. On a GPU every clock reading waits for the queued work first, or a timer would stop while the
+device is still busy.
 
 ``fer-bench keras=true`` also times the study's Keras model with the same layers (``bench.keras_reference``, in
 its own process, before ours) and prints the ratios. Both sides' training figures leave out the first
@@ -23,10 +24,12 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
@@ -37,8 +40,11 @@ from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.onnx_file import OnnxFaceClassifier
+from fer_lightning.inference.quantization import calibration_faces, quantize_int8
+from fer_lightning.inference.runtimes import onnx_bytes
 from fer_lightning.inference.timing import timings
-from fer_lightning.precision import inference_bf16
+from fer_lightning.precision import channels_last_layout, inference_bf16
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.training.train import train
 
@@ -86,20 +92,30 @@ def device_clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def matmul_peak_tflops(device: torch.device, side: int | None = None, repeats: int = 10) -> float:
-    """bf16 TFLOP/s of a square matrix product on ``device``: the ceiling ``mfu`` is measured against.
+def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, side: int | None = None,
+                       repeats: int = 10) -> float:
+    """TFLOP/s of a square matrix product on ``device`` in the ``dtype`` training computes in (bf16 under
+    bf16-mixed, else float32): the ceiling ``mfu`` is measured against. Timing bf16 on a CPU without bf16 units
+    would time oneDNN's emulation (minutes, and no ceiling of anything training does).
 
     8192-sided on a GPU (large enough to fill an H100), 2048 on a CPU (seconds on two cores); three untimed
     products first, so kernel selection and clock ramp-up stay out of the figure.
     """
     side = side or (8192 if device.type == "cuda" else 2048)
-    a, b = (torch.randn(side, side, device=device).bfloat16() for _ in range(2))
+    a, b = (torch.randn(side, side, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
     start = device_clock(device)
     for _ in range(repeats):
         a @ b
     return 2 * side**3 * repeats / (device_clock(device) - start) / 1e12
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype a Lightning precision setting runs the convolutions and matrix products in."""
+    if precision.startswith("bf16"):
+        return torch.bfloat16
+    return torch.float16 if precision.startswith("16") else torch.float32
 
 
 def cpu_name() -> str:
@@ -123,6 +139,17 @@ def forward_mflops(net: nn.Module) -> float:
     with counter, torch.no_grad():
         net.float()(torch.zeros(1, 1, IMAGE_SIDE, IMAGE_SIDE, device=next(net.parameters()).device))
     return counter.get_total_flops() / 1e6
+
+
+def inference_candidate(runtime: str, checkpoint: Path, bf16: bool, device: torch.device,
+                        int8_file: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """uint8 faces -> logits on one candidate: a FaceClassifier runtime (torch, torch_compile, onnxruntime,
+    openvino) on ``device``, or ``<graph runtime>_int8``, the int8 graph fer-export int8=true would write."""
+    if runtime.endswith("_int8"):
+        return OnnxFaceClassifier(int8_file, runtime.removesuffix("_int8")).logits
+    classifier = FaceClassifier.from_checkpoint(checkpoint, bf16, runtime=runtime)
+    classifier.net.to(device)  # time inference where training ran
+    return classifier.logits
 
 
 def keras_figures(cfg: DictConfig) -> dict[str, Any]:
@@ -150,16 +177,21 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     device = torch.device(str(summary.device))
     bf16 = inference_bf16(summary.precision, device.type)
     checkpoint = RunDir(Path(cfg.paths.output_dir)).last_checkpoint
-    faces = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir).split("PublicTest")[0][: cfg.infer_batch]
+    data = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir)
+    faces = data.split("PublicTest")[0][: cfg.infer_batch]
+    int8_file = Path(cfg.paths.output_dir) / "model.int8.onnx"
+    plain = FaceClassifier.from_checkpoint(checkpoint)  # float32 on the CPU: the int8 graph's source, FLOPs
     speeds = {}
     for runtime in cfg.runtimes:  # the first is the headline: fer-predict's default
-        classifier = FaceClassifier.from_checkpoint(checkpoint, bf16, runtime=runtime)
-        classifier.net.to(device)  # time inference where training ran
-        speeds[runtime] = timings(classifier.logits, faces, batch=cfg.infer_batch)
+        if runtime.endswith("_int8") and not int8_file.exists():
+            calibration = calibration_faces(data.split("Training")[0], cfg.int8_calibration_rows)
+            int8_file.write_bytes(quantize_int8(onnx_bytes(plain.net, plain.mean, plain.std), calibration))
+        speeds[runtime] = timings(inference_candidate(runtime, checkpoint, bf16, device, int8_file), faces,
+                                  batch=cfg.infer_batch)
     speed = speeds[cfg.runtimes[0]]
-    mflops = forward_mflops(classifier.net)
+    mflops = forward_mflops(plain.net.to(device))
     train_gflops = 3 * mflops * clock.steady_images / clock.steady_seconds / 1e3
-    peak_tflops = matmul_peak_tflops(device)
+    peak_tflops = matmul_peak_tflops(device, compute_dtype(summary.precision))
     figures = {
         "train_images_per_s": clock.steady_images / clock.steady_seconds,
         "epoch_seconds": clock.epoch_seconds,
@@ -174,7 +206,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "infer_gflops_per_s": mflops * speed["faces_per_s"] / 1e3,
         "precision": summary.precision,
         "device": summary.device,
-        "memory_format": "channels_last" if bf16 else "contiguous",
+        "memory_format": "channels_last" if channels_last_layout(cfg.channels_last) else "contiguous",  # training's
         "infer_runtime": cfg.runtimes[0],
         **{f"{runtime}_{key}": value for runtime, timed in speeds.items() for key, value in timed.items()},
         "batch_size": cfg.data.batch_size,

@@ -3,7 +3,8 @@
 Images travel as uint8 and are normalised in one vectorised step after the batch reaches the device, with
 statistics fitted on the Training split only. Training faces are augmented either one by one in the loader
 (``train_transform``, albumentations) or a batch at a time on the device (``batch_augment``). On a GPU the
-splits move to the device once and batches are indexed there (``loader``, see ``resident.py``).
+splits move to the device once and batches are indexed there (``loader``, see ``resident.py``). Training labels
+may become (7,) target distributions: mixed per batch (``batch_mix``) or a teacher's from the start (``teacher``).
 
 The shuffling and augmentation random states live here and go into every checkpoint, so a resumed run draws
 the same batches and augmentations as an uninterrupted one.
@@ -24,7 +25,9 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from fer_lightning.data.audit import DataAudit, LabelConflicts, audit_data, training_selection
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, load_fer2013
+from fer_lightning.data.mixing import BatchMix
 from fer_lightning.data.resident import ResidentBatches
+from fer_lightning.data.teacher import teacher_targets
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 
 log = logging.getLogger(__name__)
@@ -53,11 +56,13 @@ class FaceDataset(Dataset):
         if hasattr(self.transform, "set_random_seed"):
             self.transform.set_random_seed(seed % 2**32)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         image = self.images[index]
         if self.transform is not None:
             image = self.transform(image=image)["image"]
-        return torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0), int(self.labels[index])
+        label = self.labels[index]  # a class index, or a (7,) target distribution
+        return torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0), \
+            torch.from_numpy(label) if label.ndim else int(label)
 
 
 def fit_normalization(train_images: np.ndarray, kind: Normalization) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,6 +88,10 @@ class FerDataModule(L.LightningDataModule):
         normalization: Normalization = "per_pixel",
         train_transform: Callable | None = None,
         batch_augment: BatchAugment | None = None,
+        batch_mix: BatchMix | None = None,
+        teacher: str | None = None,
+        teacher_weight: float = 0.5,
+        teacher_temperature: float = 1.0,
         batch_size: int = 128,
         eval_batch_size: int = 512,
         num_workers: int = 0,
@@ -104,7 +113,9 @@ class FerDataModule(L.LightningDataModule):
         self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
         self.drop_blank, self.dedupe, self.label_conflicts = drop_blank, dedupe, label_conflicts
         self.normalization = normalization
-        self.train_transform, self.batch_augment = train_transform, batch_augment
+        self.train_transform, self.batch_augment, self.batch_mix = train_transform, batch_augment, batch_mix
+        self.teacher, self.teacher_weight, self.teacher_temperature = teacher, teacher_weight, teacher_temperature
+        self._train_targets: np.ndarray | None = None  # with a teacher: (N, 7) soft targets of the Training rows
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.sampler = num_workers, sampler
         self.data: FerArrays | None = None
@@ -130,6 +141,10 @@ class FerDataModule(L.LightningDataModule):
         if len(train_images) == 0:
             raise ValueError(f"{self.csv_path}: no rows with Usage=Training, nothing to train on")
         self.mean, self.std = fit_normalization(train_images, self.normalization)
+        if self.teacher is not None:
+            training = self.data.usage == SPLITS.index("Training")
+            self._train_targets = teacher_targets(self.teacher, self.data.lines[training], self.data.labels[training],
+                                                  self.teacher_weight, self.teacher_temperature)
         self._seed_random_states(int(torch.randint(2**62, ())))  # follows seed_everything
         sizes = {stage: len(self.data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
         log.info("Splits: %s", ", ".join(f"{k} {v}" for k, v in sizes.items()))
@@ -177,9 +192,15 @@ class FerDataModule(L.LightningDataModule):
         weights = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
         return weights.tolist()
 
+    def _split(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
+        """The stage's faces and what its batches carry as labels: class indices, or for training with a teacher
+        (N, 7) target distributions."""
+        images, labels = self.data.split(STAGE_SPLITS[stage])
+        return images, self._train_targets if stage == "train" and self._train_targets is not None else labels
+
     def dataset(self, stage: str, transform: Callable | None = None) -> FaceDataset:
         self.setup()
-        return FaceDataset(*self.data.split(STAGE_SPLITS[stage]), transform=transform)
+        return FaceDataset(*self._split(stage), transform=transform)
 
     def _loader(self, dataset: FaceDataset, batch_size: int, **kwargs: Any) -> DataLoader:
         # Pinned batches reach a GPU without a host sync (Lightning copies them non-blocking).
@@ -202,9 +223,10 @@ class FerDataModule(L.LightningDataModule):
         device = self._device()
         key = (stage, str(device))
         if key not in self._on_device:
-            images, labels = self.data.split(STAGE_SPLITS[stage])
+            images, labels = self._split(stage)
+            labels = labels if labels.ndim == 2 else labels.astype(np.int64)
             self._on_device[key] = (torch.from_numpy(images).unsqueeze(1).to(device),
-                                    torch.from_numpy(labels.astype(np.int64)).to(device))
+                                    torch.from_numpy(labels).to(device))
         trainer = self.trainer
         shard = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         batch_size = self.batch_size if stage == "train" else self.eval_batch_size
@@ -228,7 +250,8 @@ class FerDataModule(L.LightningDataModule):
             return self._resident("train", lambda: self._epoch_order(len(labels), weights), drop_last=True)
         dataset = self.dataset("train", self.train_transform)
         if self.sampler == "weighted":
-            sampler = WeightedRandomSampler(self._sampling_weights(dataset.labels), num_samples=len(dataset),
+            labels = self.data.split("Training")[1]
+            sampler = WeightedRandomSampler(self._sampling_weights(labels), num_samples=len(dataset),
                                             generator=self.shuffle_rng)
             return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True, generator=self.shuffle_rng)
         return self._loader(dataset, self.batch_size, shuffle=True, drop_last=True, generator=self.shuffle_rng)
@@ -258,8 +281,11 @@ class FerDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, labels = batch
         images = images.float()
-        if self.batch_augment is not None and self.trainer is not None and self.trainer.training:
-            images = self.batch_augment(images, self.batch_augment_rng)
+        if self.trainer is not None and self.trainer.training:
+            if self.batch_augment is not None:
+                images = self.batch_augment(images, self.batch_augment_rng)
+            if self.batch_mix is not None:  # targets become (B, 7) mixtures
+                images, labels = self.batch_mix(images, labels, self.batch_augment_rng)
         return self.normalize(images), labels
 
     def state_dict(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Writes into the run dir: stack_table.csv (base models, soft voting, each meta-learner), comparison.png, and for
 the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json, classification_report.txt and
-confusion_matrix.png; the same figures and the table go to TensorBoard.
+confusion_matrix.png; the same figures and the table go to TensorBoard. ``teacher=true`` also writes the
+chosen stacker's predictions for every Training face (``teacher_train.npz``), for students (``data.teacher``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
+from rich.progress import track
 from torch.utils.tensorboard import SummaryWriter
 
+from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.data.teacher import TEACHER_FILE, write_teacher
 from fer_lightning.ensemble.stacking import (
     BaseRun,
     MetaLearner,
@@ -30,6 +35,8 @@ from fer_lightning.ensemble.stacking import (
     fit_by_cv,
     meta_features,
 )
+from fer_lightning.fer2013 import SPLITS
+from fer_lightning.precision import inference_bf16
 from fer_lightning.training.reports import classification_metrics, write_report
 
 log = logging.getLogger(__name__)
@@ -79,6 +86,24 @@ def unseen_by_all(runs: list[BaseRun]) -> np.ndarray | None:
     """PrivateTest faces with no copy in the Training rows of any base run; None if a run did not record it."""
     masks = [run.run_dir.unseen() for run in runs]
     return None if any(mask is None for mask in masks) else np.logical_and.reduce(masks)
+
+
+def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str | None, path: Path,
+                               chunk: int = 2048) -> Path:
+    """The stacker's probabilities for every Training face of the CSV (each base with its TTA), as a teacher
+    file for ``data.teacher``; on a GPU where there is one."""
+    data = load_fer2013(csv_path, cache_dir)
+    training = data.usage == SPLITS.index("Training")
+    images = data.images[training]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bases = stacker.base_classifiers(inference_bf16("auto", device))
+    for base in bases:
+        base.net.to(device)
+    chunks = [stacker.predict_images(images[start:start + chunk], bases)
+              for start in track(range(0, len(images), chunk), description="Teacher on Training faces")]
+    write_teacher(path, data.lines[training], np.concatenate(chunks))
+    log.info("Wrote %s: %s's probabilities for %d Training faces", path, stacker.name, len(images))
+    return path
 
 
 def stack(cfg: DictConfig) -> dict[str, Any]:
@@ -137,6 +162,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     if unseen_report is not None:  # PrivateTest without the faces that have a copy in any run's Training rows
         summary |= {"test/acc_unseen": unseen_report["accuracy"], "test/f1_macro_unseen": unseen_report["macro"]["f1"],
                     "test_unseen_faces": unseen_report["n"]}
+    if cfg.teacher:
+        summary["teacher"] = str(write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE))
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f, macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"],
              summary["test/f1_macro"], out)

@@ -6,6 +6,7 @@ statistics, so nothing else can drift from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from scipy.special import softmax
 from torch import nn
 
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
-from fer_lightning.inference.runtimes import RUNTIMES, GraphRunner, graph_runner, onnx_bytes
+from fer_lightning.inference.runtimes import GRAPH_RUNTIMES, RUNTIMES, GraphRunner, graph_runner, onnx_bytes
 from fer_lightning.inference.tta import tta_logits, views
 from fer_lightning.models.checkpoints import DATAMODULE_KEY, CheckpointError, net_config, read_checkpoint
 
@@ -28,8 +29,9 @@ class FaceClassifier:
     ``bf16`` runs the network under bf16 autocast in channels_last, the fast path on GPUs and on CPUs with bf16
     kernels; logits stay float32 either way. Faces go to whichever device the network is on. ``tta`` names the
     test-time augmentation (``inference.tta``) that ``logits`` averages over; ``net_logits`` is one plain pass.
-    ``runtime`` other than torch exports the net to ONNX on first use and runs that graph on the CPU
-    (``inference.runtimes``), in bf16 too where ``bf16`` is set and the runtime offers it.
+    ``runtime`` torch_compile compiles the net with inductor, its weights frozen in as constants (folded and laid
+    out for oneDNN once); onnxruntime and openvino export the net to ONNX on first use and run that graph on the
+    CPU (``inference.runtimes``), in bf16 too where ``bf16`` is set and the runtime offers it.
     """
 
     net: nn.Module
@@ -40,11 +42,14 @@ class FaceClassifier:
     tta: str = "none"
     runtime: str = "torch"
     _graph: GraphRunner | None = field(default=None, init=False, repr=False)
+    _forward: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         views(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), self.tta)  # an unknown TTA fails now, not mid-way
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        self._forward = torch.compile(self.net, options={"freezing": True}) if self.runtime == "torch_compile" \
+            else self.net
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none",
@@ -72,7 +77,7 @@ class FaceClassifier:
         """(N, 48, 48) uint8 faces -> (N, 7) float32 logits of one pass, no TTA."""
         if images.ndim != 3 or images.dtype != np.uint8:
             raise ValueError(f"expected (N, 48, 48) uint8 faces, got {images.dtype} array of shape {images.shape}")
-        if self.runtime != "torch":
+        if self.runtime in GRAPH_RUNTIMES:
             return self._graph_logits(images, batch_size)
         device = next(self.net.parameters()).device
         mean, std = self.mean.to(device), self.std.to(device)
@@ -82,7 +87,7 @@ class FaceClassifier:
             if self.bf16:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                chunks.append(self.net(batch).float().cpu())
+                chunks.append(self._forward(batch).float().cpu())
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
     def _graph_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The CNN as an ONNX file: normalisation baked in, any batch size, checked against PyTorch on real faces.
 
 ``fer-export ckpt=... format=onnx`` writes it, compares onnxruntime's logits with the checkpoint's on PublicTest
-rows, and times both; ``fer-predict onnx=...`` runs it.
+rows, and times both; ``int8=true`` also writes an int8 copy (``inference.quantization``) and refuses it if it
+loses too much PublicTest accuracy. ``fer-predict onnx=...`` runs either.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnx
 from omegaconf import DictConfig
 from scipy.special import softmax
 
@@ -17,7 +19,8 @@ from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
-from fer_lightning.inference.runtimes import INPUT, OUTPUT, onnx_bytes, onnxruntime_session
+from fer_lightning.inference.quantization import calibration_faces, quantize_int8
+from fer_lightning.inference.runtimes import GRAPH_RUNTIMES, INPUT, graph_runner, onnx_bytes, onnxruntime_session
 from fer_lightning.inference.timing import timings
 from fer_lightning.precision import inference_bf16
 
@@ -32,23 +35,28 @@ def export_onnx(classifier: FaceClassifier, path: Path, opset: int = 17) -> Path
 
 
 class OnnxFaceClassifier:
-    """An exported network under onnxruntime, with FaceClassifier's interface: uint8 faces in."""
+    """An exported network (float32 or int8) under onnxruntime or OpenVINO, with FaceClassifier's interface:
+    uint8 faces in. The file's input is checked with onnxruntime whichever runtime then runs it."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, runtime: str = "onnxruntime") -> None:
         self.source = Path(path)
         if not self.source.is_file():
             raise FerError(f"{self.source}: no such ONNX file")
+        if runtime not in GRAPH_RUNTIMES:
+            raise FerError(f"an ONNX file runs on {' or '.join(GRAPH_RUNTIMES)}, not {runtime!r}")
         try:
-            self.session = onnxruntime_session(self.source)
+            session = onnxruntime_session(self.source)
         except Exception as err:  # onnxruntime raises its own error types for a foreign or broken file
             raise FerError(f"{self.source}: not a loadable ONNX model ({type(err).__name__})") from None
-        inputs = self.session.get_inputs()
+        inputs = session.get_inputs()
         if [i.name for i in inputs] != [INPUT] or list(inputs[0].shape[1:]) != [1, IMAGE_SIDE, IMAGE_SIDE]:
             raise FerError(f"{self.source}: expected one input 'faces' of shape (N, 1, 48, 48), as fer-export "
                            f"writes; found {[(i.name, i.shape) for i in inputs]}")
+        self.int8 = any(node.op_type == "QuantizeLinear" for node in onnx.load(self.source).graph.node)
+        self.run = graph_runner(runtime, self.source, bf16=False)
 
     def logits(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        chunks = [self.session.run([OUTPUT], {INPUT: images[s:s + batch_size, None].astype(np.float32)})[0]
+        chunks = [self.run(images[s:s + batch_size, None].astype(np.float32))
                   for s in range(0, len(images), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
@@ -72,20 +80,55 @@ def parity(expected: np.ndarray, got: np.ndarray, tolerance: float, name: str) -
             "argmax_agreement": float(np.mean(expected.argmax(1) == got.argmax(1))) if len(got) else 1.0}
 
 
+def int8_accuracy_check(fp32: Path, int8: Path, faces: np.ndarray, labels: np.ndarray,
+                        max_drop: float) -> dict[str, float]:
+    """PublicTest accuracy of the float32 and int8 files under each graph runtime (fer-predict may use either);
+    raises where int8 loses more than ``max_drop`` points under any of them."""
+    figures = {}
+    for runtime in GRAPH_RUNTIMES:
+        fp32_acc, int8_acc = (float(np.mean(OnnxFaceClassifier(path, runtime).logits(faces).argmax(1) == labels))
+                              for path in (fp32, int8))
+        drop = 100 * (fp32_acc - int8_acc)
+        figures |= {f"{runtime}_fp32_acc": fp32_acc, f"{runtime}_int8_acc": int8_acc,
+                    f"{runtime}_int8_drop_points": drop}
+        if not drop <= max_drop:
+            raise FerError(f"{int8}: int8 loses {drop:.2f} points of PublicTest accuracy under {runtime} "
+                           f"({fp32_acc:.2%} -> {int8_acc:.2%} on {len(faces)} faces), more than "
+                           f"int8_max_drop={max_drop:g}")
+    return figures
+
+
 def export(cfg: DictConfig) -> dict[str, float]:
-    """Export, check parity on PublicTest faces, optionally time PyTorch and ONNX; returns the figures printed."""
+    """Export, check parity on PublicTest faces, optionally quantise to int8 (checked on all of PublicTest) and
+    time each backend; returns the figures printed."""
     if cfg.format != "onnx":
         raise FerError(f"format must be onnx, got {cfg.format!r}")
     classifier = FaceClassifier.from_checkpoint(cfg.ckpt)
     target = Path(cfg.out) if cfg.out else Path(cfg.ckpt).with_suffix(".onnx")
     export_onnx(classifier, target, cfg.opset)
     onnx_model = OnnxFaceClassifier(target)
-    faces = load_fer2013(cfg.csv_path, cfg.cache_dir).split("PublicTest")[0][: cfg.parity_rows]
+    data = load_fer2013(cfg.csv_path, cfg.cache_dir)
+    public_faces, public_labels = data.split("PublicTest")[:2]
+    faces = public_faces[: cfg.parity_rows]
     figures = parity(classifier.logits(faces), onnx_model.logits(faces), cfg.tolerance, str(target))
     log.info("Wrote %s; onnxruntime matches PyTorch within %.1e on %d PublicTest faces", target,
              figures["max_abs_logit_diff"], len(faces))
+    backends = {"torch_fp32": classifier.logits, "onnxruntime": onnx_model.logits}
+    if cfg.int8:
+        int8 = target.with_suffix(".int8.onnx")
+        calibration = calibration_faces(data.split("Training")[0], cfg.int8_calibration_rows)
+        int8.write_bytes(quantize_int8(target.read_bytes(), calibration))
+        try:
+            figures |= int8_accuracy_check(target, int8, public_faces, public_labels, cfg.int8_max_drop)
+        except FerError:
+            int8.unlink()  # a refused file is not left where fer-predict could pick it up
+            raise
+        log.info("Wrote %s (calibrated on %d Training faces); PublicTest accuracy %s", int8, len(calibration),
+                 ", ".join(f"{rt} {figures[f'{rt}_fp32_acc']:.2%} -> {figures[f'{rt}_int8_acc']:.2%}"
+                           for rt in GRAPH_RUNTIMES))
+        backends |= {f"{runtime}_int8": OnnxFaceClassifier(int8, runtime).logits for runtime in GRAPH_RUNTIMES}
     if cfg.bench:
-        backends = {"torch_fp32": classifier.logits, "onnxruntime": onnx_model.logits}
+        backends["openvino"] = OnnxFaceClassifier(target, "openvino").logits
         if inference_bf16("auto", "cpu"):
             backends["torch_bf16"] = FaceClassifier.from_checkpoint(cfg.ckpt, bf16=True).logits
         for name, logits in backends.items():

@@ -1,5 +1,5 @@
-"""Inference runtimes for a trained net: PyTorch itself, or its graph exported to ONNX and run by onnxruntime or
-OpenVINO.
+"""Inference runtimes for a trained net: PyTorch itself (eager, or ``torch_compile``: inductor with the weights
+frozen into the graph), or its graph exported to ONNX and run by onnxruntime or OpenVINO.
 
 The exported graph takes raw 0-255 pixels, shaped (N, 1, 48, 48) float32, and carries the training
 normalisation inside, so nothing outside it can drift from the checkpoint. Which runtime is fastest depends on
@@ -21,7 +21,8 @@ from torch import nn
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
 
-RUNTIMES = ("torch", "onnxruntime", "openvino")
+GRAPH_RUNTIMES = ("onnxruntime", "openvino")  # they run an exported ONNX graph, float32 or int8
+RUNTIMES = ("torch", "torch_compile", *GRAPH_RUNTIMES)
 INPUT, OUTPUT = "faces", "logits"
 GraphRunner = Callable[[np.ndarray], np.ndarray]  # (N, 1, 48, 48) float32 pixels 0-255 -> (N, 7) logits
 
@@ -80,4 +81,4 @@ def graph_runner(runtime: str, model: bytes | Path, bf16: bool) -> GraphRunner:
         return lambda faces: session.run([OUTPUT], {INPUT: faces})[0]
     if runtime == "openvino":
         return openvino_runner(model, bf16)
-    raise FerError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    raise FerError(f"runtime must be one of {', '.join(GRAPH_RUNTIMES)}, got {runtime!r}")

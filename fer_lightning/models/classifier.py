@@ -79,10 +79,10 @@ class EmotionClassifier(L.LightningModule):
         return penalty() if self.hparams.keras_l2 and penalty is not None else 0.0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        images, labels = batch
+        images, targets = batch  # class indices, or (B, 7) distributions (mixup, CutMix, a teacher's)
         logits = self(images)
-        loss = self.criterion(logits.float(), labels) + self._l2_penalty()
-        self.train_metrics.update(logits, labels)
+        loss = self.criterion(logits.float(), targets) + self._l2_penalty()
+        self.train_metrics.update(logits, targets.argmax(1) if targets.dim() == 2 else targets)
         # sync_dist: under DDP each process's mean loss is averaged across them (a no-op on one device).
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)

@@ -89,7 +89,8 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
         return classifier, (f"checkpoint {path} on {cfg.runtime}" + (" (bf16)" if in_bf16 else "")
                             + f", TTA {classifier.tta}")
     if kind == "onnx":
-        return OnnxFaceClassifier(path), f"ONNX {path}"
+        onnx_model = OnnxFaceClassifier(path, cfg.runtime)
+        return onnx_model, f"ONNX {path}" + (" (int8)" if onnx_model.int8 else "") + f" on {cfg.runtime}"
     return StackedFaceClassifier.from_path(path, bf16, cfg.runtime), f"stack {path} on {cfg.runtime}"
 
 

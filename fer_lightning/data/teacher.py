@@ -1,0 +1,54 @@
+"""A teacher's predictions for every Training face, saved once, so that a student trains without the teachers.
+
+``fer-stack teacher=true`` writes ``teacher_train.npz`` in its run dir: the chosen stacker's probabilities (its
+base models' TTA included) for each Training row, keyed by the row's CSV line. ``data.teacher=<that file>``
+then trains any net on soft targets: ``(1 - teacher_weight) * one-hot label + teacher_weight * teacher``, the
+teacher's distribution first softened (``teacher_temperature`` > 1) or sharpened (< 1) as ``softmax(log p / T)``.
+The file holds Training rows only: PublicTest and PrivateTest keep their hard labels, and no teacher output on
+them ever reaches a student.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fer_lightning.errors import FerError
+from fer_lightning.fer2013 import NUM_CLASSES
+
+TEACHER_FILE = "teacher_train.npz"
+
+
+def write_teacher(path: Path, lines: np.ndarray, probabilities: np.ndarray) -> Path:
+    """Save (N, 7) probabilities for the Training rows on CSV ``lines``."""
+    if probabilities.shape != (len(lines), NUM_CLASSES):
+        raise ValueError(f"expected ({len(lines)}, {NUM_CLASSES}) probabilities, got {probabilities.shape}")
+    np.savez_compressed(path, lines=lines.astype(np.int64), probabilities=probabilities.astype(np.float32))
+    return path
+
+
+def teacher_targets(path: str | Path, lines: np.ndarray, labels: np.ndarray, weight: float,
+                    temperature: float) -> np.ndarray:
+    """(N, 7) float32 training targets for the Training rows on ``lines`` with hard ``labels``."""
+    path = Path(path)
+    if not 0 <= weight <= 1 or temperature <= 0:
+        raise FerError(f"data.teacher_weight must be in [0, 1] and data.teacher_temperature > 0, got {weight} and "
+                       f"{temperature}")
+    if not path.is_file():
+        raise FerError(f"{path}: no such teacher file (fer-stack teacher=true writes {TEACHER_FILE})")
+    with np.load(path) as saved:
+        if set(saved.files) != {"lines", "probabilities"}:
+            raise FerError(f"{path}: not a teacher file (expected arrays lines and probabilities, found "
+                           f"{', '.join(saved.files)})")
+        saved_lines, probabilities = saved["lines"], saved["probabilities"]
+    row_of_line = {int(line): row for row, line in enumerate(saved_lines)}
+    missing = [int(line) for line in lines if int(line) not in row_of_line]
+    if missing:
+        raise FerError(f"{path}: no teacher probabilities for the Training row on CSV line {missing[0]} "
+                       f"({len(missing)} of {len(lines)} rows missing; write the file from the same CSV)")
+    teacher = probabilities[[row_of_line[int(line)] for line in lines]].astype(np.float64)
+    teacher = np.exp(np.log(np.clip(teacher, 1e-12, 1)) / temperature)
+    teacher /= teacher.sum(1, keepdims=True)
+    one_hot = np.eye(NUM_CLASSES)[labels]
+    return ((1 - weight) * one_hot + weight * teacher).astype(np.float32)
