@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from fer_lightning.models.cnn import ByteDropout, FerCNN
+from fer_lightning.models.resnet import BasicBlock, FerResNet
 
 # The study's ReLU model summary (Keras, channels last), layer by layer: output shape and parameter count.
 # BatchNorm counts its 4 vectors (gamma, beta, moving mean, moving variance) as Keras does.
@@ -160,3 +161,20 @@ def test_vgg_is_four_stages_of_two_convs_through_the_same_fercnn() -> None:
     assert sum(isinstance(m, nn.MaxPool2d) for m in net.features) == 4
     assert [m.out_features for m in net.head if isinstance(m, nn.Linear)] == [4096, 4096, 7]
     assert net(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+
+
+def test_resnet18_has_resnet18s_stages_at_the_faces_size() -> None:
+    net = instantiate(compose_train(["model=resnet18"]).model.net)
+    assert sum(p.numel() for p in net.parameters()) == 11_171_271
+    sides, x = [], torch.zeros(2, 1, 48, 48)
+    for layer in net.features:
+        x = layer(x)
+        if isinstance(layer, BasicBlock):
+            sides.append((x.shape[1], x.shape[2]))
+    assert sides == [(64, 48), (64, 48), (128, 24), (128, 24), (256, 12), (256, 12), (512, 6), (512, 6)]
+    assert net(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    block = BasicBlock(8, 8, stride=1).eval()  # its last BatchNorm starts at zero: the block passes ReLU(x) on
+    faces = torch.randn(3, 8, 6, 6)
+    assert torch.equal(block(faces), torch.relu(faces))
+    with pytest.raises(ValueError, match="one block count"):
+        FerResNet(widths=[8, 16], blocks=[1])
