@@ -114,6 +114,14 @@ def test_resident_batches_train_validate_and_test_on_soft_targets(train_cfg, fer
     assert not all(torch.equal(checkpoint["state_dict"][k], v) for k, v in checkpoint["current_model_state"].items())
 
 
+def test_a_small_resnet_trains_and_its_checkpoint_predicts(train_cfg) -> None:
+    summary = train(train_cfg("model=resnet18", "model.net.widths=[4,8]", "model.net.blocks=[1,1]",
+                              "trainer.max_epochs=1", "tta=[none]"))
+    classifier = FaceClassifier.from_checkpoint(Path(summary.best_checkpoint))
+    assert type(classifier.net).__name__ == "FerResNet"
+    assert classifier.logits(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
+
+
 def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, monkeypatch) -> None:
     compiled = []
     plain_compile = nn.Module.compile

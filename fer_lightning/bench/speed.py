@@ -45,6 +45,7 @@ from fer_lightning.inference.quantization import calibration_faces, quantize_int
 from fer_lightning.inference.runtimes import onnx_bytes
 from fer_lightning.inference.timing import timings
 from fer_lightning.precision import channels_last_layout, inference_bf16
+from fer_lightning.training.hparams import model_name
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.training.train import train
 
@@ -211,7 +212,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         **{f"{runtime}_{key}": value for runtime, timed in speeds.items() for key, value in timed.items()},
         "batch_size": cfg.data.batch_size,
         "data_loader": clock.loader,
-        "model": cfg.model.net.activation,
+        "model": model_name(cfg),
         "cpu": cpu_name(),
     }
     if keras:
