@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
 from fer_lightning.errors import FerError
+from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
@@ -51,6 +52,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
     datamodule = _datamodule(cfg)
     model = _model(cfg, datamodule, channels_last)
     loggers = _instantiate_all(cfg.logger)
