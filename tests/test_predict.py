@@ -228,7 +228,10 @@ def test_int8_export_is_checked_on_public_test_and_refused_past_its_limit(traine
                 f"csv_path={csv}", f"cache_dir={tmp_path / 'cache'}"]
     figures = export(compose_config("export", [*settings, "int8_max_drop=100"]))
     int8 = tmp_path / "m.int8.onnx"
-    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in onnx.load(int8).graph.node}
+    nodes = onnx.load(int8).graph.node
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in nodes}
+    dequantized = {name for node in nodes if node.op_type == "DequantizeLinear" for name in node.output}
+    assert not any(set(node.input) & dequantized for node in nodes if node.op_type == "BatchNormalization")
     faces, labels = load_fer2013(csv).split("PublicTest")[:2]
     fp32_logits = OnnxFaceClassifier(tmp_path / "m.onnx").logits(faces)
     assert OnnxFaceClassifier(int8).int8 and not OnnxFaceClassifier(tmp_path / "m.onnx").int8
