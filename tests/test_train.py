@@ -20,8 +20,9 @@ from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.precision import choose_precision
 from fer_lightning.training.train import train
 
-KNOBS = {"model", "optimizer", "scheduler", "peak_lr", "weight_decay", "l2_in_loss", "label_smoothing", "conv_dropout",
-         "dense_dropout", "augmentation", "batch_size", "max_epochs", "seed", "precision"}
+KNOBS = {"model", "whiten_first_conv", "optimizer", "scheduler", "peak_lr", "weight_decay", "l2_in_loss",
+         "label_smoothing", "conv_dropout", "dense_dropout", "augmentation", "batch_size", "max_epochs", "seed",
+         "precision"}
 RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
              "logits_val.npz", "logits_test.npz"}
 
@@ -150,3 +151,10 @@ def test_real_fer2013_smoke(train_cfg) -> None:
                               csv=REAL_CSV))
     assert summary.epochs == 1 and 0.0 <= summary.val_acc_best <= 1.0
     assert summary.precision == choose_precision("cpu")
+
+
+def test_whitened_first_conv_trains(train_cfg, caplog) -> None:
+    caplog.set_level("INFO", logger="fer_lightning")
+    summary = train(train_cfg("whiten_first_conv=true", "+trainer.fast_dev_run=true"))
+    assert "First conv: 48 filters start as whitening pairs" in caplog.text
+    assert 0.0 <= summary.test_acc <= 1.0

@@ -52,11 +52,13 @@ def _augmentation(data: DictConfig) -> str:
 
 
 def run_knobs(cfg: DictConfig, precision: str) -> dict[str, Any]:
-    """Model, optimizer, peak LR, weight decay, dropout, augmentation, batch, epochs, seed and precision."""
+    """Model, first conv's start, optimizer, peak LR, weight decay, dropout, augmentation, batch, epochs, seed and
+    precision."""
     model = cfg.model
     scheduler = model.get("scheduler")
     return {
         "model": model_name(cfg),
+        "whiten_first_conv": bool(cfg.whiten_first_conv),
         "optimizer": _class_name(model.optimizer),
         "scheduler": _class_name(scheduler),
         "peak_lr": float(scheduler.max_lr if scheduler is not None and "max_lr" in scheduler else model.optimizer.lr),

@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -32,12 +33,15 @@ from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
+from fer_lightning.models.whitening import whiten_first_conv
 from fer_lightning.precision import inference_bf16, resolve_precision
 from fer_lightning.training.hparams import run_knobs
 from fer_lightning.training.reports import curves_figure, write_report
 from fer_lightning.training.run_dir import RunDir, RunSummary
 
 log = logging.getLogger(__name__)
+
+WHITENING_FACES = 5000  # Training faces whose patches set the first conv's whitening filters
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSummary:
@@ -102,6 +106,11 @@ def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool) -> E
     model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
     # Set after instantiate, which would otherwise build this _target_ node into a second network.
     model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
+    if cfg.whiten_first_conv:  # data-dependent start; a resumed run's checkpoint replaces it
+        train_images, _ = datamodule.data.split("Training")
+        faces = torch.from_numpy(train_images[:WHITENING_FACES]).unsqueeze(1)
+        filters = whiten_first_conv(model.net, datamodule.normalize(faces))
+        log.info("First conv: %d filters start as whitening pairs for Training's patches", filters)
     if cfg.compile:
         model.net.compile()  # in place: state_dict keys stay plain, so checkpoints load without torch.compile
     return model
