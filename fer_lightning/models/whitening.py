@@ -50,8 +50,8 @@ def whiten_first_conv(net: nn.Module, images: torch.Tensor) -> int:
     """Set the first conv's leading filters to ± whitening pairs for ``images`` (normalised, (N, C, H, W)).
 
     Returns how many filters were set: twice the eigenvectors used, at most the conv's filter count. Filters
-    beyond that (more filters than twice the patch dimension) keep their default initialisation. The bias of
-    the set filters starts at zero, so a face's channels start centred on its patch contrast.
+    beyond that (more filters than twice the patch dimension) keep their default initialisation. The set
+    filters' bias starts at zero: standardised faces' patches are close to zero-mean already.
     """
     conv = first_conv(net)
     if conv.groups != 1 or conv.in_channels != images.shape[1]:
