@@ -153,8 +153,13 @@ def test_real_fer2013_smoke(train_cfg) -> None:
     assert summary.precision == choose_precision("cpu")
 
 
-def test_whitened_first_conv_trains(train_cfg, caplog) -> None:
+def test_whitened_first_conv_trains_and_a_run_from_its_checkpoint_does_not_whiten(train_cfg, tmp_path: Path,
+                                                                                  caplog) -> None:
     caplog.set_level("INFO", logger="fer_lightning")
-    summary = train(train_cfg("whiten_first_conv=true", "+trainer.fast_dev_run=true"))
+    summary = train(train_cfg("whiten_first_conv=true", "trainer.max_epochs=1", "test=false"))
     assert "First conv: 48 filters start as whitening pairs" in caplog.text
-    assert 0.0 <= summary.test_acc <= 1.0
+    assert 0.0 <= summary.val_acc_best <= 1.0
+    caplog.clear()
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    summary = train(train_cfg("whiten_first_conv=true", "trainer.max_epochs=2", "test=false", f"ckpt_path={last}"))
+    assert summary.epochs == 2 and "First conv" not in caplog.text  # the checkpoint's weights, not a new start

@@ -7,7 +7,7 @@ unit variance and no two are correlated. Each eigenvector goes in twice, as +v a
 conv passes both halves of the signal. The study's first conv (48 filters of 5x5 on one channel) takes 24 of
 the 25 eigenvectors, the strongest first.
 
-The filters are a starting point, trained like any others; a resumed run loads its own weights over them.
+The filters are a starting point, trained like any others; a run that loads a checkpoint does not whiten.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def patch_covariance(images: torch.Tensor, kernel_size: tuple[int, int]) -> torc
     dims = images.shape[1] * kernel_size[0] * kernel_size[1]
     total, outer, count = torch.zeros(dims, dtype=torch.float64), torch.zeros(dims, dims, dtype=torch.float64), 0
     for start in range(0, len(images), step):
-        patches = F.unfold(images[start:start + step].float(), kernel_size).transpose(1, 2).reshape(-1, dims)
-        patches = patches.double()
+        # Unfolded in float32 (faster than in float64), summed in float64.
+        patches = F.unfold(images[start:start + step].float(), kernel_size).transpose(1, 2).reshape(-1, dims).double()
         total += patches.sum(0)
         outer += patches.T @ patches
         count += len(patches)

@@ -59,7 +59,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     if cfg.keep_freed_memory:
         keep_freed_memory()
     datamodule = _datamodule(cfg)
-    model = _model(cfg, datamodule, channels_last)
+    model = _model(cfg, datamodule, channels_last, whiten=cfg.whiten_first_conv and not ckpt_path)
     loggers = _instantiate_all(cfg.logger)
     callbacks = [*_instantiate_all(cfg.callbacks), *extra_callbacks]
     trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
@@ -99,14 +99,16 @@ def _datamodule(cfg: DictConfig) -> FerDataModule:
     return datamodule
 
 
-def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool) -> EmotionClassifier:
+def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool, whiten: bool) -> EmotionClassifier:
+    """The LightningModule; ``whiten`` starts its first conv from Training's patches (a few seconds), which a run
+    that loads a checkpoint skips: the checkpoint's weights replace it."""
     if cfg.class_weights not in (None, "balanced"):
         raise ValueError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
     class_weights = datamodule.balanced_class_weights() if cfg.class_weights == "balanced" else None
     model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
     # Set after instantiate, which would otherwise build this _target_ node into a second network.
     model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
-    if cfg.whiten_first_conv:  # data-dependent start; a resumed run's checkpoint replaces it
+    if whiten:
         train_images, _ = datamodule.data.split("Training")
         faces = torch.from_numpy(train_images[:WHITENING_FACES]).unsqueeze(1)
         filters = whiten_first_conv(model.net, datamodule.normalize(faces))
