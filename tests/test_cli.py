@@ -67,6 +67,24 @@ def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path, launcher: list
     assert HParamsPluginData.FromString(start).session_start_info.hparams["model"].string_value == "leaky"
 
 
+def test_runs_started_together_get_a_run_dir_each(tmp_path: Path, fer_csv: Path) -> None:
+    """Run dirs were named for the second alone: two runs started in the same second shared one, and the
+    second's .hydra/ files replaced the first's (its resume= would have read the other run's overrides)."""
+    outputs = tmp_path / "outputs"
+    runs = {seed: subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), f"paths.log_dir={outputs}", f"data.csv_path={fer_csv}",
+         f"paths.cache_dir={tmp_path / 'cache'}", "callbacks.progress_bar=null", "trainer.precision=32-true",
+         "data.batch_size=32", "+trainer.fast_dev_run=true", f"seed={seed}"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (1, 2)}
+    for process in runs.values():
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-2000:]
+    for seed, process in runs.items():
+        [run_dir] = (outputs / "train" / "runs").glob(f"*_{process.pid}")
+        assert f"seed={seed}" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+        assert (run_dir / "metrics.json").is_file()
+
+
 def test_every_command_is_a_console_script_of_a_hydra_app() -> None:
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     installed = {ep.name: ep for ep in importlib.metadata.entry_points(group="console_scripts")

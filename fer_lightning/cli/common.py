@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -10,13 +11,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.errors import FerError
 
 # conf/ at the top of a checkout, fer_lightning/conf inside an installed wheel: the package maps to either.
 CONF_DIR = str(importlib.resources.files("fer_lightning.conf"))
 T = TypeVar("T")
+
+# Run dirs are named <date_time>_<process id> (conf/hydra/default.yaml): two runs started in the same second (a
+# shell loop with &, tuning workers) would otherwise share a dir, and the second's config would replace the first's.
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
 
 
 def exit_on_error(task: Callable[[], T], also: tuple[type[Exception], ...] = ()) -> T:
