@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -128,3 +130,17 @@ def test_keras_reference_refuses_nets_the_study_never_had() -> None:
     net = OmegaConf.to_container(compose_config("train", ["model=relu_wide"]).model.net, resolve=True)
     with pytest.raises(FerError, match="builds the study's nets only"):
         build_keras_model(net)
+
+
+def test_step_breakdown_times_every_layer_forward_and_backward() -> None:
+    script = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "step_breakdown.py"
+    done = subprocess.run([sys.executable, str(script), "data.batch_size=4", "trainer.precision=32-true"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line[:18].strip(): line[18:].split() for line in done.stdout.splitlines()[2:]}
+    net = instantiate(compose_config("train").model.net)
+    layers = [f"{i:02d} {type(m).__name__}" for i, m in enumerate(net.features)] + ["head"]
+    assert set(layers) <= set(rows)
+    for layer in layers:  # forward ms, backward ms, share
+        assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, layer
+    assert "32-true, channels_last, batch 4" in done.stdout.splitlines()[0]

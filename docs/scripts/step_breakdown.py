@@ -1,0 +1,113 @@
+"""Where one CPU training step of a FerCNN goes, layer by layer, forward and backward.
+
+    python docs/scripts/step_breakdown.py [train.py overrides]     # e.g. model=leaky data.batch_size=64
+
+The step is fer-train's: the configured net in the precision and memory format fer-train would choose, the
+configured batch size, label-smoothed cross-entropy and AdamW, host memory kept between steps; the faces are
+random (a dense conv takes as long on noise as on faces). Each layer's forward is timed between hooks before and
+after it; its backward as the time from its output's gradient arriving to its input's gradient arriving.
+Written because torch.profiler's per-op table (record_shapes on) put 146 ms on a BatchNorm forward that these
+hooks time at 7 ms in the same kind of step (2-core AMD EPYC, 2026-12-02).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch import nn
+
+from fer_lightning.cli.common import CONF_DIR
+from fer_lightning.host_memory import keep_freed_memory
+from fer_lightning.precision import resolve_precision
+
+WARMUP_STEPS, TIMED_STEPS = 5, 20
+
+
+def layers_of(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The conv part layer by layer, the dense head as one entry."""
+    layers = [(f"{i:02d} {type(m).__name__}", m) for i, m in enumerate(net.features)]
+    return [*layers, ("head", net.head)]
+
+
+def main(overrides: list[str]) -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    if cfg.keep_freed_memory:
+        keep_freed_memory()
+    precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, "cpu")
+    bf16 = precision == "bf16-mixed"
+    torch.manual_seed(0)
+    net = instantiate(cfg.model.net)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=layout)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    faces = torch.randn(cfg.data.batch_size, 1, 48, 48).contiguous(memory_format=layout)
+    labels = torch.randint(0, 7, (cfg.data.batch_size,))
+
+    layers = layers_of(net)
+    forward_s: dict[str, float] = defaultdict(float)
+    backward_s: dict[str, float] = defaultdict(float)
+    started: dict[str, float] = {}
+    grad_at: dict[str, float] = {}  # when the gradient of each layer's output arrived, this step
+
+    def before(name: str) -> Callable[..., None]:
+        return lambda module, inputs: started.__setitem__(name, time.perf_counter())
+
+    def after(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            forward_s[name] += time.perf_counter() - started[name]
+            if output.requires_grad:
+                output.register_hook(lambda grad: grad_at.__setitem__(name, time.perf_counter()))
+        return hook
+
+    for name, module in layers:
+        module.register_forward_pre_hook(before(name))
+        module.register_forward_hook(after(name))
+
+    def step(timed: bool) -> None:
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            logits = net(faces)
+        loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        loss.backward()
+        end = time.perf_counter()
+        optimizer.step()
+        if not timed:
+            return
+        names = [name for name, _ in layers]
+        arrivals = [grad_at[name] for name in names]  # the head's output first in time, the first layer's last
+        backward_s["loss"] += arrivals[-1] - start
+        for i, name in enumerate(names):  # a layer's backward ends when its input's gradient arrives
+            backward_s[name] += (arrivals[i - 1] if i > 0 else end) - arrivals[i]
+
+    for _ in range(WARMUP_STEPS):
+        step(timed=False)
+    forward_s.clear()
+    begin = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        step(timed=True)
+    total_ms = (time.perf_counter() - begin) / TIMED_STEPS * 1e3
+
+    print(f"{precision}, {'channels_last' if channels_last else 'NCHW'}, batch {cfg.data.batch_size}, "
+          f"{torch.get_num_threads()} threads: {total_ms:.1f} ms per step, "
+          f"{cfg.data.batch_size / total_ms * 1e3:.0f} img/s (the mean of {TIMED_STEPS} after {WARMUP_STEPS})")
+    print(f"{'layer':<18}{'forward ms':>12}{'backward ms':>13}{'share':>8}")
+    loss_ms = backward_s.pop("loss") / TIMED_STEPS * 1e3
+    print(f"{'loss':<18}{'':>12}{loss_ms:>13.2f}{loss_ms / total_ms:>8.1%}")
+    for name, _ in layers:
+        fwd, bwd = forward_s[name] / TIMED_STEPS * 1e3, backward_s[name] / TIMED_STEPS * 1e3
+        print(f"{name:<18}{fwd:>12.2f}{bwd:>13.2f}{(fwd + bwd) / total_ms:>8.1%}")
+    timed_ms = loss_ms + (sum(forward_s.values()) + sum(backward_s.values())) / TIMED_STEPS * 1e3
+    print(f"{'optimizer, rest':<18}{total_ms - timed_ms:>25.2f}{(total_ms - timed_ms) / total_ms:>8.1%}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
