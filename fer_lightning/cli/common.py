@@ -21,7 +21,8 @@ T = TypeVar("T")
 
 # Run dirs are named <date_time>_<process id> (conf/hydra/default.yaml): two runs started in the same second (a
 # shell loop with &, tuning workers) would otherwise share a dir, and the second's config would replace the first's.
-OmegaConf.register_new_resolver("pid", os.getpid, replace=True)
+# Cached in the config, as Hydra's ${now:} is, so a multirun's joblib workers keep the launching process's id.
+OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
 
 def exit_on_error(task: Callable[[], T], also: tuple[type[Exception], ...] = ()) -> T:
