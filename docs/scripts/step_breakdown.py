@@ -3,7 +3,7 @@
     python docs/scripts/step_breakdown.py [train.py overrides]     # e.g. model=leaky data.batch_size=64
 
 The step is fer-train's: the configured net in the precision and memory format fer-train would choose, the
-configured batch size, label-smoothed cross-entropy and AdamW, host memory kept between steps; the faces are
+configured batch size, the configured loss and optimizer, host memory kept between steps; the faces are
 random (a dense conv takes as long on noise as on faces). Each layer's forward is timed between hooks before and
 after it; its backward as the time from its output's gradient arriving to its input's gradient arriving.
 Written because torch.profiler's per-op table (record_shapes on) put 146 ms on a BatchNorm forward that these
@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from fer_lightning.cli.common import CONF_DIR
+from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.precision import resolve_precision
 
@@ -43,13 +44,12 @@ def main(overrides: list[str]) -> None:
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, "cpu")
     bf16 = precision == "bf16-mixed"
     torch.manual_seed(0)
-    net = instantiate(cfg.model.net)
+    module = instantiate(cfg.model, channels_last=channels_last, _convert_="all")  # fer-train's loss and optimizer
+    net, criterion = module.net, module.criterion
+    optimizer = module.make_optimizer(params=net.parameters())
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    net = net.to(memory_format=layout)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
-    faces = torch.randn(cfg.data.batch_size, 1, 48, 48).contiguous(memory_format=layout)
-    labels = torch.randint(0, 7, (cfg.data.batch_size,))
+    faces = torch.randn(cfg.data.batch_size, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=layout)
+    labels = torch.randint(0, NUM_CLASSES, (cfg.data.batch_size,))
 
     layers = layers_of(net)
     forward_s: dict[str, float] = defaultdict(float)
