@@ -68,13 +68,19 @@ def teacher_file(csv: Path, path: Path, seed: int = 0) -> tuple[Path, np.ndarray
 
 
 @pytest.fixture(scope="session")
-def real_public_test(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
-    """The real FER-2013's PublicTest faces and labels, parsed once for the tests that paste them into pictures."""
-    from fer_lightning.data.csv_reader import load_fer2013
-
+def real_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache dir for every test on the real FER-2013, so its CSV is parsed once a session (~20 s on CI)."""
     if not REAL_CSV:
         pytest.skip("set FER2013_CSV to run on the real FER-2013")
-    return load_fer2013(REAL_CSV, tmp_path_factory.mktemp("real_cache")).split("PublicTest")
+    return tmp_path_factory.mktemp("real_cache")
+
+
+@pytest.fixture(scope="session")
+def real_public_test(real_cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The real FER-2013's PublicTest faces and labels, for the tests that paste them into pictures."""
+    from fer_lightning.data.csv_reader import load_fer2013
+
+    return load_fer2013(REAL_CSV, real_cache_dir).split("PublicTest")
 
 
 @pytest.fixture

@@ -41,6 +41,12 @@ def train_py(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
+def start_train_py(*args: str, cwd: Path) -> subprocess.Popen:
+    """A one-thread train.py in the background, its output discarded (a pipe nobody reads could fill and stall it)."""
+    return subprocess.Popen([*args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
 def checkpoint_epoch(path: Path) -> int:
     return torch.load(path, map_location="cpu", weights_only=True)["epoch"]
 
@@ -53,12 +59,10 @@ def resume_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sigkilled_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path: Path, resume_csv: Path) -> None:
-    whole = train_py(*run_command(resume_csv, tmp_path / "whole"), cwd=tmp_path)
-    assert whole.returncode == 0, whole.stderr[-2000:]
-
+    # The uninterrupted run and the one to be killed run side by side, one thread each (one core each on CI).
+    whole = start_train_py(*run_command(resume_csv, tmp_path / "whole"), cwd=tmp_path)
     killed_dir = tmp_path / "killed"
-    process = subprocess.Popen(run_command(resume_csv, killed_dir), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = start_train_py(*run_command(resume_csv, killed_dir), cwd=tmp_path)
     last = killed_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 240
     while not last.is_file() and process.poll() is None and time.monotonic() < deadline:
@@ -71,6 +75,7 @@ def test_sigkilled_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path: 
 
     resumed = train_py(sys.executable, str(REPO / "train.py"), f"resume={killed_dir}", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert whole.wait(timeout=300) == 0, (tmp_path / "whole" / "train.log").read_text()[-2000:]
     assert f"Resuming from {last}" in (killed_dir / "train.log").read_text()
     assert (killed_dir / "metrics.json").read_text() == (tmp_path / "whole" / "metrics.json").read_text()
     for split in ("val", "test"):

@@ -146,11 +146,11 @@ def test_bad_class_weights_setting(train_cfg) -> None:
 
 
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
-def test_real_fer2013_smoke(train_cfg) -> None:
+def test_real_fer2013_smoke(train_cfg, real_cache_dir: Path) -> None:
     # No PrivateTest pass: its report audits all 35,887 faces for copies first (112 s on the 2-core CI machine,
     # beyond the suite's budget); the audit itself is tested on synthetic copies in test_audit.py.
     summary = train(train_cfg("+trainer.limit_val_batches=2", "test=false", "trainer.precision=auto",
-                              csv=REAL_CSV))
+                              f"paths.cache_dir={real_cache_dir}", csv=REAL_CSV))
     assert summary.epochs == 1 and 0.0 <= summary.val_acc_best <= 1.0
     assert summary.precision == choose_precision("cpu")
 
