@@ -6,6 +6,7 @@ import importlib.metadata
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -38,8 +39,10 @@ def test_missing_csv_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_uncreatable_output_dir_is_one_clear_line_for_runs_and_sweeps(tmp_path: Path) -> None:
     (tmp_path / "a_file").write_text("not a folder")
-    for multirun in (False, True):
-        result = run_train(tmp_path, f"paths.log_dir={tmp_path / 'a_file' / 'outputs'}", multirun=multirun)
+    with ThreadPoolExecutor(2) as pool:  # a run and a sweep at once: each is mostly Python starting up
+        results = list(pool.map(lambda multirun: run_train(
+            tmp_path, f"paths.log_dir={tmp_path / 'a_file' / 'outputs'}", multirun=multirun), (False, True)))
+    for result in results:
         assert result.returncode == 1
         assert result.stderr.strip().splitlines()[-1].startswith(
             f"error: cannot create the output dir {tmp_path / 'a_file' / 'outputs'}/train/")
