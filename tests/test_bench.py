@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, tiny_run_overrides
+from conftest import best_checkpoint, compose_config, tiny_run_overrides
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -144,3 +145,19 @@ def test_step_breakdown_times_every_layer_forward_and_backward() -> None:
     for layer in layers:  # forward ms, backward ms, share
         assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, layer
     assert "32-true, channels_last, batch 4" in done.stdout.splitlines()[0]
+
+
+def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_runs: list[Path], fer_csv: Path,
+                                                                      tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "one_face_latency.py"
+    checkpoint = best_checkpoint(trained_runs[0])
+    done = subprocess.run([sys.executable, str(script), str(checkpoint), "20"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env={**os.environ, "FER2013_CSV": str(fer_csv)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    timed = [line.split() for line in done.stdout.splitlines() if line.startswith("round ")]
+    assert [" ".join(row[2:4]) for row in timed] == ["float, bf16", "float, f32", "int8, f32"] * 2
+    assert all(0 < float(row[5]) <= float(row[8]) for row in timed)  # p50 <= p95, both positive
+    kernels = done.stdout.split("the slowest:\n")[1].splitlines()
+    assert kernels and any("Convolution" in line for line in kernels)
+    missing = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and missing.stderr.startswith("usage:")
