@@ -26,18 +26,9 @@ from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
-from fer_lightning.inference.runtimes import onnx_bytes
+from fer_lightning.inference.runtimes import onnx_bytes, openvino_request
 
 WARMUP_CALLS, ROUNDS, LAYERS_SHOWN = 50, 2, 8
-
-
-def one_face_request(graph: bytes, precision: str, count_layers: bool = False) -> Any:
-    """An OpenVINO request for one face, compiled with fer-predict's settings (``inference.runtimes``)."""
-    core = openvino.Core()
-    model = core.read_model(graph)
-    model.reshape([1, 1, IMAGE_SIDE, IMAGE_SIDE])
-    settings = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": count_layers}
-    return core.compile_model(model, "CPU", settings).create_infer_request()
 
 
 def latency_ms(request: Any, face: np.ndarray, calls: int) -> tuple[float, float]:
@@ -71,21 +62,21 @@ def main(args: list[str]) -> None:
     checkpoint, calls = args[0], int(args[1]) if len(args) > 1 else 2000
     classifier = FaceClassifier.from_checkpoint(checkpoint)
     float_graph = onnx_bytes(classifier.net, classifier.mean, classifier.std)
-    graphs = {"float, bf16": (float_graph, "bf16"), "float, f32": (float_graph, "f32")}
+    graphs = {"float, bf16": (float_graph, True), "float, f32": (float_graph, False)}  # graph, bf16
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         export = compose("export", overrides=[f"ckpt={checkpoint}"])  # fer-export's data and calibration settings
     if export.csv_path:
         training = load_fer2013(export.csv_path, export.cache_dir).split("Training")[0]
         calibration = calibration_faces(training, export.int8_calibration_rows)
-        graphs["int8, f32"] = (quantize_int8(float_graph, calibration), "f32")
+        graphs["int8, f32"] = (quantize_int8(float_graph, calibration), False)
     face = np.random.default_rng(0).integers(0, 256, (1, 1, IMAGE_SIDE, IMAGE_SIDE)).astype(np.float32)
 
     print(f"one face, {checkpoint}, {calls} calls per timing, OpenVINO {openvino.get_version()}")
     for round_number in range(1, ROUNDS + 1):
-        for name, (graph, precision) in graphs.items():
-            p50, p95 = latency_ms(one_face_request(graph, precision), face, calls)
+        for name, (graph, bf16) in graphs.items():
+            p50, p95 = latency_ms(openvino_request(graph, bf16, one_face=True), face, calls)
             print(f"round {round_number}  {name:12s} p50 {p50:.3f} ms  p95 {p95:.3f} ms")
-    layers = kernel_us(one_face_request(float_graph, "bf16", count_layers=True), face, calls)
+    layers = kernel_us(openvino_request(float_graph, True, one_face=True, count_layers=True), face, calls)
     print(f"OpenVINO's kernels for the bf16 call: {sum(layers.values()):.1f} us in all; the slowest:")
     for key, us in sorted(layers.items(), key=lambda item: -item[1])[:LAYERS_SHOWN]:
         print(f"  {us:8.1f} us  {key}")

@@ -57,20 +57,29 @@ def onnxruntime_session(model: bytes | Path) -> Any:
                                         providers=["CPUExecutionProvider"])
 
 
-def openvino_runner(model: bytes | Path, bf16: bool) -> GraphRunner:
-    """OpenVINO on the CPU; ``bf16`` lets it compute in bf16 (AMX or AVX-512 bf16), else float32 throughout.
-
-    One face at a time (a webcam, fer-predict on one photo) goes to a second copy compiled for batch 1: a static
-    shape spares OpenVINO its per-call shape handling, 10-15% of a 0.3 ms call (docs/results.md).
-    """
+def openvino_request(model: bytes | Path, bf16: bool, one_face: bool = False, count_layers: bool = False) -> Any:
+    """An OpenVINO inference request on the CPU, compiled for latency; ``bf16`` lets it compute in bf16 (AMX or
+    AVX-512 bf16), else float32 throughout. ``one_face`` compiles the graph for batch 1 (static shape);
+    ``count_layers`` turns on OpenVINO's per-layer counters (``request.profiling_info``)."""
     import openvino
 
     core = openvino.Core()
     settings = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if count_layers:
+        settings["PERF_COUNT"] = True
     graph = core.read_model(model if isinstance(model, bytes) else str(model))
-    any_batch = core.compile_model(graph, "CPU", settings).create_infer_request()
-    graph.reshape([1, 1, IMAGE_SIDE, IMAGE_SIDE])
-    one_face = core.compile_model(graph, "CPU", settings).create_infer_request()
+    if one_face:
+        graph.reshape([1, 1, IMAGE_SIDE, IMAGE_SIDE])
+    return core.compile_model(graph, "CPU", settings).create_infer_request()
+
+
+def openvino_runner(model: bytes | Path, bf16: bool) -> GraphRunner:
+    """OpenVINO on the CPU (``openvino_request``).
+
+    One face at a time (a webcam, fer-predict on one photo) goes to a second copy compiled for batch 1: a static
+    shape spares OpenVINO its per-call shape handling, 10-15% of a 0.3 ms call (docs/results.md).
+    """
+    any_batch, one_face = openvino_request(model, bf16), openvino_request(model, bf16, one_face=True)
     return lambda faces: (one_face if len(faces) == 1 else any_batch).infer({0: faces})[0].copy()
 
 
