@@ -1,13 +1,17 @@
 """int8 static quantisation of the exported graph, its ranges calibrated on Training faces.
 
-onnxruntime's quantiser writes a QDQ graph (QuantizeLinear/DequantizeLinear around each conv and matmul) that
-both onnxruntime and OpenVINO run with int8 kernels. Weights are signed 8-bit per output channel, activations
-unsigned 8-bit per tensor, their ranges the 99.999th percentile of what calibration faces produce; the
-BatchNorms (after each activation in the study's nets) stay in float. On a trained net (the AVX-512 EPYC's
-fast_cpu run in docs/results.md) min/max ranges lost 1.87 points of PublicTest accuracy, 1.64 with BatchNorm in
-float; these settings lost none. Weights use 7 of their 8 bits (``reduce_range``): on CPUs without VNNI,
-onnxruntime multiplies uint8 by int8 with an instruction that saturates a pair of full-range products, which
-cost 0.5 points of PublicTest accuracy in our measurement (docs/results.md, "Photos, ONNX and speed"); 7-bit
+onnxruntime's quantiser writes a QDQ graph (QuantizeLinear/DequantizeLinear around each conv, matmul, ReLU and
+max-pool) that both onnxruntime and OpenVINO run with int8 kernels. Weights are signed 8-bit per output channel,
+activations unsigned 8-bit per tensor, their ranges the 99.999th percentile of what calibration faces produce.
+The graph comes from ``runtimes.onnx_bytes``, so the study's post-activation BatchNorms are already folded into
+the convs (``inference.folding``): left in float between int8 convs they cost the best ReLU net 0.31 points of
+PublicTest. With ReLU in the list, the quantiser takes each conv's int8 output range from after the ReLU, so
+it starts at 0; quantising the conv's raw output instead spent the range on negative values the ReLU drops
+(one net lost 41 points so, where a dead channel's folded scale of 94 stretched them). On a trained net (the
+AVX-512 EPYC's fast_cpu run in docs/results.md) min/max ranges lost 1.87 points of PublicTest accuracy, 1.64
+with BatchNorm in float; percentile ranges lost none. Weights use 7 of their 8 bits (``reduce_range``): on CPUs
+without VNNI, onnxruntime multiplies uint8 by int8 with an instruction that saturates a pair of full-range products,
+which cost 0.5 points of PublicTest accuracy in our measurement (docs/results.md, "Photos, ONNX and speed"); 7-bit
 weights cannot saturate it. Accuracy is the judge: fer-export compares the int8 file with the float32 one on
 PublicTest and refuses a loss past its limit.
 """
@@ -54,5 +58,5 @@ def quantize_int8(model: bytes, faces: np.ndarray, batch: int = 50) -> bytes:
         ort.quantize_static(str(prepared), str(int8), Faces(), quant_format=ort.QuantFormat.QDQ, per_channel=True,
                             activation_type=ort.QuantType.QUInt8, weight_type=ort.QuantType.QInt8,
                             reduce_range=True, calibrate_method=ort.CalibrationMethod.Percentile,
-                            op_types_to_quantize=["Conv", "Gemm", "MatMul"])
+                            op_types_to_quantize=["Conv", "Gemm", "MatMul", "Relu", "MaxPool"])
         return int8.read_bytes()

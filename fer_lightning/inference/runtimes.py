@@ -8,7 +8,6 @@ the CPU (``fer-bench`` times each); fer-predict's default is set in conf/predict
 
 from __future__ import annotations
 
-import copy
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from torch import nn
 
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
+from fer_lightning.inference.folding import fold_batchnorms
 
 GRAPH_RUNTIMES = ("onnxruntime", "openvino")  # they run an exported ONNX graph, float32 or int8
 RUNTIMES = ("torch", "torch_compile", *GRAPH_RUNTIMES)
@@ -41,8 +41,9 @@ class NormalizedNet(nn.Module):
 
 
 def onnx_bytes(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, opset: int = 17) -> bytes:
-    """The network as an ONNX model with a dynamic batch axis, exported from a float32 CPU copy of ``net``."""
-    model = NormalizedNet(copy.deepcopy(net), mean, std).to("cpu", torch.float32).eval()
+    """The network as an ONNX model with a dynamic batch axis, exported from a float32 CPU copy of ``net`` with
+    its post-activation BatchNorms folded into the next layer (``inference.folding``)."""
+    model = NormalizedNet(fold_batchnorms(net), mean, std).to("cpu", torch.float32).eval()
     buffer = io.BytesIO()
     torch.onnx.export(model, (torch.zeros(2, 1, IMAGE_SIDE, IMAGE_SIDE),), buffer, dynamo=False, opset_version=opset,
                       input_names=[INPUT], output_names=[OUTPUT],
