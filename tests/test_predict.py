@@ -224,8 +224,8 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
 def test_int8_export_is_checked_on_public_test_and_refused_past_its_limit(trained_runs: list[Path],
                                                                          tmp_path: Path) -> None:
     csv = trained_runs[0].parent / "fer_synthetic.csv"
-    settings = [f"ckpt={best_checkpoint(trained_runs[0])}", f"out={tmp_path / 'm.onnx'}", "bench=false", "int8=true",
-                f"csv_path={csv}", f"cache_dir={tmp_path / 'cache'}"]
+    ckpt = shutil.copy(best_checkpoint(trained_runs[0]), tmp_path / "m.ckpt")  # fer-export writes m.onnx beside it
+    settings = [f"ckpt={ckpt}", "bench=false", "int8=true", f"csv_path={csv}", f"cache_dir={tmp_path / 'cache'}"]
     figures = export(compose_config("export", [*settings, "int8_max_drop=100"]))
     int8 = tmp_path / "m.int8.onnx"
     nodes = onnx.load(int8).graph.node
@@ -242,6 +242,27 @@ def test_int8_export_is_checked_on_public_test_and_refused_past_its_limit(traine
         assert figures[f"{runtime}_int8_drop_points"] == pytest.approx(
             100 * (figures[f"{runtime}_fp32_acc"] - figures[f"{runtime}_int8_acc"]))
         assert np.abs(int8_logits - fp32_logits).max() < 0.1 * np.abs(fp32_logits).max()  # int8, not noise
+
+    # fer-predict runs the checked copy for its checkpoint (int8=auto), the float graph with int8=false, and
+    # not a copy older than the checkpoint (the checkpoint rewritten since: other weights).
+    def predict_model(*overrides: str) -> tuple[np.ndarray, str]:
+        model, description = load_model(compose_config("predict", [f"ckpt={ckpt}", "inputs=x", "tta=none",
+                                                                   "precision=32-true", *overrides]))
+        return model.predict_proba(faces), description
+
+    int8_proba = OnnxFaceClassifier(int8, "openvino").predict_proba(faces)
+    proba, description = predict_model()
+    assert f"its int8 copy {int8}" in description
+    np.testing.assert_allclose(proba, int8_proba, atol=1e-5)
+    for overrides in (["int8=false"], ["runtime=torch"]):
+        proba, description = predict_model(*overrides)
+        assert "int8 copy" not in description and np.abs(proba - int8_proba).max() > 1e-4
+    ckpt.touch()
+    assert "int8 copy" not in predict_model()[1]
+    with pytest.raises(FerError, match=r"int8 must be auto .* or false, got True"):
+        predict_model("int8=true")
+    with pytest.raises(ValueError, match="an int8 graph runs on onnxruntime or openvino, not 'torch'"):
+        FaceClassifier.from_checkpoint(ckpt, runtime="torch", int8_graph=int8)
     with pytest.raises(FerError, match=r"m\.int8\.onnx: int8 loses -?[0-9.]+ points of PublicTest accuracy under "
                                        r"onnxruntime .* more than int8_max_drop=-100"):
         export(compose_config("export", [*settings, "int8_max_drop=-100"]))

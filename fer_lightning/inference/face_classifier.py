@@ -31,7 +31,8 @@ class FaceClassifier:
     test-time augmentation (``inference.tta``) that ``logits`` averages over; ``net_logits`` is one plain pass.
     ``runtime`` torch_compile compiles the net with inductor, its weights frozen in as constants (folded and laid
     out for oneDNN once); onnxruntime and openvino export the net to ONNX on first use and run that graph on the
-    CPU (``inference.runtimes``), in bf16 too where ``bf16`` is set and the runtime offers it.
+    CPU (``inference.runtimes``), in bf16 too where ``bf16`` is set and the runtime offers it, or run
+    ``int8_graph``, fer-export's checked int8 copy of the net, instead.
     """
 
     net: nn.Module
@@ -41,6 +42,7 @@ class FaceClassifier:
     bf16: bool = False
     tta: str = "none"
     runtime: str = "torch"
+    int8_graph: Path | None = None
     _graph: GraphRunner | None = field(default=None, init=False, repr=False)
     _forward: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
 
@@ -48,12 +50,14 @@ class FaceClassifier:
         views(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), self.tta)  # an unknown TTA fails now, not mid-way
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.int8_graph is not None and self.runtime not in GRAPH_RUNTIMES:
+            raise ValueError(f"an int8 graph runs on {' or '.join(GRAPH_RUNTIMES)}, not {self.runtime!r}")
         self._forward = torch.compile(self.net, options={"freezing": True}) if self.runtime == "torch_compile" \
             else self.net
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none",
-                        runtime: str = "torch") -> FaceClassifier:
+    def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none", runtime: str = "torch",
+                        int8_graph: Path | None = None) -> FaceClassifier:
         path = Path(path)
         checkpoint = read_checkpoint(path)
         net: nn.Module = instantiate(net_config(path, checkpoint), _convert_="all")
@@ -66,7 +70,7 @@ class FaceClassifier:
         stats = checkpoint[DATAMODULE_KEY]
         if bf16:
             net = net.to(memory_format=torch.channels_last)
-        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta, runtime)
+        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta, runtime, int8_graph)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """(N, 48, 48) uint8 faces -> (N, 7) float32 logits, averaged over the TTA views."""
@@ -92,7 +96,8 @@ class FaceClassifier:
 
     def _graph_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:
         if self._graph is None:
-            self._graph = graph_runner(self.runtime, onnx_bytes(self.net, self.mean, self.std), self.bf16)
+            self._graph = graph_runner(self.runtime, self.int8_graph, bf16=False) if self.int8_graph else \
+                graph_runner(self.runtime, onnx_bytes(self.net, self.mean, self.std), self.bf16)
         chunks = [self._graph(images[start:start + batch_size, None].astype(np.float32))
                   for start in range(0, len(images), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)

@@ -25,6 +25,20 @@ from fer_lightning.inference.timing import timings
 from fer_lightning.precision import inference_bf16
 
 log = logging.getLogger(__name__)
+INT8_SUFFIX = ".int8.onnx"  # the int8 copy of <name>.onnx is <name>.int8.onnx
+
+
+def int8_copy(checkpoint: Path) -> Path | None:
+    """The int8 copy ``fer-export ckpt=<checkpoint> int8=true`` wrote beside the checkpoint (its default ``out``),
+    which it leaves only where PublicTest allowed it; None where there is none, or where the checkpoint was
+    rewritten after it (a resumed run's last.ckpt), so the copy is of other weights."""
+    copy = checkpoint.with_suffix(INT8_SUFFIX)
+    if not copy.is_file():
+        return None
+    if copy.stat().st_mtime < checkpoint.stat().st_mtime:
+        log.warning("%s is older than %s, so of other weights: not used", copy, checkpoint)
+        return None
+    return copy
 
 
 def export_onnx(classifier: FaceClassifier, path: Path, opset: int = 17) -> Path:
@@ -115,7 +129,7 @@ def export(cfg: DictConfig) -> dict[str, float]:
              figures["max_abs_logit_diff"], len(faces))
     backends = {"torch_fp32": classifier.logits, "onnxruntime": onnx_model.logits}
     if cfg.int8:
-        int8 = target.with_suffix(".int8.onnx")
+        int8 = target.with_suffix(INT8_SUFFIX)
         calibration = calibration_faces(data.split("Training")[0], cfg.int8_calibration_rows)
         int8.write_bytes(quantize_int8(target.read_bytes(), calibration))
         try:

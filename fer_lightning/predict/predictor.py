@@ -28,7 +28,8 @@ from fer_lightning.faces.finder import FaceFinder, to_gray
 from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
-from fer_lightning.inference.onnx_file import OnnxFaceClassifier
+from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
+from fer_lightning.inference.runtimes import GRAPH_RUNTIMES
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.annotation import annotate
 from fer_lightning.predict.media import (
@@ -82,12 +83,16 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
                        f"stack=<stack.py run dir>; got {', '.join(named) or 'none'}")
     (kind, path), = named.items()
     bf16 = inference_bf16(cfg.precision, "cpu")
+    if cfg.int8 not in ("auto", False):
+        raise FerError(f"int8 must be auto (fer-export's checked int8 copy where there is one) or false, "
+                       f"got {cfg.int8!r}")
     if kind == "ckpt":
+        int8 = int8_copy(Path(path)) if cfg.int8 == "auto" and cfg.runtime in GRAPH_RUNTIMES else None
         classifier = FaceClassifier.from_checkpoint(path, bf16, _checkpoint_tta(path) if cfg.tta == "auto" else cfg.tta,
-                                                    cfg.runtime)
+                                                    cfg.runtime, int8)
         in_bf16 = bf16 and cfg.runtime != "onnxruntime"  # onnxruntime runs the graph in float32
-        return classifier, (f"checkpoint {path} on {cfg.runtime}" + (" (bf16)" if in_bf16 else "")
-                            + f", TTA {classifier.tta}")
+        precision = f" (its int8 copy {int8})" if int8 else " (bf16)" if in_bf16 else ""
+        return classifier, f"checkpoint {path} on {cfg.runtime}{precision}, TTA {classifier.tta}"
     if kind == "onnx":
         onnx_model = OnnxFaceClassifier(path, cfg.runtime)
         return onnx_model, f"ONNX {path}" + (" (int8)" if onnx_model.int8 else "") + f" on {cfg.runtime}"
