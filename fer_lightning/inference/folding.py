@@ -8,9 +8,10 @@ next conv's or dense layer's bias (``b + W·t``). The graph loses a pass over ea
 
 Why it matters (docs/results.md, "BatchNorm folded into the convs"): int8 quantisation of the unfolded graph
 left each BatchNorm in float between int8 convs, with a quantise/dequantise around it, and lost 0.31 points of
-PublicTest on the best ReLU net; folded, it loses none, and one face runs faster in bf16 and in int8. The scale
-goes backwards, not into the next layer's weights, because int8 weights share one range per output channel: a
-dead channel (variance ~0, so ``s`` ~100) scaled into the next conv's inputs cost one net 7 points.
+PublicTest on the best ReLU net, which fer-export then refused; folded, the four 40-epoch best nets lose at most
+0.28, and one face runs faster in bf16 and in int8. The scale goes backwards, not into the next layer's weights,
+because int8 weights share one range per output channel: a dead channel (variance ~0, so ``s`` ~100) scaled into
+the next layer's inputs cost one net 7 points.
 
 A BatchNorm stays where folding would not be exact: a scale that is not positive, no conv right before its
 activation, a padded next conv (its zero padding would become ``-t`` before the shift), or no conv or dense

@@ -42,7 +42,7 @@ class NormalizedNet(nn.Module):
 
 def onnx_bytes(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, opset: int = 17) -> bytes:
     """The network as an ONNX model with a dynamic batch axis, exported from a float32 CPU copy of ``net`` with
-    its post-activation BatchNorms folded into the next layer (``inference.folding``)."""
+    the study's post-activation BatchNorms folded into its convs (``inference.folding``)."""
     model = NormalizedNet(fold_batchnorms(net), mean, std).to("cpu", torch.float32).eval()
     buffer = io.BytesIO()
     torch.onnx.export(model, (torch.zeros(2, 1, IMAGE_SIDE, IMAGE_SIDE),), buffer, dynamo=False, opset_version=opset,
