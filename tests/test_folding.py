@@ -1,4 +1,4 @@
-"""Folding the study's post-activation BatchNorms into the next layer changes the graph, never the function."""
+"""Folding the study's post-activation BatchNorms into the convs around them changes the graph, never the function."""
 
 from __future__ import annotations
 
