@@ -6,12 +6,12 @@ move out of it exactly: the scale into the conv before the activation (both acti
 homogeneous: ``act(s * z) = s * act(z)``), and the shift, which a max-pool and dropout pass unchanged, into the
 next conv's or dense layer's bias (``b + W·t``). The graph loses a pass over each block's output.
 
-Why it matters (docs/results.md, "BatchNorm folded into the convs"): int8 quantisation of the unfolded graph
-left each BatchNorm in float between int8 convs, with a quantise/dequantise around it, and lost 0.31 points of
-PublicTest on the best ReLU net, which fer-export then refused; folded, the four 40-epoch best nets lose at most
-0.28, and one face runs faster in bf16 and in int8. The scale goes backwards, not into the next layer's weights,
-because int8 weights share one range per output channel: a dead channel (variance ~0, so ``s`` ~100) scaled into
-the next layer's inputs cost one net 7 points.
+Why it matters (docs/results.md, "BatchNorm folded into the convs"): int8 quantisation of the unfolded graph left
+each BatchNorm in float between int8 convs, with a quantise/dequantise around it, and lost 0.31 points of PublicTest
+on the best ReLU net, which fer-export then refused; folded, the 40-epoch best ReLU nets lose at most 0.22
+(LeakyReLU 0.22-0.39), and one face runs faster in bf16 and in int8. The scale goes backwards, not into the next
+layer's weights, because int8 weights share one range per output channel: a dead channel (variance ~0, so ``s``
+~100) scaled into the next layer's inputs cost one net 7 points.
 
 A BatchNorm stays where folding would not be exact: a scale that is not positive, no conv right before its
 activation, a padded next conv (its zero padding would become ``-t`` before the shift), or no conv or dense
