@@ -26,6 +26,7 @@ KEYS = {"train_images_per_s", "epoch_seconds", "infer_images_per_s", "latency_ms
         "precision", "memory_format", "device", "cpu", "infer_runtime", "torch_faces_per_s",
         "openvino_latency_ms_p50", "onnxruntime_faces_per_s"}
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"  # the repo's own measuring scripts
 
 
 def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Path, capsys) -> None:
@@ -133,7 +134,7 @@ def test_keras_reference_refuses_nets_the_study_never_had() -> None:
 
 
 def test_step_breakdown_times_every_layer_forward_and_backward() -> None:
-    script = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "step_breakdown.py"
+    script = SCRIPTS / "step_breakdown.py"
     done = subprocess.run([sys.executable, str(script), "data.batch_size=4", "trainer.precision=32-true"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -149,7 +150,7 @@ def test_step_breakdown_times_every_layer_forward_and_backward() -> None:
 def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_runs: list[Path], fer_csv: Path,
                                                                       tmp_path: Path, monkeypatch, capsys) -> None:
     # In this process (the script's imports are the suite's already): a subprocess would add seconds of start-up.
-    path = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "one_face_latency.py"
+    path = SCRIPTS / "one_face_latency.py"
     spec = importlib.util.spec_from_file_location("one_face_latency", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
