@@ -6,7 +6,7 @@ from conftest import compose_train
 from hydra.utils import instantiate
 from torch import nn
 
-from fer_lightning.models.cnn import ByteDropout, FerCNN
+from fer_lightning.models.cnn import ByteDropout, FerCNN, keep_mask_like
 from fer_lightning.models.resnet import BasicBlock, FerResNet
 
 # The study's ReLU model summary (Keras, channels last), layer by layer: output shape and parameter count.
@@ -145,6 +145,19 @@ def test_byte_dropout_drops_at_rate_p_and_keeps_the_mean(channels_last: bool) ->
     assert torch.equal(x.grad, out.detach())
     # Masks are independent across positions: neighbouring channels are not dropped together.
     assert abs((kept[:, 0] & kept[:, 1]).float().mean().item() - 0.75**2) < 0.01
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("threshold", [0, 1, 64, 255])
+def test_keep_mask_is_exactly_each_random_byte_compared_with_the_threshold(dtype: torch.dtype, threshold: int) -> None:
+    x = torch.zeros(8, 5, 6, 7, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(3)
+    mask = keep_mask_like(x, threshold)
+    torch.manual_seed(3)
+    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64).random_(-(2**63), None)
+    expected = (words.view(torch.uint8)[: x.numel()] >= threshold).view(8, 6, 7, 5).permute(0, 3, 1, 2)
+    assert mask.dtype == dtype and mask.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(mask, expected.to(dtype))
 
 
 def test_byte_dropout_is_identity_in_eval_and_at_p_zero() -> None:

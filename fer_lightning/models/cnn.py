@@ -38,17 +38,21 @@ class DenseBlock:
     negative_slope: float = 0.01
 
 
-def random_bytes_like(x: torch.Tensor) -> torch.Tensor:
-    """Uniform uint8 noise shaped and laid out like ``x`` (channels_last included), from 64-bit draws.
+def keep_mask_like(x: torch.Tensor, drop_threshold: int) -> torch.Tensor:
+    """1 where a uniform random byte is at least ``drop_threshold``, else 0: shaped, laid out and typed like ``x``.
 
-    The CPU generator makes one draw per call whatever the dtype, so cutting each 64-bit draw into 8 bytes
-    is about 15x cheaper than ``bernoulli_``'s draw per element.
+    The bytes are 64-bit draws cut in eight: the CPU generator makes one draw per call whatever the dtype, so this
+    is about 15x cheaper than ``bernoulli_``'s draw per element. The comparison is arithmetic in ``x``'s dtype
+    (clamp to [t - 1, t], subtract t - 1; exact, as every byte is an integer these dtypes hold), on the bytes in
+    memory order: a byte comparison, or multiplying ``x`` by a bool mask, each took longer than the draws (2-core
+    Zen 4 EPYC, bf16: 1.1 and 2.2 ms against 1.8 ms for a 3-million-element mask; this way 0.9 ms).
     """
     channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
     shape = (x.shape[0], *x.shape[2:], x.shape[1]) if channels_last else x.shape
     words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
-    noise = words.view(torch.uint8)[: x.numel()].view(shape)
-    return noise.permute(0, 3, 1, 2) if channels_last else noise
+    noise = words.view(torch.uint8)[: x.numel()].to(x.dtype)
+    keep = noise.clamp_(drop_threshold - 1, drop_threshold).sub_(drop_threshold - 1).view(shape)
+    return keep.permute(0, 3, 1, 2) if channels_last else keep
 
 
 class ByteDropout(nn.Dropout):
@@ -64,8 +68,9 @@ class ByteDropout(nn.Dropout):
         if not self.training or self.p == 0 or x.device.type != "cpu" or torch.compiler.is_compiling():
             return super().forward(x)
         threshold = round(self.p * 256)
-        keep = random_bytes_like(x) >= threshold
-        return x * keep * (256 / (256 - threshold)) if threshold < 256 else x * 0
+        if threshold >= 256:
+            return x * 0
+        return x * keep_mask_like(x, threshold) * (256 / (256 - threshold))
 
 
 def _activation(name: str, negative_slope: float) -> nn.Module:
