@@ -36,15 +36,18 @@ def run_command(csv: Path, run_dir: Path, *extra: str) -> list[str]:
             *extra]
 
 
+def one_thread_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def train_py(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([*args], cwd=cwd, capture_output=True, text=True, timeout=300, env=one_thread_env())
 
 
 def start_train_py(*args: str, cwd: Path) -> subprocess.Popen:
     """A one-thread train.py in the background, its output discarded (a pipe nobody reads could fill and stall it)."""
     return subprocess.Popen([*args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env=one_thread_env())
 
 
 def checkpoint_epoch(path: Path) -> int:

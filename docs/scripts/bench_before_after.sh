@@ -1,0 +1,23 @@
+#!/bin/bash
+# fer-bench on an older commit and on this checkout, alternated, so that both see the same spells of a noisy host.
+#
+#   FER2013_CSV=... bash docs/scripts/bench_before_after.sh <commit> [rounds] [fer-bench overrides]
+#   e.g. bash docs/scripts/bench_before_after.sh 7b1c6e0 2 keras=true "runtimes=[openvino]"
+#
+# The older commit is checked out in a temporary worktree and run from there (its own package and configs, this
+# checkout's data cache); each run prints fer-bench's key=value lines under a header naming the side and commit.
+set -euo pipefail
+before=${1:?usage: bench_before_after.sh <commit> [rounds] [fer-bench overrides]}
+rounds=${2:-2}
+shift $(( $# < 2 ? $# : 2 ))
+here=$(git rev-parse --show-toplevel)
+worktree=$(mktemp -d)
+trap 'git -C "$here" worktree remove --force "$worktree"' EXIT
+git -C "$here" worktree add --detach --quiet "$worktree" "$before"
+for round in $(seq "$rounds"); do
+  for dir in "$worktree" "$here"; do
+    echo "=== round $round, $( [ "$dir" = "$here" ] && echo after || echo before ) ($(git -C "$dir" rev-parse --short HEAD)), $(date -u +%H:%M:%S) UTC"
+    (cd "$dir" && PYTHONPATH="$dir" python -c "from fer_lightning.cli.bench import main; main()" \
+      paths.cache_dir="$here/outputs/cache" callbacks.progress_bar=null "$@" 2>&1 | grep -E '^[a-z_0-9]+=')
+  done
+done
