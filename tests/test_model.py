@@ -6,7 +6,7 @@ from conftest import compose_train
 from hydra.utils import instantiate
 from torch import nn
 
-from fer_lightning.models.cnn import ByteDropout, FerCNN, keep_mask_like
+from fer_lightning.models.cnn import KERAS_NORM_EPS, KERAS_NORM_MOMENTUM, ByteDropout, FerCNN, keep_mask_like
 from fer_lightning.models.resnet import BasicBlock, FerResNet
 
 # The study's ReLU model summary (Keras, channels last), layer by layer: output shape and parameter count.
@@ -158,6 +158,24 @@ def test_keep_mask_is_exactly_each_random_byte_compared_with_the_threshold(dtype
     expected = (words.view(torch.uint8)[: x.numel()] >= threshold).view(8, 6, 7, 5).permute(0, 3, 1, 2)
     assert mask.dtype == dtype and mask.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(mask, expected.to(dtype))
+
+
+@pytest.mark.parametrize("model", ["relu", "leaky"])
+def test_keras_init_starts_the_study_nets_as_keras_would(model: str) -> None:
+    torch.manual_seed(0)
+    net = instantiate(compose_train([f"model={model}", "model.net.keras_init=true"]).model.net)
+    layers = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    for layer in layers:
+        receptive = layer.weight[0, 0].numel() if layer.weight.dim() == 4 else 1
+        fan_in, fan_out = layer.weight.shape[1] * receptive, layer.weight.shape[0] * receptive
+        bound = (6 / (fan_in + fan_out)) ** 0.5  # glorot_uniform
+        assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.95 * bound
+        assert not layer.bias.any()
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 4 and all((m.momentum, m.eps) == (KERAS_NORM_MOMENTUM, KERAS_NORM_EPS) for m in norms)
+    plain = instantiate(compose_train([f"model={model}"]).model.net)
+    assert [(m.momentum, m.eps) for m in plain.modules() if isinstance(m, nn.BatchNorm2d)] == [(0.1, 1e-5)] * 4
+    assert any(m.bias.any() for m in plain.modules() if isinstance(m, nn.Linear))
 
 
 def test_byte_dropout_is_identity_in_eval_and_at_p_zero() -> None:

@@ -73,6 +73,25 @@ class ByteDropout(nn.Dropout):
         return x * keep_mask_like(x, threshold) * (256 / (256 - threshold))
 
 
+KERAS_NORM_MOMENTUM, KERAS_NORM_EPS = 0.01, 1e-3  # Keras' BatchNormalization(momentum=0.99, epsilon=1e-3)
+
+
+def init_as_keras(net: nn.Module) -> None:
+    """Keras' defaults for what the study never set: glorot-uniform kernels, zero biases, and BatchNorm's
+    running statistics moving by 1% a step (Keras' momentum 0.99) with epsilon 1e-3 (PyTorch: 10%, 1e-5).
+
+    PyTorch starts a layer uniform in +-1/sqrt(fan_in) instead, which for the study's conv 3 and dense layers is
+    half Keras' spread (fan_out < fan_in there); glorot's fans count the kernel's area on both sides, as Keras'.
+    """
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            module.momentum, module.eps = KERAS_NORM_MOMENTUM, KERAS_NORM_EPS
+
+
 def _activation(name: str, negative_slope: float) -> nn.Module:
     if name == "relu":
         return nn.ReLU(inplace=True)
@@ -88,7 +107,8 @@ class FerCNN(nn.Module):
     block and the padding of every conv block. ``norm_after_activation`` puts BatchNorm after the activation,
     as the study's Keras models do; its convs then carry a bias, which a conv feeding BatchNorm directly would
     not use. The defaults (norm first, per-block padding ``same``) are the nets checkpoints were saved with
-    before the study's own order was offered, so those checkpoints rebuild unchanged.
+    before the study's own order was offered, so those checkpoints rebuild unchanged. ``keras_init`` starts the
+    net as Keras would have (``init_as_keras``); off, it keeps PyTorch's defaults, which the published runs used.
     """
 
     def __init__(
@@ -104,6 +124,7 @@ class FerCNN(nn.Module):
         dense_dropout: float | None = None,
         conv_padding: str | None = None,
         norm_after_activation: bool = False,
+        keras_init: bool = False,
     ) -> None:
         super().__init__()
         convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
@@ -150,6 +171,8 @@ class FerCNN(nn.Module):
         self._l2.append((self.classifier.weight, output_l2))
         head.append(self.classifier)
         self.head = nn.Sequential(*head)
+        if keras_init:
+            init_as_keras(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
