@@ -147,6 +147,21 @@ def test_step_breakdown_times_every_layer_forward_and_backward() -> None:
     assert "32-true, channels_last, batch 4" in done.stdout.splitlines()[0]
 
 
+def test_bench_before_after_runs_both_commits_in_turn_and_removes_its_worktree(tmp_path: Path, fer_csv: Path) -> None:
+    repo = SCRIPTS.parents[1]
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
+    run_dir = tmp_path / "run"
+    overrides = [*tiny_run_overrides(fer_csv, run_dir, tmp_path / "cache"), f"hydra.run.dir={run_dir}",
+                 "infer_batch=8", "warmup_batches=1", "runtimes=[torch]"]
+    done = subprocess.run(["bash", str(SCRIPTS / "bench_before_after.sh"), "HEAD", "1", *overrides], cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    headers = [line for line in done.stdout.splitlines() if line.startswith("=== ")]
+    assert [h.split(",")[1].split()[0] for h in headers] == ["before", "after"]
+    assert done.stdout.count("train_images_per_s=") == 2 and done.stdout.count("precision=32-true") == 2
+    assert subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout == worktrees
+
+
 def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_runs: list[Path], fer_csv: Path,
                                                                       tmp_path: Path, monkeypatch, capsys) -> None:
     # In this process (the script's imports are the suite's already): a subprocess would add seconds of start-up.
