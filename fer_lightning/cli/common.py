@@ -1,4 +1,4 @@
-"""What every command shares: where the configs live, and one-line errors instead of tracebacks."""
+"""What every command shares: where the configs live, run dirs named by process, one-line errors for bad input."""
 
 from __future__ import annotations
 
