@@ -100,7 +100,8 @@ def compose_train(overrides: list[str] | None = None) -> DictConfig:
 
 
 def tiny_run_overrides(csv: Path | str, output_dir: Path, cache_dir: Path) -> list[str]:
-    """CPU, fp32, 1 epoch of 2 batches, no progress bar: a full train.py run in seconds."""
+    """CPU, fp32, 1 epoch of 2 batches, no progress bar, no compiled block tails (compiling them takes longer than
+    such a run): a full train.py run in seconds."""
     return [
         f"data.csv_path={csv}",
         f"paths.output_dir={output_dir}",
@@ -109,6 +110,7 @@ def tiny_run_overrides(csv: Path | str, output_dir: Path, cache_dir: Path) -> li
         "data.eval_batch_size=64",
         "trainer.accelerator=cpu",
         "trainer.precision=32-true",
+        "fuse_tails=false",
         "trainer.max_epochs=1",
         "+trainer.limit_train_batches=2",
         "+trainer.enable_model_summary=false",

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_train(tmp_path: Path, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *(["-m"] if multirun else []), f"paths.log_dir={tmp_path / 'outputs'}",
-         "callbacks.progress_bar=null", "trainer.precision=32-true", *overrides],
+         "callbacks.progress_bar=null", "trainer.precision=32-true", "fuse_tails=false", *overrides],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
 
@@ -77,7 +77,7 @@ def test_runs_started_together_get_a_run_dir_each(tmp_path: Path, fer_csv: Path)
     runs = {seed: subprocess.Popen(
         [sys.executable, str(ROOT / "train.py"), f"paths.log_dir={outputs}", f"data.csv_path={fer_csv}",
          f"paths.cache_dir={tmp_path / 'cache'}", "callbacks.progress_bar=null", "trainer.precision=32-true",
-         "data.batch_size=32", "+trainer.fast_dev_run=true", f"seed={seed}"],
+         "fuse_tails=false", "data.batch_size=32", "+trainer.fast_dev_run=true", f"seed={seed}"],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (1, 2)}
     for process in runs.values():
         _, stderr = process.communicate(timeout=300)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import compose_train
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -13,8 +12,6 @@ from torch import nn
 from fer_lightning.inference.folding import fold_batchnorms
 from fer_lightning.models.cnn import FerCNN
 from fer_lightning.models.resnet import FerResNet
-
-MODEL_CONFIGS = Path(__file__).parents[1] / "conf" / "model"
 
 
 def trained_looking(net: nn.Module, seed: int = 0, negative_scale: bool = False) -> nn.Module:
@@ -33,7 +30,7 @@ def trained_looking(net: nn.Module, seed: int = 0, negative_scale: bool = False)
 
 
 def study_net(name: str, **overrides: object) -> FerCNN:
-    config = OmegaConf.load(MODEL_CONFIGS / f"{name}.yaml").net
+    config = compose_train([f"model={name}"]).model.net
     return instantiate(OmegaConf.merge(config, overrides), _convert_="all")
 
 

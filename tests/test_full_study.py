@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from fer_lightning.errors import FerError
 from fer_lightning.tuning.full_study import Stage, full_study, run_together
 
-TINY = ["trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=1",
+TINY = ["trainer.accelerator=cpu", "trainer.precision=32-true", "fuse_tails=false", "trainer.max_epochs=1",
         "+trainer.limit_train_batches=2", "data.batch_size=32", "data.eval_batch_size=64",
         "callbacks.progress_bar=null"]
 

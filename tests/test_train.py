@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REAL_CSV, teacher_file
+from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
@@ -81,6 +82,18 @@ def test_same_seed_same_metrics(train_cfg, tmp_path: Path) -> None:
     first = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'first'}"))
     second = train(train_cfg("seed=7", f"paths.output_dir={tmp_path / 'second'}"))
     assert first.test_acc == second.test_acc and first.test_loss == pytest.approx(second.test_loss)
+
+
+def test_fused_block_tails_train_as_the_plain_layers_do(train_cfg, tmp_path: Path) -> None:
+    """fuse_tails (on outside the tests' tiny runs) reaches the net through the config and changes no result.
+    (LeakyReLU's tails: test_norm_pool.py.)"""
+    runs = {fused: tmp_path / f"fused_{fused}" for fused in ("true", "false")}
+    for fused, run in runs.items():
+        cfg = train_cfg(f"fuse_tails={fused}", "tta=[none]", f"paths.output_dir={run}")
+        assert len(instantiate(cfg.model.net).fused_tails) == (3 if fused == "true" else 0)
+        train(cfg)
+    fused_logits, plain_logits = (np.load(run / "logits_test.npz")["logits"] for run in runs.values())
+    np.testing.assert_allclose(fused_logits, plain_logits, rtol=1e-3, atol=1e-3)
 
 
 def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:

@@ -31,9 +31,13 @@ WARMUP_STEPS, TIMED_STEPS = 5, 20
 
 
 def layers_of(net: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The conv part layer by layer, the dense head as one entry."""
-    layers = [(f"{i:02d} {type(m).__name__}", m) for i, m in enumerate(net.features)]
-    return [*layers, ("head", net.head)]
+    """The conv part layer by layer, each fused activation -> BatchNorm -> max-pool (which runs in place of those
+    three in training) as one more entry, the dense head as one entry; in the order of the features."""
+    position = {id(m): i for i, m in enumerate(net.features)}
+    layers = [(i, f"{i:02d} {type(m).__name__}", m) for i, m in enumerate(net.features)]
+    tails = [(position[id(t.act)] + 0.5, f"{position[id(t.act)]:02d}-{position[id(t.act)] + 2:02d} fused", t)
+             for t in net.fused_tails]
+    return [(name, m) for _, name, m in sorted(layers + tails, key=lambda entry: entry[0])] + [("head", net.head)]
 
 
 def main(overrides: list[str]) -> None:
@@ -56,6 +60,7 @@ def main(overrides: list[str]) -> None:
     backward_s: dict[str, float] = defaultdict(float)
     started: dict[str, float] = {}
     grad_at: dict[str, float] = {}  # when the gradient of each layer's output arrived, this step
+    ran: list[str] = []  # the layers that ran this step, in order (a fused tail runs instead of its three layers)
 
     def before(name: str) -> Callable[..., None]:
         return lambda module, inputs: started.__setitem__(name, time.perf_counter())
@@ -63,6 +68,7 @@ def main(overrides: list[str]) -> None:
     def after(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
             forward_s[name] += time.perf_counter() - started[name]
+            ran.append(name)
             if output.requires_grad:
                 output.register_hook(lambda grad: grad_at.__setitem__(name, time.perf_counter()))
         return hook
@@ -72,6 +78,7 @@ def main(overrides: list[str]) -> None:
         module.register_forward_hook(after(name))
 
     def step(timed: bool) -> None:
+        ran.clear()
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             logits = net(faces)
         loss = criterion(logits.float(), labels)
@@ -82,7 +89,7 @@ def main(overrides: list[str]) -> None:
         optimizer.step()
         if not timed:
             return
-        names = [name for name, _ in layers]
+        names = list(ran)
         arrivals = [grad_at[name] for name in names]  # the head's output first in time, the first layer's last
         backward_s["loss"] += arrivals[-1] - start
         for i, name in enumerate(names):  # a layer's backward ends when its input's gradient arrives
@@ -103,6 +110,8 @@ def main(overrides: list[str]) -> None:
     loss_ms = backward_s.pop("loss") / TIMED_STEPS * 1e3
     print(f"{'loss':<18}{'':>12}{loss_ms:>13.2f}{loss_ms / total_ms:>8.1%}")
     for name, _ in layers:
+        if name not in forward_s:
+            continue
         fwd, bwd = forward_s[name] / TIMED_STEPS * 1e3, backward_s[name] / TIMED_STEPS * 1e3
         print(f"{name:<18}{fwd:>12.2f}{bwd:>13.2f}{(fwd + bwd) / total_ms:>8.1%}")
     timed_ms = loss_ms + (sum(forward_s.values()) + sum(backward_s.values())) / TIMED_STEPS * 1e3

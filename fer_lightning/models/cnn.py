@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
+from fer_lightning.models.norm_pool import act_norm_pool, can_fuse
 
 ACTIVATIONS = ("relu", "leaky_relu")
 
@@ -73,6 +74,18 @@ class ByteDropout(nn.Dropout):
         return x * keep_mask_like(x, threshold) * (256 / (256 - threshold))
 
 
+class ActNormPool(nn.Module):
+    """A block's activation -> BatchNorm -> MaxPool2d(2) as one training step on the CPU (models/norm_pool.py)."""
+
+    def __init__(self, act: nn.ReLU | nn.LeakyReLU, norm: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.__dict__.update(act=act, norm=norm)  # references, not submodules: no second copy in the state dict
+        self.slope = act.negative_slope if isinstance(act, nn.LeakyReLU) else 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return act_norm_pool(x, self.norm, self.slope)
+
+
 KERAS_NORM_MOMENTUM, KERAS_NORM_EPS = 0.01, 1e-3  # Keras' BatchNormalization(momentum=0.99, epsilon=1e-3)
 
 
@@ -109,6 +122,8 @@ class FerCNN(nn.Module):
     not use. The defaults (norm first, per-block padding ``same``) are the nets checkpoints were saved with
     before the study's own order was offered, so those checkpoints rebuild unchanged. ``keras_init`` starts the
     net as Keras would have (``init_as_keras``); off, it keeps PyTorch's defaults, which the published runs used.
+    ``fuse_tails`` runs each activation -> BatchNorm -> max-pool (the study's order) as one step in CPU training
+    (``ActNormPool``); it changes the speed, not the function, and leaves evaluation and checkpoints as they were.
     """
 
     def __init__(
@@ -125,6 +140,7 @@ class FerCNN(nn.Module):
         conv_padding: str | None = None,
         norm_after_activation: bool = False,
         keras_init: bool = False,
+        fuse_tails: bool = True,
     ) -> None:
         super().__init__()
         convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
@@ -160,6 +176,14 @@ class FerCNN(nn.Module):
         if min(height, width) < 1:
             raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
         self.features = nn.Sequential(*layers)
+        self.fused_tails = [  # not registered: they own nothing, and checkpoints keep the three layers' names
+            ActNormPool(act, norm)
+            for act, norm, pool in zip(layers, layers[1:], layers[2:], strict=False)
+            if fuse_tails
+            and isinstance(act, nn.ReLU | nn.LeakyReLU)
+            and isinstance(norm, nn.BatchNorm2d)
+            and isinstance(pool, nn.MaxPool2d)
+        ]
         head: list[nn.Module] = [nn.Flatten()]
         flat = channels * height * width
         for block in denses:
@@ -175,7 +199,18 @@ class FerCNN(nn.Module):
             init_as_keras(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        if not (self.training and self.fused_tails and x.device.type == "cpu"):
+            return self.head(self.features(x))
+        tails = {id(tail.act): tail for tail in self.fused_tails}
+        layers = list(self.features)
+        i = 0
+        while i < len(layers):
+            tail = tails.get(id(layers[i]))
+            if tail is not None and can_fuse(x, tail.norm):
+                x, i = tail(x), i + 3
+            else:
+                x, i = layers[i](x), i + 1
+        return self.head(x)
 
     def l2_penalty(self) -> torch.Tensor:
         """Sum of l2 * ||W||^2 over layers, exactly what Keras adds to the loss for kernel_regularizer=l2(l2)."""

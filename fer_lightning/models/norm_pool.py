@@ -1,0 +1,150 @@
+"""The study's block tail, activation -> BatchNorm -> 2x2 max-pool, trained in four passes over the conv's output.
+
+Run as three eager layers, that tail reads or writes the full-size activation map six times forward and about ten
+times backward (ReLU, BatchNorm's statistics and affine, max-pool; then their backwards, with a zero fill and a
+scatter for the pool): on the 2-core CPU, the tails of the first two blocks took half as long as the big conv
+between them. Rewritten: ReLU and LeakyReLU are increasing, and so is BatchNorm's per-channel affine while its
+scale is positive, so max-pooling commutes with both. The tail is then
+
+    mean, var = moments of act(z) over the full map        (one reading pass, compiled)
+    out       = BN affine of act(max_pool(z))               (eager max-pool, then quarter-size work)
+
+and its backward one compiled pass that routes each pooled gradient to its argmax and adds BatchNorm's dense terms
+(``mean(g)`` and ``mean(g * xhat)``, summed over the pooled positions only, where ``g`` is non-zero).
+
+Same outputs as the three layers up to float rounding; where a pool window ties after BatchNorm rounds to bf16,
+the gradient can go to a different one of the tied inputs (the eager pool picks the first of the rounded values,
+this the first of the raw ones). Used by ``FerCNN`` in training on the CPU when every scale is positive and the map
+has even sides; otherwise the three layers run as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _per_channel(t: torch.Tensor) -> torch.Tensor:
+    return t.view(1, -1, 1, 1)
+
+
+def _act(x: torch.Tensor, slope: float) -> torch.Tensor:
+    return torch.where(x > 0, x, x * slope)
+
+
+def _shifted_moments(z: torch.Tensor, shift: torch.Tensor, slope: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel sums of act(z) - shift and of its square, in float32. The shift (the running mean) keeps
+    E[d^2] - E[d]^2 from cancelling where the mean is large against the spread."""
+    d = _act(z.float(), slope) - _per_channel(shift)
+    return d.sum((0, 2, 3)), (d * d).sum((0, 2, 3))
+
+
+def _pooled_affine(
+    pooled_z: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, slope: float
+) -> torch.Tensor:
+    y = _act(pooled_z.float(), slope)
+    return ((y - _per_channel(mean)) * _per_channel(scale) + _per_channel(bias)).to(pooled_z.dtype)
+
+
+def _backward(
+    grad: torch.Tensor,
+    z: torch.Tensor,
+    indices: torch.Tensor,
+    pooled_z: torch.Tensor,
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    weight: torch.Tensor,
+    slope: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BatchNorm's training backward for an output that only the pooled positions feed, then the pool's routing and
+    the activation's slope, in one pass over the full map. Returns d z, d weight, d bias."""
+    n, c, h, w = z.shape
+    count = n * h * w
+    g = grad.float()
+    mean, invstd = _per_channel(mean), _per_channel(invstd)
+    xhat_pooled = (_act(pooled_z.float(), slope) - mean) * invstd
+    sum_g, sum_g_xhat = g.sum((0, 2, 3)), (g * xhat_pooled).sum((0, 2, 3))
+
+    def up(t: torch.Tensor) -> torch.Tensor:  # each pooled value over its 2x2 window, by index arithmetic
+        return t[:, :, :, None, :, None].expand(n, c, h // 2, 2, w // 2, 2).reshape(n, c, h, w)
+
+    position = (torch.arange(h, device=z.device) * w).view(h, 1) + torch.arange(w, device=z.device).view(1, w)
+    routed = torch.where(up(indices) == position, up(g), 0.0)
+    xhat = (_act(z.float(), slope) - mean) * invstd
+    dense_terms = _per_channel(sum_g / count) + xhat * _per_channel(sum_g_xhat / count)
+    d_act = _per_channel(weight) * invstd * (routed - dense_terms)
+    return torch.where(z > 0, d_act, d_act * slope).to(z.dtype), sum_g_xhat, sum_g
+
+
+@functools.cache
+def _compiled(step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step`` compiled at its first call: importing the compiler takes seconds that inference never needs."""
+    return torch.compile(step)
+
+
+class _ActNormPool(torch.autograd.Function):
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        z: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        shift: torch.Tensor,
+        eps: float,
+        slope: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        count = z.shape[0] * z.shape[2] * z.shape[3]
+        torch._dynamo.mark_dynamic(z, 0)  # one compiled step for every batch size, the last short batch too
+        sum_d, sum_d2 = _compiled(_shifted_moments)(z, shift, slope)
+        mean_d = sum_d / count
+        var = (sum_d2 / count - mean_d * mean_d).clamp_min(0.0)
+        mean, invstd = shift + mean_d, torch.rsqrt(var + eps)
+        pooled_z, indices = F.max_pool2d_with_indices(z, 2)
+        torch._dynamo.mark_dynamic(pooled_z, 0)
+        out = _compiled(_pooled_affine)(pooled_z, mean, weight * invstd, bias, slope)
+        ctx.save_for_backward(z, indices, pooled_z, mean, invstd, weight)
+        ctx.slope = slope
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor, *_: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        z, indices, pooled_z, mean, invstd, weight = ctx.saved_tensors
+        for t in (grad, z, indices, pooled_z):
+            torch._dynamo.mark_dynamic(t, 0)
+        d_z, d_weight, d_bias = _compiled(_backward)(grad, z, indices, pooled_z, mean, invstd, weight, ctx.slope)
+        return d_z, d_weight, d_bias, None, None, None
+
+
+def can_fuse(z: torch.Tensor, norm: nn.BatchNorm2d) -> bool:
+    """Whether ``act_norm_pool`` computes what the three layers would for this input, and runs where it pays."""
+    return (
+        norm.training
+        and z.device.type == "cpu"
+        and z.shape[0] > 1  # the compiled steps take any batch size but 1, which they would have to specialise on
+        and z.shape[2] % 2 == 0
+        and z.shape[3] % 2 == 0
+        and not torch.compiler.is_compiling()  # an outer torch.compile fuses the plain layers itself
+        and bool((norm.weight > 0).all())
+    )
+
+
+def act_norm_pool(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float) -> torch.Tensor:
+    """``MaxPool2d(2)(norm(act(z)))`` in training, ``act`` a LeakyReLU of ``slope`` (0: ReLU), updating ``norm``'s
+    running statistics as it would. Call only where ``can_fuse`` holds."""
+    with torch.autocast(z.device.type, enabled=False):
+        out, mean, var = _ActNormPool.apply(z, norm.weight, norm.bias, norm.running_mean, norm.eps, slope)
+    count = z.shape[0] * z.shape[2] * z.shape[3]
+    norm.num_batches_tracked.add_(1)
+    momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+    with torch.no_grad():
+        norm.running_mean.lerp_(mean, momentum)
+        norm.running_var.lerp_(var * count / (count - 1), momentum)
+    return out

@@ -1,0 +1,94 @@
+"""The fused activation -> BatchNorm -> max-pool computes what the three layers do, and steps aside where it cannot."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fer_lightning.models.cnn import FerCNN
+from fer_lightning.models.norm_pool import act_norm_pool, can_fuse
+
+CONV_BLOCKS = [
+    {"filters": 8, "kernel_size": [5, 5], "padding": "valid", "dropout": 0.0},
+    {"filters": 16, "kernel_size": 3, "padding": "valid", "dropout": 0.0},
+    {"filters": 8, "kernel_size": 3, "padding": "valid", "dropout": 0.0},
+]
+
+
+def three_layers(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float) -> torch.Tensor:
+    return F.max_pool2d(norm(F.leaky_relu(z, slope)), 2)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.02])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_tail_matches_the_three_layers_forward_backward_and_running_stats(slope: float,
+                                                                                channels_last: bool) -> None:
+    torch.manual_seed(0)
+    z = torch.randn(6, 5, 12, 10) + 0.3
+    grad = torch.randn(6, 5, 6, 5)
+    if channels_last:  # the reference stays NCHW: PyTorch's channels_last BatchNorm sums in another order
+        z, grad = z.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)
+    norm = nn.BatchNorm2d(5)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+        norm.running_mean.fill_(0.2)
+    fused_norm = copy.deepcopy(norm)
+    z_ref, z_fused = z.contiguous().clone().requires_grad_(), z.clone().requires_grad_()
+
+    expected = three_layers(z_ref, norm, slope)
+    expected.backward(grad.contiguous())
+    assert can_fuse(z_fused, fused_norm)
+    got = act_norm_pool(z_fused, fused_norm, slope)
+    got.backward(grad)
+
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(z_fused.grad, z_ref.grad, atol=1e-5, rtol=1e-5)
+    assert z_fused.grad.is_contiguous(memory_format=torch.channels_last) == channels_last
+    for name in ("weight", "bias"):
+        torch.testing.assert_close(getattr(fused_norm, name).grad, getattr(norm, name).grad, atol=1e-4, rtol=1e-5)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(fused_norm, name), getattr(norm, name))
+
+
+def test_a_training_step_of_the_study_net_is_the_same_fused_or_not() -> None:
+    torch.manual_seed(0)
+    fused = FerCNN(CONV_BLOCKS, [{"units": 16, "dropout": 0.0}], activation="leaky_relu", norm_after_activation=True)
+    plain = FerCNN(CONV_BLOCKS, [{"units": 16, "dropout": 0.0}], activation="leaky_relu", norm_after_activation=True,
+                   fuse_tails=False)
+    assert len(fused.fused_tails) == 3 and not plain.fused_tails
+    assert fused.state_dict().keys() == plain.state_dict().keys()  # checkpoints do not see the fusion
+    plain.load_state_dict(fused.state_dict())
+    faces, labels = torch.randn(8, 1, 48, 48), torch.randint(0, 7, (8,))
+    for net in (fused, plain):
+        F.cross_entropy(net(faces), labels).backward()
+    for (name, a), b in zip(fused.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+    for a, b in zip(fused.buffers(), plain.buffers(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_three_layers_run_where_the_fusion_would_not_be_the_same() -> None:
+    norm = nn.BatchNorm2d(3)
+    z = torch.randn(4, 3, 8, 8)
+    assert can_fuse(z, norm)
+    with torch.no_grad():
+        norm.weight[1] = -0.5  # a negative scale turns max-pooling into min-pooling of the activations
+    assert not can_fuse(z, norm)
+    norm.weight.data.fill_(1.0)
+    assert not can_fuse(torch.randn(4, 3, 9, 8), norm)  # max-pool drops the odd row: no 2x2 window for it
+    assert not can_fuse(torch.randn(1, 3, 8, 8), norm)
+    assert not can_fuse(z, norm.eval())
+
+
+def test_evaluation_is_the_plain_layers_bit_for_bit() -> None:
+    torch.manual_seed(0)
+    fused = FerCNN(CONV_BLOCKS, [{"units": 16}], norm_after_activation=True).eval()
+    plain = FerCNN(CONV_BLOCKS, [{"units": 16}], norm_after_activation=True, fuse_tails=False).eval()
+    plain.load_state_dict(fused.state_dict())
+    faces = torch.randn(4, 1, 48, 48)
+    assert torch.equal(fused(faces), plain(faces))
