@@ -140,11 +140,11 @@ def test_step_breakdown_times_every_layer_that_runs_forward_and_backward() -> No
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line[:18].strip(): line[18:].split() for line in done.stdout.splitlines()[2:]}
     net = instantiate(compose_config("train").model.net)
-    # Each activation -> BatchNorm -> max-pool runs fused in training, and is timed as one.
-    fused = {i + k for i, m in enumerate(net.features) for k in range(3) if any(m is t.act for t in net.fused_tails)}
-    assert len(fused) == 9
+    # Each activation -> BatchNorm -> max-pool -> dropout runs fused in training, and is timed as one.
+    fused = {i + k for i, m in enumerate(net.features) for k in range(4) if any(m is t.act for t in net.fused_tails)}
+    assert len(fused) == 12
     layers = [f"{i:02d} {type(m).__name__}" for i, m in enumerate(net.features) if i not in fused]
-    layers += [f"{i:02d}-{i + 2:02d} fused" for i in sorted(fused)[::3]] + ["head"]
+    layers += [f"{i:02d}-{i + 3:02d} fused" for i in sorted(fused)[::4]] + ["head"]
     assert set(layers) <= set(rows)
     for layer in layers:  # forward ms, backward ms, share
         assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, layer

@@ -6,7 +6,8 @@ from conftest import compose_train
 from hydra.utils import instantiate
 from torch import nn
 
-from fer_lightning.models.cnn import KERAS_NORM_EPS, KERAS_NORM_MOMENTUM, ByteDropout, FerCNN, keep_mask_like
+from fer_lightning.models.cnn import KERAS_NORM_EPS, KERAS_NORM_MOMENTUM, FerCNN
+from fer_lightning.models.dropout import ByteDropout, keep_mask_like
 from fer_lightning.models.resnet import BasicBlock, FerResNet
 
 # The study's ReLU model summary (Keras, channels last), layer by layer: output shape and parameter count.

@@ -1,4 +1,5 @@
-"""The fused activation -> BatchNorm -> max-pool computes what the three layers do, and steps aside where it cannot."""
+"""The fused activation -> BatchNorm -> max-pool -> dropout computes what the four layers do, and steps aside where
+it cannot."""
 
 from __future__ import annotations
 
@@ -10,23 +11,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_lightning.models.cnn import FerCNN
+from fer_lightning.models.dropout import ByteDropout
 from fer_lightning.models.norm_pool import act_norm_pool, can_fuse
 
 CONV_BLOCKS = [
-    {"filters": 8, "kernel_size": [5, 5], "padding": "valid", "dropout": 0.0},
-    {"filters": 16, "kernel_size": 3, "padding": "valid", "dropout": 0.0},
+    {"filters": 8, "kernel_size": [5, 5], "padding": "valid", "dropout": 0.25},
+    {"filters": 16, "kernel_size": 3, "padding": "valid", "dropout": 0.1},
     {"filters": 8, "kernel_size": 3, "padding": "valid", "dropout": 0.0},
 ]
 
 
-def three_layers(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float) -> torch.Tensor:
-    return F.max_pool2d(norm(F.leaky_relu(z, slope)), 2)
+def four_layers(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float, drop_threshold: int,
+                layout: torch.memory_format) -> torch.Tensor:
+    """The plain layers; the dropout's input laid out as given, since its bytes follow the memory order."""
+    pooled = F.max_pool2d(norm(F.leaky_relu(z, slope)), 2)
+    return ByteDropout(drop_threshold / 256)(pooled.contiguous(memory_format=layout))
 
 
-@pytest.mark.parametrize("slope", [0.0, 0.02])
+@pytest.mark.parametrize(("slope", "drop_threshold"), [(0.0, 0), (0.02, 0), (0.0, 64), (0.02, 26)])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_fused_tail_matches_the_three_layers_forward_backward_and_running_stats(slope: float,
-                                                                                channels_last: bool) -> None:
+def test_fused_tail_matches_the_four_layers_forward_backward_and_running_stats(slope: float, drop_threshold: int,
+                                                                               channels_last: bool) -> None:
     torch.manual_seed(0)
     z = torch.randn(6, 5, 12, 10) + 0.3
     grad = torch.randn(6, 5, 6, 5)
@@ -40,11 +45,16 @@ def test_fused_tail_matches_the_three_layers_forward_backward_and_running_stats(
     fused_norm = copy.deepcopy(norm)
     z_ref, z_fused = z.contiguous().clone().requires_grad_(), z.clone().requires_grad_()
 
-    expected = three_layers(z_ref, norm, slope)
+    torch.manual_seed(1)  # the same random bytes for both dropouts
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    expected = four_layers(z_ref, norm, slope, drop_threshold, layout)
     expected.backward(grad.contiguous())
     assert can_fuse(z_fused, fused_norm)
-    got = act_norm_pool(z_fused, fused_norm, slope)
+    torch.manual_seed(1)
+    got = act_norm_pool(z_fused, fused_norm, slope, drop_threshold)
     got.backward(grad)
+    if drop_threshold:
+        assert 0 < (got == 0).float().mean() < 0.5
 
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(z_fused.grad, z_ref.grad, atol=1e-5, rtol=1e-5)
@@ -57,14 +67,15 @@ def test_fused_tail_matches_the_three_layers_forward_backward_and_running_stats(
 
 def test_a_training_step_of_the_study_net_is_the_same_fused_or_not() -> None:
     torch.manual_seed(0)
-    fused = FerCNN(CONV_BLOCKS, [{"units": 16, "dropout": 0.0}], activation="leaky_relu", norm_after_activation=True)
-    plain = FerCNN(CONV_BLOCKS, [{"units": 16, "dropout": 0.0}], activation="leaky_relu", norm_after_activation=True,
+    fused = FerCNN(CONV_BLOCKS, [{"units": 16}], activation="leaky_relu", norm_after_activation=True)
+    plain = FerCNN(CONV_BLOCKS, [{"units": 16}], activation="leaky_relu", norm_after_activation=True,
                    fuse_tails=False)
     assert len(fused.fused_tails) == 3 and not plain.fused_tails
     assert fused.state_dict().keys() == plain.state_dict().keys()  # checkpoints do not see the fusion
     plain.load_state_dict(fused.state_dict())
     faces, labels = torch.randn(8, 1, 48, 48), torch.randint(0, 7, (8,))
     for net in (fused, plain):
+        torch.manual_seed(1)  # the same dropout masks
         F.cross_entropy(net(faces), labels).backward()
     for (name, a), b in zip(fused.named_parameters(), plain.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
@@ -72,7 +83,7 @@ def test_a_training_step_of_the_study_net_is_the_same_fused_or_not() -> None:
         torch.testing.assert_close(a, b)
 
 
-def test_the_three_layers_run_where_the_fusion_would_not_be_the_same() -> None:
+def test_the_plain_layers_run_where_the_fusion_would_not_be_the_same() -> None:
     norm = nn.BatchNorm2d(3)
     z = torch.randn(4, 3, 8, 8)
     assert can_fuse(z, norm)

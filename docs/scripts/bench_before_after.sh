@@ -14,6 +14,9 @@ here=$(git rev-parse --show-toplevel)
 worktree=$(mktemp -d)
 trap 'git -C "$here" worktree remove --force "$worktree"' EXIT
 git -C "$here" worktree add --detach --quiet "$worktree" "$before"
+# The package finds its configs as fer_lightning.conf, which the editable install maps to this checkout's conf/;
+# a link inside the older package makes it find its own first.
+ln -s ../conf "$worktree/fer_lightning/conf"
 for round in $(seq "$rounds"); do
   for dir in "$worktree" "$here"; do
     echo "=== round $round, $( [ "$dir" = "$here" ] && echo after || echo before ) ($(git -C "$dir" rev-parse --short HEAD)), $(date -u +%H:%M:%S) UTC"

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
+from fer_lightning.models.dropout import ByteDropout, drop_threshold
 from fer_lightning.models.norm_pool import act_norm_pool, can_fuse
 
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -39,51 +40,21 @@ class DenseBlock:
     negative_slope: float = 0.01
 
 
-def keep_mask_like(x: torch.Tensor, drop_threshold: int) -> torch.Tensor:
-    """1 where a uniform random byte is at least ``drop_threshold``, else 0: shaped, laid out and typed like ``x``.
-
-    The bytes are 64-bit draws cut in eight: the CPU generator makes one draw per call whatever the dtype, so this
-    is about 15x cheaper than ``bernoulli_``'s draw per element. The comparison is arithmetic in ``x``'s dtype
-    (clamp to [t - 1, t], subtract t - 1; exact, as every byte is an integer these dtypes hold), on the bytes in
-    memory order: a byte comparison, or multiplying ``x`` by a bool mask, each took longer than the draws (2-core
-    Zen 4 EPYC, bf16: 1.1 and 2.2 ms against 1.8 ms for a 3-million-element mask; this way 0.9 ms).
-    """
-    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    shape = (x.shape[0], *x.shape[2:], x.shape[1]) if channels_last else x.shape
-    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
-    noise = words.view(torch.uint8)[: x.numel()].to(x.dtype)
-    keep = noise.clamp_(drop_threshold - 1, drop_threshold).sub_(drop_threshold - 1).view(shape)
-    return keep.permute(0, 3, 1, 2) if channels_last else keep
-
-
-class ByteDropout(nn.Dropout):
-    """Element-wise dropout with its mask drawn from random bytes on the CPU.
-
-    ``nn.Dropout``'s ``bernoulli_`` took 13% of a CPU training step of the study's CNN. The drop probability is
-    rounded to a multiple of 1/256 (0.25 stays 0.25, 0.1 becomes 0.1016) and kept units are scaled by
-    1 / keep probability, so activations keep their expected value. Off the CPU, and under ``torch.compile``
-    (whose tracing cannot alias int64 storage as bytes; it makes its own masks), it is nn.Dropout.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu" or torch.compiler.is_compiling():
-            return super().forward(x)
-        threshold = round(self.p * 256)
-        if threshold >= 256:
-            return x * 0
-        return x * keep_mask_like(x, threshold) * (256 / (256 - threshold))
-
-
 class ActNormPool(nn.Module):
-    """A block's activation -> BatchNorm -> MaxPool2d(2) as one training step on the CPU (models/norm_pool.py)."""
+    """A block's activation -> BatchNorm -> MaxPool2d(2) -> ByteDropout as one training step on the CPU
+    (models/norm_pool.py)."""
 
-    def __init__(self, act: nn.ReLU | nn.LeakyReLU, norm: nn.BatchNorm2d) -> None:
+    def __init__(self, act: nn.ReLU | nn.LeakyReLU, norm: nn.BatchNorm2d, dropout: ByteDropout) -> None:
         super().__init__()
-        self.__dict__.update(act=act, norm=norm)  # references, not submodules: no second copy in the state dict
+        # References, not submodules: no second copy in the state dict.
+        self.__dict__.update(act=act, norm=norm, dropout=dropout)
         self.slope = act.negative_slope if isinstance(act, nn.LeakyReLU) else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return act_norm_pool(x, self.norm, self.slope)
+        threshold = drop_threshold(self.dropout.p) if self.dropout.training else 0
+        if threshold >= 256:  # everything dropped
+            return act_norm_pool(x, self.norm, self.slope) * 0
+        return act_norm_pool(x, self.norm, self.slope, threshold)
 
 
 KERAS_NORM_MOMENTUM, KERAS_NORM_EPS = 0.01, 1e-3  # Keras' BatchNormalization(momentum=0.99, epsilon=1e-3)
@@ -122,8 +93,9 @@ class FerCNN(nn.Module):
     not use. The defaults (norm first, per-block padding ``same``) are the nets checkpoints were saved with
     before the study's own order was offered, so those checkpoints rebuild unchanged. ``keras_init`` starts the
     net as Keras would have (``init_as_keras``); off, it keeps PyTorch's defaults, which the published runs used.
-    ``fuse_tails`` runs each activation -> BatchNorm -> max-pool (the study's order) as one step in CPU training
-    (``ActNormPool``); it changes the speed, not the function, and leaves evaluation and checkpoints as they were.
+    ``fuse_tails`` runs each activation -> BatchNorm -> max-pool -> dropout (the study's order) as one step in CPU
+    training (``ActNormPool``); it changes the speed, not the function, and leaves evaluation and checkpoints as
+    they were.
     """
 
     def __init__(
@@ -177,12 +149,13 @@ class FerCNN(nn.Module):
             raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
         self.features = nn.Sequential(*layers)
         self.fused_tails = [  # not registered: they own nothing, and checkpoints keep the three layers' names
-            ActNormPool(act, norm)
-            for act, norm, pool in zip(layers, layers[1:], layers[2:], strict=False)
+            ActNormPool(act, norm, dropout)
+            for act, norm, pool, dropout in zip(layers, layers[1:], layers[2:], layers[3:], strict=False)
             if fuse_tails
             and isinstance(act, nn.ReLU | nn.LeakyReLU)
             and isinstance(norm, nn.BatchNorm2d)
             and isinstance(pool, nn.MaxPool2d)
+            and isinstance(dropout, ByteDropout)
         ]
         head: list[nn.Module] = [nn.Flatten()]
         flat = channels * height * width
@@ -207,7 +180,7 @@ class FerCNN(nn.Module):
         while i < len(layers):
             tail = tails.get(id(layers[i]))
             if tail is not None and can_fuse(x, tail.norm):
-                x, i = tail(x), i + 3
+                x, i = tail(x), i + 4
             else:
                 x, i = layers[i](x), i + 1
         return self.head(x)

@@ -1,21 +1,23 @@
-"""The study's block tail, activation -> BatchNorm -> 2x2 max-pool, trained in four passes over the conv's output.
+"""The study's block tail, activation -> BatchNorm -> 2x2 max-pool -> dropout, trained in four passes over the map.
 
-Run as three eager layers, that tail reads or writes the full-size activation map six times forward and about ten
+Run as four eager layers, that tail reads or writes the full-size activation map six times forward and about ten
 times backward (ReLU, BatchNorm's statistics and affine, max-pool; then their backwards, with a zero fill and a
-scatter for the pool): on the 2-core CPU, the tails of the first two blocks took half as long as the big conv
-between them. Rewritten: ReLU and LeakyReLU are increasing, and so is BatchNorm's per-channel affine while its
-scale is positive, so max-pooling commutes with both. The tail is then
+scatter for the pool), and a few more times at a quarter of the size for the dropout: on the 2-core CPU, the tails
+of the first two blocks took half as long as the big conv between them. Rewritten: ReLU and LeakyReLU are
+increasing, and so is BatchNorm's per-channel affine while its scale is positive, so max-pooling commutes with
+both. The tail is then
 
     mean, var = moments of act(z) over the full map        (one reading pass, compiled)
-    out       = BN affine of act(max_pool(z))               (eager max-pool, then quarter-size work)
+    out       = dropout(BN affine of act(max_pool(z)))      (eager max-pool, then one compiled quarter-size pass)
 
-and its backward one compiled pass that routes each pooled gradient to its argmax and adds BatchNorm's dense terms
-(``mean(g)`` and ``mean(g * xhat)``, summed over the pooled positions only, where ``g`` is non-zero).
+and its backward one compiled pass that applies the dropout mask, routes each pooled gradient to its argmax and adds
+BatchNorm's dense terms (``mean(g)`` and ``mean(g * xhat)``, summed over the pooled positions only, where ``g`` is
+non-zero). The dropout masks are ``ByteDropout``'s, drawn from the same random bytes in the same order.
 
-Same outputs as the three layers up to float rounding; where a pool window ties after BatchNorm rounds to bf16,
+Same outputs as the four layers up to float rounding; where a pool window ties after BatchNorm rounds to bf16,
 the gradient can go to a different one of the tied inputs (the eager pool picks the first of the rounded values,
 this the first of the raw ones). Used by ``FerCNN`` in training on the CPU when every scale is positive and the map
-has even sides; otherwise the three layers run as they are.
+has even sides; otherwise the four layers run as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fer_lightning.models.dropout import random_bytes_like
 
 
 def _per_channel(t: torch.Tensor) -> torch.Tensor:
@@ -44,11 +48,23 @@ def _shifted_moments(z: torch.Tensor, shift: torch.Tensor, slope: float) -> tupl
     return d.sum((0, 2, 3)), (d * d).sum((0, 2, 3))
 
 
+def _dropout_scale(noise: torch.Tensor, threshold: int) -> torch.Tensor:
+    """ByteDropout's factor per unit: 0 where its random byte is under the threshold, else 1 / keep probability."""
+    return torch.where(noise.float() >= threshold, 256.0 / (256 - threshold), 0.0)
+
+
 def _pooled_affine(
-    pooled_z: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, slope: float
+    pooled_z: torch.Tensor,
+    mean: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor,
+    slope: float,
+    noise: torch.Tensor | None,
+    threshold: int,
 ) -> torch.Tensor:
     y = _act(pooled_z.float(), slope)
-    return ((y - _per_channel(mean)) * _per_channel(scale) + _per_channel(bias)).to(pooled_z.dtype)
+    out = (y - _per_channel(mean)) * _per_channel(scale) + _per_channel(bias)
+    return (out if noise is None else out * _dropout_scale(noise, threshold)).to(pooled_z.dtype)
 
 
 def _backward(
@@ -60,12 +76,14 @@ def _backward(
     invstd: torch.Tensor,
     weight: torch.Tensor,
     slope: float,
+    noise: torch.Tensor | None,
+    threshold: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """BatchNorm's training backward for an output that only the pooled positions feed, then the pool's routing and
-    the activation's slope, in one pass over the full map. Returns d z, d weight, d bias."""
+    """Dropout's mask, then BatchNorm's training backward for an output that only the pooled positions feed, then
+    the pool's routing and the activation's slope, in one pass over the full map. Returns d z, d weight, d bias."""
     n, c, h, w = z.shape
     count = n * h * w
-    g = grad.float()
+    g = grad.float() if noise is None else grad.float() * _dropout_scale(noise, threshold)
     mean, invstd = _per_channel(mean), _per_channel(invstd)
     xhat_pooled = (_act(pooled_z.float(), slope) - mean) * invstd
     sum_g, sum_g_xhat = g.sum((0, 2, 3)), (g * xhat_pooled).sum((0, 2, 3))
@@ -87,6 +105,13 @@ def _compiled(step: Callable[..., Any]) -> Callable[..., Any]:
     return torch.compile(step)
 
 
+def _any_batch_size(*tensors: torch.Tensor | None) -> None:
+    """One compiled step for every batch size, the last short batch too, rather than one per size."""
+    for t in tensors:
+        if t is not None:
+            torch._dynamo.mark_dynamic(t, 0)
+
+
 class _ActNormPool(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
@@ -97,18 +122,20 @@ class _ActNormPool(torch.autograd.Function):
         shift: torch.Tensor,
         eps: float,
         slope: float,
+        threshold: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         count = z.shape[0] * z.shape[2] * z.shape[3]
-        torch._dynamo.mark_dynamic(z, 0)  # one compiled step for every batch size, the last short batch too
+        _any_batch_size(z)
         sum_d, sum_d2 = _compiled(_shifted_moments)(z, shift, slope)
         mean_d = sum_d / count
         var = (sum_d2 / count - mean_d * mean_d).clamp_min(0.0)
         mean, invstd = shift + mean_d, torch.rsqrt(var + eps)
         pooled_z, indices = F.max_pool2d_with_indices(z, 2)
-        torch._dynamo.mark_dynamic(pooled_z, 0)
-        out = _compiled(_pooled_affine)(pooled_z, mean, weight * invstd, bias, slope)
-        ctx.save_for_backward(z, indices, pooled_z, mean, invstd, weight)
-        ctx.slope = slope
+        noise = random_bytes_like(pooled_z) if threshold else None  # ByteDropout's bytes, drawn as it would
+        _any_batch_size(pooled_z, noise)
+        out = _compiled(_pooled_affine)(pooled_z, mean, weight * invstd, bias, slope, noise, threshold)
+        ctx.save_for_backward(z, indices, pooled_z, mean, invstd, weight, noise)
+        ctx.slope, ctx.threshold = slope, threshold
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
@@ -116,11 +143,12 @@ class _ActNormPool(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor, *_: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
-        z, indices, pooled_z, mean, invstd, weight = ctx.saved_tensors
-        for t in (grad, z, indices, pooled_z):
-            torch._dynamo.mark_dynamic(t, 0)
-        d_z, d_weight, d_bias = _compiled(_backward)(grad, z, indices, pooled_z, mean, invstd, weight, ctx.slope)
-        return d_z, d_weight, d_bias, None, None, None
+        z, indices, pooled_z, mean, invstd, weight, noise = ctx.saved_tensors
+        _any_batch_size(grad, z, indices, pooled_z, noise)
+        d_z, d_weight, d_bias = _compiled(_backward)(
+            grad, z, indices, pooled_z, mean, invstd, weight, ctx.slope, noise, ctx.threshold
+        )
+        return d_z, d_weight, d_bias, None, None, None, None
 
 
 def can_fuse(z: torch.Tensor, norm: nn.BatchNorm2d) -> bool:
@@ -136,11 +164,15 @@ def can_fuse(z: torch.Tensor, norm: nn.BatchNorm2d) -> bool:
     )
 
 
-def act_norm_pool(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float) -> torch.Tensor:
-    """``MaxPool2d(2)(norm(act(z)))`` in training, ``act`` a LeakyReLU of ``slope`` (0: ReLU), updating ``norm``'s
-    running statistics as it would. Call only where ``can_fuse`` holds."""
+def act_norm_pool(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float, drop_threshold: int = 0) -> torch.Tensor:
+    """``ByteDropout(MaxPool2d(2)(norm(act(z))))`` in training, ``act`` a LeakyReLU of ``slope`` (0: ReLU) and the
+    dropout's threshold ``drop_threshold`` (0: none; the same masks as ``ByteDropout``), updating ``norm``'s running
+    statistics as it would. Call only where ``can_fuse`` holds."""
+    if not 0 <= drop_threshold < 256:
+        raise ValueError(f"drop_threshold must be in [0, 256), got {drop_threshold}")
     with torch.autocast(z.device.type, enabled=False):
-        out, mean, var = _ActNormPool.apply(z, norm.weight, norm.bias, norm.running_mean, norm.eps, slope)
+        out, mean, var = _ActNormPool.apply(z, norm.weight, norm.bias, norm.running_mean, norm.eps, slope,
+                                            drop_threshold)
     count = z.shape[0] * z.shape[2] * z.shape[3]
     norm.num_batches_tracked.add_(1)
     momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
