@@ -60,7 +60,7 @@ def main(overrides: list[str]) -> None:
     backward_s: dict[str, float] = defaultdict(float)
     started: dict[str, float] = {}
     grad_at: dict[str, float] = {}  # when the gradient of each layer's output arrived, this step
-    ran: list[str] = []  # the layers that ran this step, in order (a fused tail runs instead of its three layers)
+    ran: list[str] = []  # the layers that ran this step, in order (a fused tail runs instead of its four layers)
 
     def before(name: str) -> Callable[..., None]:
         return lambda module, inputs: started.__setitem__(name, time.perf_counter())

@@ -148,7 +148,7 @@ class FerCNN(nn.Module):
         if min(height, width) < 1:
             raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
         self.features = nn.Sequential(*layers)
-        self.fused_tails = [  # not registered: they own nothing, and checkpoints keep the three layers' names
+        self.fused_tails = [  # not registered: they own nothing, and checkpoints keep the four layers' names
             ActNormPool(act, norm, dropout)
             for act, norm, pool, dropout in zip(layers, layers[1:], layers[2:], layers[3:], strict=False)
             if fuse_tails

@@ -49,7 +49,8 @@ def _shifted_moments(z: torch.Tensor, shift: torch.Tensor, slope: float) -> tupl
 
 
 def _dropout_scale(noise: torch.Tensor, threshold: int) -> torch.Tensor:
-    """ByteDropout's factor per unit: 0 where its random byte is under the threshold, else 1 / keep probability."""
+    """ByteDropout's factor per unit: 0 where its random byte is under the threshold, else 1 / keep probability.
+    The bytes are compared as floats: compared as bytes, the compiled steps ran 4-7x slower (unvectorised)."""
     return torch.where(noise.float() >= threshold, 256.0 / (256 - threshold), 0.0)
 
 
