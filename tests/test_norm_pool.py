@@ -103,3 +103,21 @@ def test_evaluation_is_the_plain_layers_bit_for_bit() -> None:
     plain.load_state_dict(fused.state_dict())
     faces = torch.randn(4, 1, 48, 48)
     assert torch.equal(fused(faces), plain(faces))
+
+
+def test_without_a_cpp_compiler_the_plain_layers_train_and_the_log_says_so(monkeypatch, caplog) -> None:
+    import torch._inductor.cpp_builder
+    from torch._inductor.exc import InvalidCxxCompiler
+
+    from fer_lightning.models import norm_pool
+
+    def no_compiler() -> str:
+        raise InvalidCxxCompiler
+
+    monkeypatch.setattr(torch._inductor.cpp_builder, "get_cpp_compiler", no_compiler)
+    norm_pool.have_cpp_compiler.cache_clear()
+    try:
+        assert not can_fuse(torch.randn(4, 3, 8, 8), nn.BatchNorm2d(3))
+        assert "No C++ compiler found" in caplog.text
+    finally:
+        norm_pool.have_cpp_compiler.cache_clear()
