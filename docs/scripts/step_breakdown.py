@@ -33,10 +33,8 @@ WARMUP_STEPS, TIMED_STEPS = 5, 20
 def layers_of(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """The conv part layer by layer, each fused activation -> BatchNorm -> max-pool -> dropout (which runs in place
     of those four in training) as one more entry, the dense head as one entry; in the order of the features."""
-    position = {id(m): i for i, m in enumerate(net.features)}
     layers = [(i, f"{i:02d} {type(m).__name__}", m) for i, m in enumerate(net.features)]
-    tails = [(position[id(t.act)] + 0.5, f"{position[id(t.act)]:02d}-{position[id(t.act)] + 3:02d} fused", t)
-             for t in net.fused_tails]
+    tails = [(i + 0.5, f"{i:02d}-{i + 3:02d} fused", tail) for i, tail in net.fused_tails.items()]
     return [(name, m) for _, name, m in sorted(layers + tails, key=lambda entry: entry[0])] + [("head", net.head)]
 
 

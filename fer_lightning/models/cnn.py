@@ -47,7 +47,7 @@ class ActNormPool(nn.Module):
     def __init__(self, act: nn.ReLU | nn.LeakyReLU, norm: nn.BatchNorm2d, dropout: ByteDropout) -> None:
         super().__init__()
         # References, not submodules: no second copy in the state dict.
-        self.__dict__.update(act=act, norm=norm, dropout=dropout)
+        self.__dict__.update(norm=norm, dropout=dropout)
         self.slope = act.negative_slope if isinstance(act, nn.LeakyReLU) else 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,15 +148,18 @@ class FerCNN(nn.Module):
         if min(height, width) < 1:
             raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
         self.features = nn.Sequential(*layers)
-        self.fused_tails = [  # not registered: they own nothing, and checkpoints keep the four layers' names
-            ActNormPool(act, norm, dropout)
-            for act, norm, pool, dropout in zip(layers, layers[1:], layers[2:], layers[3:], strict=False)
+        # By the position of the activation they start at; a plain dict, not registered: they own nothing, and
+        # checkpoints keep the four layers' names.
+        runs_of_four = zip(layers, layers[1:], layers[2:], layers[3:], strict=False)
+        self.fused_tails = {
+            i: ActNormPool(act, norm, dropout)
+            for i, (act, norm, pool, dropout) in enumerate(runs_of_four)
             if fuse_tails
             and isinstance(act, nn.ReLU | nn.LeakyReLU)
             and isinstance(norm, nn.BatchNorm2d)
             and isinstance(pool, nn.MaxPool2d)
             and isinstance(dropout, ByteDropout)
-        ]
+        }
         head: list[nn.Module] = [nn.Flatten()]
         flat = channels * height * width
         for block in denses:
@@ -174,11 +177,9 @@ class FerCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and self.fused_tails and x.device.type == "cpu"):
             return self.head(self.features(x))
-        tails = {id(tail.act): tail for tail in self.fused_tails}
-        layers = list(self.features)
-        i = 0
+        layers, i = self.features, 0
         while i < len(layers):
-            tail = tails.get(id(layers[i]))
+            tail = self.fused_tails.get(i)
             if tail is not None and can_fuse(x, tail.norm):
                 x, i = tail(x), i + 4
             else:
