@@ -62,6 +62,20 @@ def test_warp_shifts_and_rotates_like_the_geometry_says() -> None:
     torch.testing.assert_close(BatchAugment._warp(images, zero, one, torch.zeros(2, 2)), images, atol=1e-3, rtol=0)
 
 
+
+def test_warp_samples_where_affine_grid_would() -> None:
+    """The broadcast grid is torch's affine_grid for the same inverse map, on a non-square image too."""
+    images = torch.rand(8, 1, 48, 40) * 255
+    draws = torch.Generator().manual_seed(1)
+    angle, scale, shift = torch.rand(8, generator=draws) - 0.5, 0.9 + 0.2 * torch.rand(8, generator=draws), \
+        0.2 * torch.rand(8, 2, generator=draws) - 0.1
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    inverse = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)
+    theta = torch.cat([inverse, -(inverse @ (2 * shift).unsqueeze(-1))], 2)
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    expected = torch.nn.functional.grid_sample(images, grid, align_corners=False)
+    torch.testing.assert_close(BatchAugment._warp(images, angle, scale, shift), expected, atol=0.01, rtol=0)
+
 def test_brightness_moves_each_face_by_one_amount_within_the_limit() -> None:
     images = faces().clamp(60, 190)  # away from the clamp at 0 and 255
     out = run(BatchAugment(**{**NOTHING, "color": 1.0, "contrast": 0.0, "brightness": 0.2}), images)

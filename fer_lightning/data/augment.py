@@ -103,12 +103,15 @@ class BatchAugment:
     def _warp(images: torch.Tensor, angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """Rotate by ``angle`` and scale about the centre, then move by ``shift`` (fractions of the side).
 
-        ``affine_grid`` wants the map from output to input pixels: the inverse, R(-angle) / scale applied to
-        (output - 2 * shift) in its [-1, 1] coordinates.
+        ``grid_sample`` wants, for each output pixel, the input pixel it reads: the inverse map, R(-angle) / scale
+        applied to (output - 2 * shift) in [-1, 1] coordinates (pixel centres, as ``affine_grid`` with
+        ``align_corners=False`` places them). The grid is built by broadcasting: ``affine_grid``'s batched product
+        with an inner size of 3 took 4 ms of a 6 ms augmentation on the 2-core CPU, this a few tenths.
         """
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        inverse = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)  # (B, 2, 2)
-        offset = -(inverse @ (2 * shift).unsqueeze(-1))  # (B, 2, 1)
-        theta = torch.cat([inverse, offset], 2).to(images.dtype)
-        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        height, width = images.shape[-2:]
+        cos, sin = (torch.cos(angle) / scale)[:, None, None], (torch.sin(angle) / scale)[:, None, None]
+        x = (torch.arange(width, device=images.device, dtype=images.dtype) * 2 + 1) / width - 1
+        y = (torch.arange(height, device=images.device, dtype=images.dtype) * 2 + 1) / height - 1
+        x, y = x[None, None, :] - 2 * shift[:, 0, None, None], y[None, :, None] - 2 * shift[:, 1, None, None]
+        grid = torch.stack([cos * x + sin * y, cos * y - sin * x], -1).to(images.dtype)  # (B, H, W, 2)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

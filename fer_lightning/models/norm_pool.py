@@ -7,8 +7,8 @@ of the first two blocks took half as long as the big conv between them. Rewritte
 increasing, and so is BatchNorm's per-channel affine while its scale is positive, so max-pooling commutes with
 both. The tail is then
 
-    mean, var = moments of act(z) over the full map        (one reading pass, compiled)
-    out       = dropout(BN affine of act(max_pool(z)))      (eager max-pool, then one compiled quarter-size pass)
+    mean, var, max_pool(z) and where each maximum sits       (one compiled reading pass)
+    out = dropout(BN affine of act(max_pool(z)))            (one compiled quarter-size pass)
 
 and its backward one compiled pass that applies the dropout mask, routes each pooled gradient to its argmax and adds
 BatchNorm's dense terms (``mean(g)`` and ``mean(g * xhat)``, summed over the pooled positions only, where ``g`` is
@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fer_lightning.models.dropout import random_bytes_like
@@ -44,11 +43,22 @@ def _act(x: torch.Tensor, slope: float) -> torch.Tensor:
     return torch.where(x > 0, x, x * slope)
 
 
-def _shifted_moments(z: torch.Tensor, shift: torch.Tensor, slope: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel sums of act(z) - shift and of its square, in float32. The shift (the running mean) keeps
-    E[d^2] - E[d]^2 from cancelling where the mean is large against the spread."""
+def _moments_and_pool(
+    z: torch.Tensor, shift: torch.Tensor, slope: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-channel sums of act(z) - shift and of its square, in float32; and z's 2x2 max-pool with the place of
+    each window's maximum (0-3 in reading order, the first of equal values, as the eager pool picks), in z's dtype.
+
+    The shift (the running mean) keeps E[d^2] - E[d]^2 from cancelling where the mean is large against the spread.
+    The places are compared as floats in the backward, like the dropout bytes (``_dropout_scale``); as int64
+    indices from the eager pool they were a write and a read of twice z's bytes, and the eager pool another read.
+    """
     d = _act(z.float(), slope) - _per_channel(shift)
-    return d.sum((0, 2, 3)), (d * d).sum((0, 2, 3))
+    corners = z[:, :, 0::2, 0::2], z[:, :, 0::2, 1::2], z[:, :, 1::2, 0::2], z[:, :, 1::2, 1::2]
+    pooled = torch.maximum(torch.maximum(corners[0], corners[1]), torch.maximum(corners[2], corners[3]))
+    place = torch.where(corners[0] == pooled, 0.0,
+                        torch.where(corners[1] == pooled, 1.0, torch.where(corners[2] == pooled, 2.0, 3.0)))
+    return d.sum((0, 2, 3)), (d * d).sum((0, 2, 3)), pooled, place.to(z.dtype)
 
 
 def _dropout_scale(noise: torch.Tensor, threshold: int) -> torch.Tensor:
@@ -74,7 +84,7 @@ def _pooled_affine(
 def _backward(
     grad: torch.Tensor,
     z: torch.Tensor,
-    indices: torch.Tensor,
+    place: torch.Tensor,
     pooled_z: torch.Tensor,
     mean: torch.Tensor,
     invstd: torch.Tensor,
@@ -95,8 +105,8 @@ def _backward(
     def up(t: torch.Tensor) -> torch.Tensor:  # each pooled value over its 2x2 window, by index arithmetic
         return t[:, :, :, None, :, None].expand(n, c, h // 2, 2, w // 2, 2).reshape(n, c, h, w)
 
-    position = (torch.arange(h, device=z.device) * w).view(h, 1) + torch.arange(w, device=z.device).view(1, w)
-    routed = torch.where(up(indices) == position, up(g), 0.0)
+    rows, cols = torch.arange(h, device=z.device) % 2, torch.arange(w, device=z.device) % 2
+    routed = torch.where(up(place) == (rows.view(h, 1) * 2 + cols.view(1, w)).to(place.dtype), up(g), 0.0)
     xhat = (_act(z.float(), slope) - mean) * invstd
     dense_terms = _per_channel(sum_g / count) + xhat * _per_channel(sum_g_xhat / count)
     d_act = _per_channel(weight) * invstd * (routed - dense_terms)
@@ -130,15 +140,14 @@ class _ActNormPool(torch.autograd.Function):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         count = z.shape[0] * z.shape[2] * z.shape[3]
         _any_batch_size(z)
-        sum_d, sum_d2 = _compiled(_shifted_moments)(z, shift, slope)
+        sum_d, sum_d2, pooled_z, place = _compiled(_moments_and_pool)(z, shift, slope)
         mean_d = sum_d / count
         var = (sum_d2 / count - mean_d * mean_d).clamp_min(0.0)
         mean, invstd = shift + mean_d, torch.rsqrt(var + eps)
-        pooled_z, indices = F.max_pool2d_with_indices(z, 2)
         noise = random_bytes_like(pooled_z) if threshold else None  # ByteDropout's bytes, drawn as it would
         _any_batch_size(pooled_z, noise)
         out = _compiled(_pooled_affine)(pooled_z, mean, weight * invstd, bias, slope, noise, threshold)
-        ctx.save_for_backward(z, indices, pooled_z, mean, invstd, weight, noise)
+        ctx.save_for_backward(z, place, pooled_z, mean, invstd, weight, noise)
         ctx.slope, ctx.threshold = slope, threshold
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
@@ -147,10 +156,10 @@ class _ActNormPool(torch.autograd.Function):
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor, *_: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
-        z, indices, pooled_z, mean, invstd, weight, noise = ctx.saved_tensors
-        _any_batch_size(grad, z, indices, pooled_z, noise)
+        z, place, pooled_z, mean, invstd, weight, noise = ctx.saved_tensors
+        _any_batch_size(grad, z, place, pooled_z, noise)
         d_z, d_weight, d_bias = _compiled(_backward)(
-            grad, z, indices, pooled_z, mean, invstd, weight, ctx.slope, noise, ctx.threshold
+            grad, z, place, pooled_z, mean, invstd, weight, ctx.slope, noise, ctx.threshold
         )
         return d_z, d_weight, d_bias, None, None, None, None
 
