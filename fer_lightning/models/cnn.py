@@ -17,6 +17,7 @@ from torch import nn
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.models.dropout import ByteDropout, drop_threshold
 from fer_lightning.models.norm_pool import act_norm_pool, can_fuse
+from fer_lightning.models.small_map_conv import small_map_conv, takes_small_map_path
 
 ACTIVATIONS = ("relu", "leaky_relu")
 
@@ -175,15 +176,16 @@ class FerCNN(nn.Module):
             init_as_keras(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and self.fused_tails and x.device.type == "cpu"):
+        if not (self.training and x.device.type == "cpu"):
             return self.head(self.features(x))
-        layers, i = self.features, 0
+        layers, i = self.features, 0  # CPU training: the fused tails, and small-map convs (small_map_conv.py)
         while i < len(layers):
-            tail = self.fused_tails.get(i)
+            tail, layer = self.fused_tails.get(i), layers[i]
             if tail is not None and can_fuse(x, tail.norm):
                 x, i = tail(x), i + 4
-            else:
-                x, i = layers[i](x), i + 1
+                continue
+            small = isinstance(layer, nn.Conv2d) and takes_small_map_path(layer, x)
+            x, i = small_map_conv(layer, x) if small else layer(x), i + 1
         return self.head(x)
 
     def l2_penalty(self) -> torch.Tensor:
