@@ -16,10 +16,12 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 from torch import nn
 
 from fer_lightning.cli.common import CONF_DIR
@@ -40,13 +42,26 @@ def layers_of(net: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for _, name, m in sorted(layers + tails, key=lambda entry: entry[0])] + [("head", net.head)]
 
 
-def main(overrides: list[str]) -> None:
+@dataclass
+class Step:
+    """fer-train's training step on random faces, built from train.py overrides; ``run()`` takes one step and
+    returns when its backward pass started and ended (``time.perf_counter()``)."""
+
+    cfg: DictConfig
+    net: nn.Module
+    precision: str
+    channels_last: bool
+    run: Callable[[], tuple[float, float]]
+
+
+def build_step(overrides: list[str]) -> Step:
+    """The configured net in the precision and memory format fer-train would choose, its loss and optimizer, the
+    configured batch size, host memory kept between steps."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     if cfg.keep_freed_memory:
         keep_freed_memory()
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, "cpu")
-    bf16 = precision == "bf16-mixed"
     torch.manual_seed(0)
     module = instantiate(cfg.model, channels_last=channels_last, _convert_="all")  # fer-train's loss and optimizer
     net, criterion = module.net, module.criterion
@@ -55,6 +70,23 @@ def main(overrides: list[str]) -> None:
     faces = torch.randn(cfg.data.batch_size, 1, IMAGE_SIDE, IMAGE_SIDE).contiguous(memory_format=layout)
     labels = torch.randint(0, NUM_CLASSES, (cfg.data.batch_size,))
 
+    def run() -> tuple[float, float]:
+        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16-mixed"):
+            logits = net(faces)
+        loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        loss.backward()
+        end = time.perf_counter()
+        optimizer.step()
+        return start, end
+
+    return Step(cfg, net, precision, channels_last, run)
+
+
+def main(overrides: list[str]) -> None:
+    built = build_step(overrides)
+    cfg, net, precision, channels_last = built.cfg, built.net, built.precision, built.channels_last
     layers = layers_of(net)
     forward_s: dict[str, float] = defaultdict(float)
     backward_s: dict[str, float] = defaultdict(float)
@@ -88,14 +120,7 @@ def main(overrides: list[str]) -> None:
 
     def step(timed: bool) -> None:
         ran.clear()
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
-            logits = net(faces)
-        loss = criterion(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        start = time.perf_counter()
-        loss.backward()
-        end = time.perf_counter()
-        optimizer.step()
+        start, end = built.run()
         if not timed:
             return
         names = list(ran)
