@@ -151,19 +151,18 @@ def test_step_breakdown_times_every_layer_that_runs_forward_and_backward() -> No
     assert "32-true, channels_last, batch 4" in done.stdout.splitlines()[0]
 
 
-def test_step_paths_times_each_variant_and_switches_only_its_own_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    command = [sys.executable, str(SCRIPTS / "step_paths.py"), "data.batch_size=4", "trainer.precision=32-true",
-               "fuse_tails=false"]  # compiling the tails would add seconds; the switch itself is checked below
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = {line[:20].strip(): line[20:].split() for line in done.stdout.splitlines()[2:]}
+def test_step_paths_times_each_variant_and_switches_only_its_own_path(monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    from step_paths import main, variant
+
+    from fer_lightning.models import cnn
+    # Compiling the tails would add seconds; the switch itself is checked below.
+    main(["data.batch_size=4", "trainer.precision=32-true", "fuse_tails=false"])
+    rows = {line[:20].strip(): line[20:].split() for line in capsys.readouterr().out.splitlines()[2:]}
     assert set(rows) == {"both paths", "no fused tails", "no small-map path"}
     assert all(float(value) > 0 for row in rows.values() for value in row)  # median, mean, min, max ms; img/s
 
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    from step_paths import variant
-
-    from fer_lightning.models import cnn
     net = instantiate(compose_config("train").model.net)
     tails, small_map = dict(net.fused_tails), cnn.takes_small_map_path
     with variant(net, "no fused tails"):
