@@ -1,12 +1,12 @@
 """CPU training of a conv whose output map is a few pixels, its weight gradient taken as one matrix product.
 
-oneDNN's weight (and bias) gradient walks the output map, and on a map of 2x2 (the study's fourth conv: 4x4x128
-in, 2x2x256 out, 0.3 GFLOP for the weight gradient of a batch of 128) it took about 15 ms alone on the 2-core
-Zen 4 EPYC, where gathering the 3x3 patches (nine slice copies, 0.2 ms) and one product of patches and output
-gradients take about 1 ms. A whole training step of the study's ReLU net went from 229 to 214 ms (the two ways
-alternated in one process). On the 8x8 and 20x20 maps of its second and third convs the product gained nothing,
-so only maps of at most ``MAX_POSITIONS`` outputs take this path. The forward and the input's gradient stay
-oneDNN's; evaluation never comes here.
+oneDNN's weight (and bias) gradient walks the output map, and on a map of 2x2 (the study's fourth conv: 4x4x128 in,
+2x2x256 out, 0.3 GFLOP for the weight gradient of a batch of 128) it took about 15 ms alone on the 2-core Zen 4
+EPYC, where gathering the 3x3 patches (nine slice copies, 0.2 ms) and one product of patches and output gradients
+take about 1 ms. A training step of the study's ReLU net with the default recipe took 221 ms without this path and
+201 ms with it (docs/scripts/step_paths.py, the two alternated in one process). On the 8x8 and 20x20 maps of its
+second and third convs the product gained nothing, so only maps of at most ``MAX_POSITIONS`` outputs take this path.
+The forward and the input's gradient stay oneDNN's; evaluation never comes here.
 """
 
 from __future__ import annotations
