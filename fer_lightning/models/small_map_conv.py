@@ -48,7 +48,8 @@ def small_map_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 def _patches(x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
     """(N * out_h * out_w, kh * kw * C): each output pixel's input window, channels last, the kernel's rows and
-    columns outer, as a channels-last weight lays them out."""
+    columns outer, as a channels-last weight lays them out. Nine slice copies rather than ``F.unfold`` (which
+    whitening.py uses): for the fourth conv's bf16 channels-last input, 0.2 ms against 1.5-2.8 ms."""
     n, c, h, w = x.shape
     kh, kw = kernel
     out_h, out_w = h - kh + 1, w - kw + 1
