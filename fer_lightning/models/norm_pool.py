@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fer_lightning.models.compiled_steps import compiled_on_disk
 from fer_lightning.models.dropout import random_bytes_like
 
 log = logging.getLogger(__name__)
@@ -115,15 +116,8 @@ def _backward(
 
 @functools.cache
 def _compiled(step: Callable[..., Any]) -> Callable[..., Any]:
-    """``step`` compiled at its first call: importing the compiler takes seconds that inference never needs."""
-    return torch.compile(step)
-
-
-def _any_batch_size(*tensors: torch.Tensor | None) -> None:
-    """One compiled step for every batch size, the last short batch too, rather than one per size."""
-    for t in tensors:
-        if t is not None:
-            torch._dynamo.mark_dynamic(t, 0)
+    """``step`` compiled for every batch size, kept on disk for the next run (compiled_steps.py)."""
+    return compiled_on_disk(step)
 
 
 class _ActNormPool(torch.autograd.Function):
@@ -139,13 +133,11 @@ class _ActNormPool(torch.autograd.Function):
         threshold: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         count = z.shape[0] * z.shape[2] * z.shape[3]
-        _any_batch_size(z)
         sum_d, sum_d2, pooled_z, place = _compiled(_moments_and_pool)(z, shift, slope)
         mean_d = sum_d / count
         var = (sum_d2 / count - mean_d * mean_d).clamp_min(0.0)
         mean, invstd = shift + mean_d, torch.rsqrt(var + eps)
         noise = random_bytes_like(pooled_z) if threshold else None  # ByteDropout's bytes, drawn as it would
-        _any_batch_size(pooled_z, noise)
         out = _compiled(_pooled_affine)(pooled_z, mean, weight * invstd, bias, slope, noise, threshold)
         ctx.save_for_backward(z, place, pooled_z, mean, invstd, weight, noise)
         ctx.slope, ctx.threshold = slope, threshold
@@ -157,7 +149,6 @@ class _ActNormPool(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor, *_: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         z, place, pooled_z, mean, invstd, weight, noise = ctx.saved_tensors
-        _any_batch_size(grad, z, place, pooled_z, noise)
         d_z, d_weight, d_bias = _compiled(_backward)(
             grad, z, place, pooled_z, mean, invstd, weight, ctx.slope, noise, ctx.threshold
         )

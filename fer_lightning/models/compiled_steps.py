@@ -1,0 +1,90 @@
+"""Compiled steps kept on disk, so that a run's first training step does not trace them again.
+
+``torch.compile`` traces a function anew in every process, even where inductor's own caches already hold its
+kernels: for the fused block tails (norm_pool.py) that was 10-15 s of every CPU run's first step on the project's
+2-core VMs. A step wrapped here is compiled ahead of time (``torch.compile(...).aot_compile``) for the first arguments
+of each kind it meets, with the batch dimension free, saved under inductor's cache dir (``TORCHINDUCTOR_CACHE_DIR``),
+and loaded by later processes in milliseconds. An entry is keyed by everything the compiled code depends on: torch's
+version, the CPU's vector instructions, the source of the step's module, and its arguments' dtypes, layouts,
+non-batch sizes and plain values. The loaded function checks its own guards as well, so an input it was not compiled
+for raises rather than computing something else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_FORMAT = 1  # part of every key: bump when what is saved changes
+
+
+def compiled_on_disk(step: Callable[..., Any]) -> Callable[..., Any]:
+    """``step`` compiled, once per kind of arguments, and kept on disk between processes.
+
+    Every 4-dim tensor argument is taken as a batch of images (N, C, H, W) whose N may vary: one compiled function
+    serves every batch size from 2 up, the last short batch too. ``step`` must compile as one graph.
+    """
+    loaded: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+    def call(*args: Any) -> Any:
+        kind = tuple(_kind(arg) for arg in args)
+        compiled = loaded.get(kind)
+        if compiled is None:
+            compiled = loaded[kind] = _load_or_compile(step, args, kind)
+        return compiled(*args)
+
+    return call
+
+
+def _kind(arg: Any) -> Any:
+    """What a compiled step depends on in one argument: a batch's size (dim 0 of a 4-dim tensor) is left out."""
+    if isinstance(arg, torch.Tensor):
+        shape = tuple(arg.shape[1:]) if arg.dim() == 4 else tuple(arg.shape)
+        return "tensor", str(arg.dtype), str(arg.device), shape, arg.stride(), arg.requires_grad
+    return type(arg).__name__, repr(arg)
+
+
+def entry_path(step: Callable[..., Any], kind: tuple[Any, ...]) -> Path:
+    """Where the compiled ``step`` for arguments of ``kind`` is kept."""
+    module_source = inspect.getsource(sys.modules[step.__module__])
+    key = repr((_FORMAT, torch.__version__, torch.backends.cpu.get_cpu_capability(), module_source,
+                step.__qualname__, kind))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return entries_dir() / f"{step.__name__}-{digest}.bin"
+
+
+def entries_dir() -> Path:
+    """The folder of saved steps, beside inductor's own caches."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir  # 1.3 s of importing, which inference never needs
+
+    return Path(cache_dir()) / "fer_lightning"
+
+
+def _load_or_compile(step: Callable[..., Any], args: tuple[Any, ...], kind: tuple[Any, ...]) -> Callable[..., Any]:
+    path = entry_path(step, kind)
+    if path.exists():
+        try:
+            with path.open("rb") as file:
+                return torch.compiler.load_compiled_function(file, f_globals=step.__globals__)  # names it uses
+        except Exception as error:  # a cache entry that does not load is compiled again
+            log.warning("%s did not load (%s: %s); compiling %s again", path, type(error).__name__, error,
+                        step.__name__)
+    for arg in args:
+        if isinstance(arg, torch.Tensor) and arg.dim() == 4:
+            torch._dynamo.mark_dynamic(arg, 0)
+    with warnings.catch_warnings():  # its guards read each input's .grad, which torch warns about for non-leaves
+        warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf Tensor")
+        compiled = torch.compile(step, fullgraph=True).aot_compile((args, {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiled.save_compiled_function(str(path))  # written to a temporary file and renamed: parallel runs may race
+    return compiled

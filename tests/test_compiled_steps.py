@@ -1,0 +1,68 @@
+"""Compiled steps kept on disk: the same results as the plain function, one entry for every batch size, loaded by a
+later process instead of compiled again, and compiled again where an entry does not load."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from fer_lightning.models import compiled_steps
+from fer_lightning.models.compiled_steps import compiled_on_disk
+
+
+def _positive(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x > 0, x, 0.0)
+
+
+def _channel_sums(x: torch.Tensor, weight: torch.Tensor, scale: float) -> torch.Tensor:
+    """Calls a helper of its module's, as the fused tails' steps do: a loaded step must be given the module's names."""
+    return (_positive(x) * weight[None, :, None, None]).sum((0, 2, 3)) * scale
+
+
+@pytest.fixture()
+def entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(compiled_steps, "entries_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def _batch(size: int) -> torch.Tensor:
+    return torch.randn(size, 3, 4, 4, generator=torch.Generator().manual_seed(size))
+
+
+def test_one_entry_serves_every_batch_size_and_a_later_process_loads_it(entries: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    weight = torch.tensor([1.0, -2.0, 0.5])
+    step = compiled_on_disk(_channel_sums)
+    for size in (8, 5):
+        torch.testing.assert_close(step(_batch(size), weight, 2.0), _channel_sums(_batch(size), weight, 2.0))
+    assert len(list(entries.iterdir())) == 1
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(torch, "compile", no_compiling)
+    later = compiled_on_disk(_channel_sums)  # a new process: nothing loaded yet
+    torch.testing.assert_close(later(_batch(3), weight, 2.0), _channel_sums(_batch(3), weight, 2.0))
+
+
+def test_other_values_of_a_plain_argument_compile_their_own_entry(entries: Path) -> None:
+    weight = torch.ones(3)
+    step = compiled_on_disk(_channel_sums)
+    torch.testing.assert_close(step(_batch(4), weight, 2.0), _channel_sums(_batch(4), weight, 2.0))
+    torch.testing.assert_close(step(_batch(4), weight, -1.0), _channel_sums(_batch(4), weight, -1.0))
+    assert len(list(entries.iterdir())) == 2
+
+
+def test_an_entry_that_does_not_load_is_compiled_again(entries: Path, caplog: pytest.LogCaptureFixture) -> None:
+    weight = torch.ones(3)
+    compiled_on_disk(_channel_sums)(_batch(4), weight, 1.0)
+    (entry,) = entries.iterdir()
+    entry.write_bytes(b"half a file")
+    with caplog.at_level(logging.WARNING):
+        out = compiled_on_disk(_channel_sums)(_batch(4), weight, 1.0)
+    torch.testing.assert_close(out, _channel_sums(_batch(4), weight, 1.0))
+    assert "did not load" in caplog.text
+    assert entry.stat().st_size > len(b"half a file")
