@@ -1,13 +1,13 @@
 """Compiled steps kept on disk, so that a run's first training step does not trace them again.
 
-``torch.compile`` traces a function anew in every process, even where inductor's own caches already hold its
-kernels: for the fused block tails (norm_pool.py) that was 10-15 s of every CPU run's first step on the project's
-2-core VMs. A step wrapped here is compiled ahead of time (``torch.compile(...).aot_compile``) for the first arguments
-of each kind it meets, with the batch dimension free, saved under inductor's cache dir (``TORCHINDUCTOR_CACHE_DIR``),
-and loaded by later processes in milliseconds. An entry is keyed by everything the compiled code depends on: torch's
-version, the CPU's vector instructions, the source of the step's module, and its arguments' dtypes, layouts,
-non-batch sizes and plain values. The loaded function checks its own guards as well, so an input it was not compiled
-for raises rather than computing something else.
+``torch.compile`` traces a function anew in every process, even where inductor's own caches already hold its kernels:
+for the fused block tails (norm_pool.py) that was 10-15 s of every CPU run's first step on the project's 2-core VMs.
+A step wrapped here is compiled ahead of time (``torch.compile(...).aot_compile``, experimental in torch 2.13) for
+the first arguments of each kind it meets, with the batch dimension free, saved under inductor's cache dir
+(``TORCHINDUCTOR_CACHE_DIR``), and loaded by later processes (the study net's nine steps: about 3 s). An entry is
+keyed by everything the compiled code depends on: torch's version, the CPU's vector instructions, the source of the
+step's module, and its arguments' dtypes, layouts, non-batch sizes and plain values. The loaded function checks its
+own guards as well, so an input it was not compiled for raises rather than computing something else.
 """
 
 from __future__ import annotations
@@ -34,14 +34,21 @@ def compiled_on_disk(step: Callable[..., Any]) -> Callable[..., Any]:
     Every 4-dim tensor argument is taken as a batch of images (N, C, H, W) whose N may vary: one compiled function
     serves every batch size from 2 up, the last short batch too. ``step`` must compile as one graph.
     """
-    loaded: dict[tuple[Any, ...], Callable[..., Any]] = {}
+    loaded: dict[tuple[Any, ...], list[Callable[..., Any]]] = {}
 
     def call(*args: Any) -> Any:
         kind = tuple(_kind(arg) for arg in args)
-        compiled = loaded.get(kind)
-        if compiled is None:
-            compiled = loaded[kind] = _load_or_compile(step, args, kind)
-        return compiled(*args)
+        versions = loaded.setdefault(kind, [])
+        if not versions:
+            versions.append(_load_or_compile(step, args, kind))
+        for compiled in versions:
+            try:
+                return compiled(*args)
+            except RuntimeError as error:  # inductor's code can hold for some batch sizes only (N*H*W <= 4096, say)
+                if "GuardManager check failed" not in str(error):
+                    raise
+        versions.append(_compile(step, args, entry_path(step, kind)))  # the one kept on disk from now on
+        return versions[-1](*args)
 
     return call
 
@@ -79,6 +86,11 @@ def _load_or_compile(step: Callable[..., Any], args: tuple[Any, ...], kind: tupl
         except Exception as error:  # a cache entry that does not load is compiled again
             log.warning("%s did not load (%s: %s); compiling %s again", path, type(error).__name__, error,
                         step.__name__)
+    return _compile(step, args, path)
+
+
+def _compile(step: Callable[..., Any], args: tuple[Any, ...], path: Path) -> Callable[..., Any]:
+    """``step`` compiled for ``args``, any batch size its guards allow, and saved at ``path``."""
     for arg in args:
         if isinstance(arg, torch.Tensor) and arg.dim() == 4:
             torch._dynamo.mark_dynamic(arg, 0)
