@@ -7,7 +7,8 @@ the first arguments of each kind it meets, with the batch dimension free, saved 
 (``TORCHINDUCTOR_CACHE_DIR``), and loaded by later processes (the study net's nine steps: about 3 s). An entry is
 keyed by everything the compiled code depends on: torch's version, the CPU's vector instructions, the source of the
 step's module, and its arguments' dtypes, layouts, non-batch sizes and plain values. The loaded function checks its
-own guards as well, so an input it was not compiled for raises rather than computing something else.
+own guards as well: where they refuse a batch (inductor's code for a reduction may hold up to some N*H*W only), a
+version is compiled for it, and that one is kept on disk from then on.
 """
 
 from __future__ import annotations
