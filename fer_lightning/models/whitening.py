@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 EIGENVALUE_FLOOR = 5e-4  # times the strongest direction's variance: the faint, noise-like directions stay bounded
-# Patches unfolded at a time: ~10 MB chunks stay in cache and reuse freed memory; chunks of a million patches took
+# Patches unfolded at a time: ~10 MB chunks reuse the memory the last one freed; chunks of a million patches took
 # 4-6 s for fer-train's 5,000 faces on a 2-core VM where fresh memory is slow to fault in, these 1.5-2 s.
 PATCHES_PER_CHUNK = 50_000
 
