@@ -28,8 +28,10 @@ def four_layers(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float, drop_thresh
     return ByteDropout(drop_threshold / 256)(pooled.contiguous(memory_format=layout))
 
 
-@pytest.mark.parametrize(("slope", "drop_threshold"), [(0.0, 0), (0.02, 0), (0.0, 64), (0.02, 26)])
-@pytest.mark.parametrize("channels_last", [False, True])
+# Each case compiles its own tail (several seconds on an empty cache), so each slope, dropout and layout is
+# met twice rather than in every combination.
+@pytest.mark.parametrize(("slope", "drop_threshold", "channels_last"),
+                         [(0.0, 0, False), (0.02, 0, True), (0.0, 64, True), (0.02, 26, False)])
 def test_fused_tail_matches_the_four_layers_forward_backward_and_running_stats(slope: float, drop_threshold: int,
                                                                                channels_last: bool) -> None:
     torch.manual_seed(0)
