@@ -129,6 +129,16 @@ def test_the_wheel_carries_its_configs_and_runs_outside_the_checkout(tmp_path: P
     assert (run_dir / "summary.json").is_file() and (run_dir / "metrics.json").is_file()
 
 
+def test_commands_that_need_no_net_start_without_torch() -> None:
+    """Hydra builds every command's callbacks (conf/hydra/default.yaml), so their modules, like the photo-sheet
+    commands', must not bring torch and Lightning: ~7 s of a 1.4-s command's start."""
+    code = ("import sys, fer_lightning.cli.photo_sheets, fer_lightning.training.sweep_summary; "
+            "print(sorted(name for name in ('torch', 'lightning') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_photo_sheets_are_made_and_scored_by_their_commands(tmp_path: Path, fer_csv: Path) -> None:
     photos = tmp_path / "photos"
     made = subprocess.run([console_script("fer-photo-sheets"), f"csv_path={fer_csv}", f"out={photos}", "pictures=4",
