@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from fer_lightning.data.analysis import analyze
 from fer_lightning.data.audit import audit_data, audit_summary, audit_table, training_selection
 from fer_lightning.data.csv_reader import FerDataError, load_fer2013
-from fer_lightning.data.duplicates import aligned_correlation
+from fer_lightning.data.duplicates import aligned_correlation, nearest_pairs
 from fer_lightning.training.train import train
 
 SIZES = {"Training": 60, "PublicTest": 20, "PrivateTest": 20}
@@ -97,6 +97,24 @@ def test_a_shifted_copy_aligns_and_a_different_face_does_not() -> None:
     face, other = smooth_face(rng), smooth_face(rng)
     assert aligned_correlation(face, shifted(face)) > 0.95
     assert aligned_correlation(face, other) < 0.9
+
+
+def test_nearest_pairs_are_each_faces_closest_that_are_alike_enough_across_chunks() -> None:
+    """Against ranking every row in full: faces with a few alike and a crowd of twelve near-copies (more alike
+    faces than neighbours, where only the closest count)."""
+    rng = np.random.default_rng(0)
+    views = rng.normal(size=(300, 36)).astype(np.float32)
+    views[:12] = views[0] + rng.normal(scale=0.05, size=(12, 36))  # a crowd
+    views[100:103] = views[100] + rng.normal(scale=0.05, size=(3, 36))  # three alike
+    views /= np.linalg.norm(views, axis=1, keepdims=True)
+    neighbours, min_similarity = 4, 0.9
+    similarity = views @ views.T
+    np.fill_diagonal(similarity, -np.inf)
+    expected = {tuple(sorted((i, int(j)))) for i, row in enumerate(similarity)
+                for j in np.argsort(-row)[:neighbours] if row[j] >= min_similarity}
+    found = np.concatenate(list(nearest_pairs(views, neighbours, min_similarity, chunk=64)))
+    assert {tuple(pair) for pair in found.tolist()} == expected
+    assert len(expected) > 12 and all(i < j for i, j in expected)
 
 
 def test_cleaning_options_touch_training_rows_only(planted_csv: Path) -> None:
