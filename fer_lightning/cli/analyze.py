@@ -9,10 +9,13 @@ from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.analysis import analyze
+from fer_lightning.host_memory import keep_freed_memory
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="analyze")
 def main(cfg: DictConfig) -> None:
+    if cfg.keep_freed_memory:  # the audit's similarity chunks are ~300 MB each, faulted in afresh otherwise
+        keep_freed_memory()
     written = exit_on_error(lambda: analyze(cfg.csv_path, Path(cfg.paths.output_dir), Path(cfg.cache_dir),
                                             cfg.per_class, cfg.audit, cfg.near_duplicate_check))
     for path in written:
