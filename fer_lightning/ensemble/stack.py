@@ -90,16 +90,9 @@ def unseen_by_all(runs: list[BaseRun]) -> np.ndarray | None:
 
 
 def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str | None, path: Path,
-                               chunk: int = 2048, keep_memory: bool = True) -> Path:
+                               chunk: int = 2048) -> Path:
     """The stacker's probabilities for every Training face of the CSV (each base with its TTA), as a teacher
-    file for ``data.teacher``; on a GPU where there is one.
-
-    ``keep_memory``: the process keeps freed host memory from here on (host_memory.py). Each chunk's activations
-    are hundreds of MB, which glibc otherwise hands back and the kernel faults in again: 2.2x the time on a 2-core
-    CPU (docs/results.md).
-    """
-    if keep_memory:
-        keep_freed_memory()
+    file for ``data.teacher``; on a GPU where there is one."""
     data = load_fer2013(csv_path, cache_dir)
     training = data.usage == SPLITS.index("Training")
     images = data.images[training]
@@ -171,8 +164,9 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
         summary |= {"test/acc_unseen": unseen_report["accuracy"], "test/f1_macro_unseen": unseen_report["macro"]["f1"],
                     "test_unseen_faces": unseen_report["n"]}
     if cfg.teacher:
-        summary["teacher"] = str(write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE,
-                                                            keep_memory=cfg.keep_freed_memory))
+        if cfg.keep_freed_memory:  # each chunk's activations are hundreds of MB, faulted in afresh otherwise (2.2x)
+            keep_freed_memory()
+        summary["teacher"] = str(write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE))
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f, macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"],
              summary["test/f1_macro"], out)
