@@ -1,7 +1,9 @@
-"""The kit that takes FER-2013 to a device machine: packed here, unpacked there into the same rows."""
+"""The kit for a device machine: FER-2013 packed here and unpacked there into the same rows; the commands a GPU
+session runs importable with what the device's image lacks."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,8 @@ import numpy as np
 
 from fer_lightning.data.csv_reader import parse_csv
 
-PACKER = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "device" / "fer_pack.py"
+DEVICE_KIT = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "device"
+PACKER = DEVICE_KIT / "fer_pack.py"
 
 
 def test_packed_data_unpacks_into_the_same_faces(fer_csv: Path, tmp_path: Path) -> None:
@@ -23,3 +26,18 @@ def test_packed_data_unpacks_into_the_same_faces(fer_csv: Path, tmp_path: Path) 
     for field in ("images", "labels", "usage", "lines"):
         np.testing.assert_array_equal(getattr(copy, field), getattr(original, field))
     assert packed.stat().st_size < 0.95 * original.images.nbytes  # the synthetic noise barely compresses
+
+
+def _import_as_on_the_device(modules: str) -> subprocess.CompletedProcess:
+    path = os.pathsep.join([str(DEVICE_KIT / "absent"), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", f"import {modules}"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path})
+
+
+def test_the_gpu_commands_import_without_what_the_device_lacks() -> None:
+    """Albumentations, OpenVINO and yuface are for the CPU's per-face augmentation, inference and face finding: a
+    top-level import of one of them on the training, tuning or benchmark path would fail every GPU session."""
+    assert "absent on the device" in _import_as_on_the_device("albumentations").stderr  # the check itself works
+    done = _import_as_on_the_device("fer_lightning.cli.train, fer_lightning.cli.tune, fer_lightning.cli.study, "
+                                    "fer_lightning.cli.stack, fer_lightning.cli.bench")
+    assert done.returncode == 0, done.stderr

@@ -42,7 +42,8 @@ def run_study(tmp_path: Path, csv: Path) -> dict:
 def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Path, fer_csv: Path, caplog,
                                                                     monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    summary = run_study(tmp_path, fer_csv)
+    with caplog.at_level(logging.INFO, logger="fer_lightning.data.audit"):
+        summary = run_study(tmp_path, fer_csv)
     assert not (tmp_path / "outputs").exists()  # trials too keep to the study dir and the cache asked for
     study = tmp_path / "study"
     assert json.loads((study / "study.json").read_text())["stack"] == summary["stack"]
@@ -64,6 +65,9 @@ def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Pat
     assert f"filters: {best['model.net.conv_blocks.0.filters']}" in overrides
     assert summary["stack"]["runs"] == [str(study / "final" / name) for name in ("relu_random", "leaky_hyperband")]
     assert 0 <= summary["stack"]["test/acc"] <= 1 and (study / "stack" / "stack_table.csv").is_file()
+    # The data was audited once, by fer-study while the searches ran; the final runs read that audit's cache.
+    assert caplog.text.count("Audited") == 1
+    assert not any("Audited" in log.read_text() for log in (study / "logs").glob("final_*.log"))
 
     # Again on the same dir: nothing is trained twice, the same figures come back.
     caplog.clear()

@@ -1,16 +1,32 @@
 #!/bin/bash
-# On the device machine, as one call (after pack.sh here), the study's tuning at its own size:
+# On the device machine (after pack.sh here), alone or as session.sh's second part, the study's tuning at its own
+# size:
 #   run(command="bash docs/scripts/device/full_study.sh 8", carry=[".device"], timeout_s=600)
-# $1: tune workers per search sharing the one GPU (default 8). Brings back study.json, each search's trials.csv
-# and the study's log; fer-study's own progress lines say how far it got if the limit stops it.
+# $1: tune workers per search sharing the one GPU (default 8); STUDY_SECONDS: its time limit (default 570);
+# STUDY_ARGS: more fer-study overrides (dry_run.sh's tiny size).
+# Brings back study.json (when it finished), each search's trials as a CSV read from the study database (also when
+# the limit stopped it: each trial's state, values and times) and the study's log.
 set -uo pipefail
 source docs/scripts/device/setup.sh || exit 1
 workers=${1:-8}
+RUNS=${RUNS:-/tmp/runs}
+read -ra extra <<< "${STUDY_ARGS:-}"
 start=$(date +%s)
-timeout 570 fer-study "workers=$workers" paths.log_dir=/tmp/runs hydra.run.dir=/tmp/runs/study poll_seconds=15 \
+# The trials' host work is Python and kernel launches: one thread each keeps 16 processes off each other's cores.
+OMP_NUM_THREADS=1 timeout "${STUDY_SECONDS:-570}" fer-study "workers=$workers" "paths.log_dir=$RUNS" \
+  "hydra.run.dir=$RUNS/study" poll_seconds=15 \
   'trial_args=["data.loader=resident","callbacks.progress_bar=null"]' 'final_args=["data.loader=resident"]' \
-  2>&1 | tee "$OUT/study.log" | grep -E "Trials finished|Training the best|PrivateTest|error" 
+  ${extra[@]+"${extra[@]}"} \
+  2>&1 | tee "$OUT/study.log" | grep -E "Trials finished|Training the best|PrivateTest|error"
 echo "fer-study with $workers workers per search: $(( $(date +%s) - start )) s" | tee -a "$OUT/study.log"
-cp /tmp/runs/study/study.json "$OUT/" 2>/dev/null
-for name in relu_random leaky_hyperband; do cp "/tmp/runs/study/optuna/$name/trials.csv" "$OUT/trials_$name.csv" 2>/dev/null; done
+cp "$RUNS/study/study.json" "$OUT/" 2>/dev/null
+[ -f "$RUNS/study/optuna/studies.db" ] && python3 - "$RUNS/study/optuna/studies.db" "$OUT" <<'PY'
+import sys
+import optuna
+storage = f"sqlite:///{sys.argv[1]}"
+for summary in optuna.get_all_study_summaries(storage):
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials_dataframe()
+    trials.to_csv(f"{sys.argv[2]}/trials_{summary.study_name}.csv", index=False)
+    print(summary.study_name, trials["state"].value_counts().to_dict())
+PY
 nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv | tee -a "$OUT/study.log"

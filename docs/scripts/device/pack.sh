@@ -11,7 +11,7 @@ if [ ! -f .device/fer2013.med.xz ]; then
 fi
 version() { python -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$1"; }
 wheels=()
-for name in hydra-core omegaconf optuna sqlalchemy alembic colorlog mako hydra-joblib-launcher \
+for name in hydra-core omegaconf optuna optuna-integration sqlalchemy alembic colorlog mako hydra-joblib-launcher \
             lightning lightning-utilities torchmetrics; do
   wheels+=("$name==$(version "$name")")
 done

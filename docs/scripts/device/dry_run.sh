@@ -1,0 +1,28 @@
+#!/bin/bash
+# Here, on the CPU, before a device session: session.sh end to end at a tiny size, with the packages the device's
+# image lacks made unimportable (absent/sitecustomize.py) and nvidia-smi stubbed, so that the session's GPU minutes
+# are not spent on a missing import or a typo. setup.sh is swapped for this machine's environment (the carried
+# wheels are for the device's Python 3.12; pack.sh fetches them). Needs FER2013_CSV; about 15 minutes on 2 cores;
+# its $OUT is /tmp/device_dry_run/out. BENCH_SECONDS=0 skips the fer-bench rows (the study alone: 5 minutes).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+work=/tmp/device_dry_run
+rm -rf "$work" && mkdir -p "$work/out" "$work/bin" "$work/tree"
+git ls-files -z | xargs -0 cp --parents -t "$work/tree"
+cp -r docs/scripts/device "$work/tree/docs/scripts/"  # the kit as it is now, committed or not
+ln -sfn ../conf "$work/tree/fer_lightning/conf"
+printf '#!/bin/sh\necho "nvidia-smi: none here (dry run)"\n' > "$work/bin/nvidia-smi" && chmod +x "$work/bin/nvidia-smi"
+cat > "$work/tree/docs/scripts/device/setup.sh" <<SH
+export PYTHONPATH=$work/tree/docs/scripts/device/absent:$work/tree PATH=$work/bin:\$PATH PYTHONUNBUFFERED=1
+export FER2013_CSV=${FER2013_CSV:?set FER2013_CSV to the real fer2013.csv.gz} RUNS=$work/runs
+SH
+tiny='"+trainer.limit_train_batches=5","+trainer.limit_val_batches=2","callbacks.progress_bar=null"'
+searches='+search_args.relu_random=["n_trials=2"] +search_args.leaky_hyperband=["n_trials=2"]'
+runs="trial_args=[\"data.loader=resident\",\"trainer.max_epochs=2\",$tiny]"
+runs+=" final_args=[\"data.loader=resident\",\"trainer.max_epochs=1\",$tiny]"
+cd "$work/tree"
+OUT=$work/out BENCH_SECONDS=${BENCH_SECONDS:-1200} SESSION_SECONDS=2400 \
+  BENCH_ARGS="epochs=1 warmup_batches=2 +trainer.limit_train_batches=6 +trainer.limit_val_batches=2 infer_batch=32" \
+  STUDY_ARGS="$searches $runs stack_args=[\"meta=soft_vote\"]" \
+  bash docs/scripts/device/session.sh 2
+ls -l "$work/out"
