@@ -19,7 +19,7 @@ from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.precision import choose_precision
-from fer_lightning.training.train import train
+from fer_lightning.training.train import compile_kwargs, train
 
 KNOBS = {"model", "whiten_first_conv", "optimizer", "scheduler", "peak_lr", "weight_decay", "l2_in_loss",
          "label_smoothing", "conv_dropout", "dense_dropout", "augmentation", "batch_size", "max_epochs", "seed",
@@ -151,6 +151,17 @@ def test_compiled_network_trains_and_its_checkpoint_loads_uncompiled(train_cfg, 
     assert compiled == ["FerCNN"]
     classifier = FaceClassifier.from_checkpoint(Path(summary.best_checkpoint), bf16=False)
     assert classifier.logits(np.zeros((3, 48, 48), np.uint8)).shape == (3, 7)
+
+
+@pytest.mark.parametrize(("setting", "options"), [(False, None), (True, {}),
+                                                  ("reduce-overhead", {"mode": "reduce-overhead"})])
+def test_compile_setting_becomes_torch_compile_arguments(setting, options) -> None:
+    assert compile_kwargs(setting) == options
+
+
+def test_bad_compile_setting_fails_before_the_data_loads(train_cfg) -> None:
+    with pytest.raises(ValueError, match=r"compile must be true, false or a torch\.compile mode .*got 'fast'"):
+        train(train_cfg("compile=fast", "data.csv_path=/no/such.csv"))
 
 
 def test_bad_class_weights_setting(train_cfg) -> None:

@@ -42,6 +42,7 @@ from fer_lightning.training.run_dir import RunDir, RunSummary
 log = logging.getLogger(__name__)
 
 WHITENING_FACES = 5000  # Training faces whose patches set the first conv's whitening filters
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSummary:
@@ -56,10 +57,13 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
+    compile_options = compile_kwargs(cfg.compile)
     if cfg.keep_freed_memory:
         keep_freed_memory()
     datamodule = _datamodule(cfg)
     model = _model(cfg, datamodule, channels_last, whiten=cfg.whiten_first_conv and not ckpt_path)
+    if compile_options is not None:
+        model.net.compile(**compile_options)  # in place: state_dict keys stay plain, so checkpoints load uncompiled
     loggers = _instantiate_all(cfg.logger)
     callbacks = [*_instantiate_all(cfg.callbacks), *extra_callbacks]
     trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
@@ -80,6 +84,18 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     _write_logs(loggers, run_dir, run_knobs(cfg, precision), summary, figures, trainer.global_step)
     _log_outcome(summary, run_dir)
     return summary
+
+
+def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
+    """``compile``: false, true (torch.compile's default mode) or one of its modes, as keyword arguments for
+    ``nn.Module.compile`` (None: no compiling). ``reduce-overhead`` adds CUDA graphs on a GPU: one launch per step
+    instead of one per kernel, which pays where launches outlast the arithmetic, as with the study's small nets."""
+    if isinstance(setting, bool):
+        return {} if setting else None
+    if setting in COMPILE_MODES:
+        return {"mode": setting}
+    raise ValueError(f"compile must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}), "
+                     f"got {setting!r}")
 
 
 def _checked_run_dir(cfg: DictConfig) -> RunDir:
@@ -113,8 +129,6 @@ def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool, whit
         faces = torch.from_numpy(train_images[:WHITENING_FACES]).unsqueeze(1)
         filters = whiten_first_conv(model.net, datamodule.normalize(faces))
         log.info("First conv: %d filters start as whitening pairs for Training's patches", filters)
-    if cfg.compile:
-        model.net.compile()  # in place: state_dict keys stay plain, so checkpoints load without torch.compile
     return model
 
 

@@ -2,10 +2,10 @@
 # On the device machine (after pack.sh here), alone or as session.sh's first part:
 #   run(command="bash docs/scripts/device/gpu_checks.sh", carry=[".device"], timeout_s=590)
 # Issue 18's speed figures: the study's ReLU net and VGG through fer-bench, DataLoader against batches resident on
-# the GPU, batch sizes, torch.compile. Each fer-bench's figures go to $OUT/bench.jsonl (one JSON object per run),
-# its output to $OUT/checks.log. DEADLINE (epoch seconds, default now + 560 s): a row that would start with less
-# than 30 s left is skipped, so the script ends in time for what follows it. BENCH_ARGS: more fer-bench overrides
-# for every row (dry_run.sh's tiny size).
+# the GPU, batch sizes, torch.compile with and without CUDA graphs. Each fer-bench's figures go to $OUT/bench.jsonl
+# (one JSON object per run), its output to $OUT/checks.log. DEADLINE (epoch seconds, default now + 560 s): a row
+# that would start with less than 30 s left is skipped, so the script ends in time for what follows it.
+# BENCH_ARGS: more fer-bench overrides for every row (dry_run.sh's tiny size).
 set -uo pipefail
 source docs/scripts/device/setup.sh || exit 1
 DEADLINE=${DEADLINE:-$(( $(date +%s) + 560 ))}
@@ -30,6 +30,7 @@ bench relu_resident_2048 data.loader=resident data.batch_size=2048
 bench vgg_loader_128 experiment=sota_short data.loader=dataloader
 bench vgg_resident_512_compiled experiment=sota_short data.loader=resident data.batch_size=512 compile=true
 bench relu_resident_2048_compiled data.loader=resident data.batch_size=2048 compile=true
+bench relu_resident_2048_cudagraphs data.loader=resident data.batch_size=2048 compile=reduce-overhead
 bench relu_resident_128 data.loader=resident
 bench relu_resident_512 data.loader=resident data.batch_size=512
 [ -f "$OUT/bench.jsonl" ] && python3 - "$OUT/bench.jsonl" <<'PY' | tee -a "$LOGS"
