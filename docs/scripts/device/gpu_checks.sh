@@ -18,8 +18,8 @@ bench() {  # bench NAME overrides...: one fer-bench, its figures appended to ben
   if (( left < 30 )); then echo "!! $name skipped: ${left} s left before the deadline" | tee -a "$LOGS"; return; fi
   echo "== $name: $*" | tee -a "$LOGS"
   timeout $(( left < 150 ? left : 150 )) fer-bench "runtimes=[torch]" callbacks.progress_bar=null \
-    "paths.log_dir=$RUNS" "task_name=$name" epochs=3 warmup_batches=20 data.num_workers=6 "$@" ${extra[@]+"${extra[@]}"} >> "$LOGS" 2>&1 \
-    || echo "!! $name failed ($?)" | tee -a "$LOGS"
+    "paths.log_dir=$RUNS" "task_name=$name" epochs=3 warmup_batches=20 data.num_workers=6 "$@" \
+    ${extra[@]+"${extra[@]}"} >> "$LOGS" 2>&1 || echo "!! $name failed ($?)" | tee -a "$LOGS"
   local json; json=$(ls -t "$RUNS/$name"/runs/*/bench.json 2>/dev/null | head -1)
   [ -n "$json" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['name']=sys.argv[2]; print(json.dumps(d))" \
     "$json" "$name" >> "$OUT/bench.jsonl"
