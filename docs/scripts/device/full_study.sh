@@ -15,7 +15,8 @@ start=$(date +%s)
 # The trials' host work is Python and kernel launches: one thread each keeps 16 processes off each other's cores.
 OMP_NUM_THREADS=1 timeout "${STUDY_SECONDS:-570}" fer-study "workers=$workers" "paths.log_dir=$RUNS" \
   "hydra.run.dir=$RUNS/study" poll_seconds=15 \
-  'trial_args=["data.loader=resident","callbacks.progress_bar=null"]' 'final_args=["data.loader=resident"]' \
+  'trial_args=["data.loader=resident","callbacks.progress_bar=null"]' \
+  'final_args=["data.loader=resident","callbacks.progress_bar=null"]' \
   ${extra[@]+"${extra[@]}"} \
   2>&1 | tee "$OUT/study.log" | grep -E "Trials finished|Training the best|PrivateTest|error"
 echo "fer-study with $workers workers per search: $(( $(date +%s) - start )) s" | tee -a "$OUT/study.log"
