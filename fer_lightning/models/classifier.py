@@ -13,6 +13,7 @@ from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
 
 from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
+from fer_lightning.models.sam import SAM
 
 MIN_SCHEDULE_STEPS = 100
 
@@ -34,7 +35,8 @@ class EmotionClassifier(L.LightningModule):
     """Trains any image->logits network; optimizer and scheduler are partials from the config.
 
     ``keras_l2`` adds the net's per-layer L2 to the loss as Keras' kernel_regularizer does (the study's recipe);
-    switch it off when the optimizer brings its own decoupled weight decay (AdamW).
+    switch it off when the optimizer brings its own decoupled weight decay (AdamW). ``sam_rho`` wraps the optimizer
+    in sharpness-aware minimisation with that radius (``fer_lightning/models/sam.py``: two gradients a step).
     ``net_config`` is the net's ``_target_`` node, kept in the hyperparameters so that a checkpoint alone can
     rebuild the network (see ``fer_lightning.inference.face_classifier``).
     """
@@ -50,6 +52,7 @@ class EmotionClassifier(L.LightningModule):
         class_weights: list[float] | None = None,
         keras_l2: bool = True,
         channels_last: bool = False,
+        sam_rho: float | None = None,
         net_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -117,6 +120,8 @@ class EmotionClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer(params=self.parameters())
+        if self.hparams.sam_rho:
+            optimizer = SAM(optimizer, self.hparams.sam_rho)
         make_scheduler = self.make_scheduler
         if make_scheduler is None:
             return optimizer

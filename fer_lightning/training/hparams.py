@@ -52,8 +52,8 @@ def _augmentation(data: DictConfig) -> str:
 
 
 def run_knobs(cfg: DictConfig, precision: str) -> dict[str, Any]:
-    """Model, first conv's start, optimizer, peak LR, weight decay, dropout, augmentation, batch, epochs, seed and
-    precision."""
+    """Model, first conv's start, optimizer, peak LR, weight decay, SAM's radius, dropout, augmentation, batch,
+    epochs, seed and precision."""
     model = cfg.model
     scheduler = model.get("scheduler")
     return {
@@ -65,6 +65,7 @@ def run_knobs(cfg: DictConfig, precision: str) -> dict[str, Any]:
         "weight_decay": float(model.optimizer.get("weight_decay", 0.0)),
         "l2_in_loss": bool(model.keras_l2),
         "label_smoothing": float(model.label_smoothing),
+        "sam_rho": float(cfg.sam_rho or 0.0),
         **_dropouts(model.net),
         "augmentation": _augmentation(cfg.data),
         "batch_size": int(cfg.data.batch_size),

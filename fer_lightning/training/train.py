@@ -121,7 +121,8 @@ def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool, whit
     if cfg.class_weights not in (None, "balanced"):
         raise ValueError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
     class_weights = datamodule.balanced_class_weights() if cfg.class_weights == "balanced" else None
-    model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, _convert_="all")
+    model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, sam_rho=cfg.sam_rho,
+                        _convert_="all")
     # Set after instantiate, which would otherwise build this _target_ node into a second network.
     model.hparams.net_config = OmegaConf.to_container(cfg.model.net, resolve=True)
     if whiten:

@@ -1,0 +1,59 @@
+"""Sharpness-aware minimisation (Foret et al., ICLR 2021) around any torch optimizer, for Lightning's steps.
+
+SAM looks for weights whose whole neighbourhood has a low loss rather than one sharp low point: each step takes
+the gradient g at the weights w, moves to w + rho * g / ||g|| (to first order the worst point within rho), takes the
+gradient there, and lets the wrapped optimizer step from w with that second gradient. A step therefore costs two
+forward and backward passes.
+
+Lightning hands ``step`` a closure that zeroes the gradients, runs ``training_step`` and the backward pass; SAM
+calls it twice. So whatever ``training_step`` logs or counts (the loss, training accuracy, BatchNorm's running
+statistics) sees both points of every step; validation and the saved weights are unaffected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+class SAM(torch.optim.Optimizer):
+    """``base`` (an optimizer already built over the parameters) stepped with SAM's gradient.
+
+    The base's parameter groups, state and defaults are this optimizer's own, so learning-rate schedulers adjust
+    the base, and checkpoints hold exactly the base's state: a run resumes with or without its SAM wrapper's memory,
+    which lives only inside a step.
+    """
+
+    def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05) -> None:
+        if rho <= 0:
+            raise ValueError(f"SAM's rho (the neighbourhood's radius) must be positive, got {rho}")
+        super().__init__(base.param_groups, base.defaults)  # a torch optimizer's hooks, which schedulers patch
+        self.base, self.rho = base, rho
+        self.param_groups, self.state = base.param_groups, base.state
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
+        if closure is None:
+            raise RuntimeError("SAM takes two gradients a step, so it needs the closure that computes one; "
+                               "Lightning passes it except under 16-bit mixed precision's gradient scaler: use "
+                               "trainer.precision=bf16-mixed or 32-true")
+        with torch.enable_grad():
+            loss = closure()
+        params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
+        scale = self.rho / (torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) + 1e-12)
+        weights = [p.detach().clone() for p in params]
+        torch._foreach_add_(params, torch._foreach_mul(grads, scale))
+        with torch.enable_grad():
+            closure()  # the gradient at the nudged weights replaces the first
+        torch._foreach_copy_(params, weights)
+        self.base.step()
+        return loss
+
+    def state_dict(self) -> dict:  # type: ignore[override]
+        return self.base.state_dict()
+
+    def load_state_dict(self, state_dict: dict) -> None:  # type: ignore[override]
+        self.base.load_state_dict(state_dict)
+        self.param_groups, self.state = self.base.param_groups, self.base.state  # loading replaced the base's
