@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -38,6 +39,25 @@ def test_a_step_descends_with_the_gradient_at_the_nudged_weights() -> None:
     expected = start - 0.01 * torch.func.grad(_loss)(nudged)
     torch.testing.assert_close(weights.detach(), expected)
     assert float(loss) == pytest.approx(float(_loss(start)))  # the loss at the weights, not at the nudged point
+
+
+def test_batchnorm_statistics_follow_the_weights_stepped_from() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    faces = torch.randn(8, 3)
+    once = copy.deepcopy(net)
+    once(faces)  # one training-mode pass at the starting weights
+    optimizer = SAM(torch.optim.SGD(net.parameters(), lr=0.1), rho=0.5, kept=list(net.buffers()))
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = net(faces).pow(2).mean()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(net[1], name), getattr(once[1], name))
 
 
 def test_schedulers_and_checkpoints_see_the_wrapped_optimizer() -> None:

@@ -121,7 +121,7 @@ class EmotionClassifier(L.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer(params=self.parameters())
         if self.hparams.sam_rho:
-            optimizer = SAM(optimizer, self.hparams.sam_rho)
+            optimizer = SAM(optimizer, self.hparams.sam_rho, kept=list(self.net.buffers()))
         make_scheduler = self.make_scheduler
         if make_scheduler is None:
             return optimizer

@@ -6,30 +6,31 @@ gradient there, and lets the wrapped optimizer step from w with that second grad
 forward and backward passes.
 
 Lightning hands ``step`` a closure that zeroes the gradients, runs ``training_step`` and the backward pass; SAM
-calls it twice. So whatever ``training_step`` logs or counts (the loss, training accuracy, BatchNorm's running
-statistics) sees both points of every step; validation and the saved weights are unaffected.
+calls it twice. What the second pass would change besides the gradients, BatchNorm's running statistics, is put
+back (``kept``), so they follow the weights actually stepped from, as the SAM authors' code does; what
+``training_step`` logs (the training loss and accuracy) does see both points of every step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 
 
 class SAM(torch.optim.Optimizer):
-    """``base`` (an optimizer already built over the parameters) stepped with SAM's gradient.
+    """``base`` (an optimizer already built over the parameters) stepped with SAM's gradient; ``kept``: tensors the
+    second pass must leave as the first left them (a net's buffers).
 
     The base's parameter groups, state and defaults are this optimizer's own, so learning-rate schedulers adjust
-    the base, and checkpoints hold exactly the base's state: a run resumes with or without its SAM wrapper's memory,
-    which lives only inside a step.
+    the base, and checkpoints hold exactly the base's state: SAM itself keeps nothing from one step to the next.
     """
 
-    def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05) -> None:
+    def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05, kept: Iterable[torch.Tensor] = ()) -> None:
         if rho <= 0:
             raise ValueError(f"SAM's rho (the neighbourhood's radius) must be positive, got {rho}")
         super().__init__(base.param_groups, base.defaults)  # a torch optimizer's hooks, which schedulers patch
-        self.base, self.rho = base, rho
+        self.base, self.rho, self.kept = base, rho, list(kept)
         self.param_groups, self.state = base.param_groups, base.state
 
     @torch.no_grad()
@@ -43,11 +44,13 @@ class SAM(torch.optim.Optimizer):
         params = [p for group in self.param_groups for p in group["params"] if p.grad is not None]
         grads = [p.grad for p in params]
         scale = self.rho / (torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) + 1e-12)
-        weights = [p.detach().clone() for p in params]
+        weights, kept = [p.detach().clone() for p in params], [t.clone() for t in self.kept]
         torch._foreach_add_(params, torch._foreach_mul(grads, scale))
         with torch.enable_grad():
             closure()  # the gradient at the nudged weights replaces the first
         torch._foreach_copy_(params, weights)
+        for tensor, before in zip(self.kept, kept, strict=True):
+            tensor.copy_(before)
         self.base.step()
         return loss
 
