@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -96,6 +97,28 @@ def test_sigkilled_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path: 
     assert broken.returncode == 1
     assert broken.stderr.strip().splitlines()[-1].startswith(f"error: {last}: not a readable checkpoint")
     assert "Traceback" not in broken.stderr
+
+
+class KilledAtEpoch(L.Callback):
+    """Raises at the start of epoch ``epoch`` (0-based), after the previous epoch's checkpoints were written."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_last_checkpoint_is_every_epochs_end_not_only_the_best(train_cfg, tmp_path: Path) -> None:
+    """Lightning 2.6's save_last writes only on epochs that improve val/acc; ours is each epoch's end."""
+    with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt
+        train(train_cfg("trainer.max_epochs=8", "+trainer.limit_val_batches=1", "test=false",
+                        "model.optimizer.lr=0.3", "scheduler=none"), extra_callbacks=[KilledAtEpoch(5)])
+    checkpoints = tmp_path / "run" / "checkpoints"
+    best = [p for p in checkpoints.glob("*.ckpt") if p.name != "last.ckpt"]
+    assert checkpoint_epoch(checkpoints / "last.ckpt") == 4
+    assert [checkpoint_epoch(p) for p in best] != [4]  # some epochs did not improve: the case that lost epochs
 
 
 def test_resume_needs_a_run_dir_with_a_last_checkpoint(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -25,13 +26,13 @@ class StopOnNonFiniteLoss(L.Callback):
     Reading the loss on the host is free on a CPU, so there every step is checked at once. On a GPU each read
     is a host sync that leaves the GPU idle between steps, so the per-step checks stay on the device and are
     read together every ``every_n_steps`` steps (default 50 there, 1 on a CPU), before validation and at the
-    end of an epoch; the error still names the first bad step.
+    end of an epoch; the error still names the first bad step, and ``last_checkpoint`` where it exists.
     """
 
-    def __init__(self, every_n_steps: int | None = None) -> None:
+    def __init__(self, every_n_steps: int | None = None, last_checkpoint: str | None = None) -> None:
         if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"StopOnNonFiniteLoss: every_n_steps must be at least 1, got {every_n_steps}")
-        self.every_n_steps = every_n_steps
+        self.every_n_steps, self.last_checkpoint = every_n_steps, last_checkpoint
         self._unread: list[tuple[torch.Tensor, torch.Tensor, int, int, int]] = []  # (finite, loss, step, epoch, batch)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -43,15 +44,15 @@ class StopOnNonFiniteLoss(L.Callback):
         self._unread.append((torch.isfinite(loss).all(), loss, trainer.global_step, trainer.current_epoch, batch_idx))
         every = self.every_n_steps or (1 if loss.device.type == "cpu" else ACCELERATOR_CHECK_EVERY_N_STEPS)
         if len(self._unread) >= every:
-            self._read(trainer)
+            self._read()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._read(trainer)
+        self._read()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._read(trainer)
+        self._read()
 
-    def _read(self, trainer: L.Trainer) -> None:
+    def _read(self) -> None:
         unread, self._unread = self._unread, []
         if not unread:
             return
@@ -59,10 +60,10 @@ class StopOnNonFiniteLoss(L.Callback):
         if bool(finite.all()):
             return
         _, loss, step, epoch, batch_idx = unread[int((~finite).nonzero()[0])]
-        last = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none written yet"
+        last = self.last_checkpoint if self.last_checkpoint and Path(self.last_checkpoint).is_file() else None
         raise NonFiniteLossError(
             f"training loss is {float(loss):.4g} at step {step} (epoch {epoch + 1}, batch {batch_idx + 1}); "
-            f"stopped. Lower the learning rate or check the inputs. Last checkpoint: {last}"
+            f"stopped. Lower the learning rate or check the inputs. Last checkpoint: {last or 'none written yet'}"
         )
 
 

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MONITOR = "val/acc"
 # Every trial: no PrivateTest pass, no checkpoints (a killed trial is re-run, not resumed), quiet logs.
-TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.progress_bar=null",
+TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+               "callbacks.progress_bar=null",
                "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 
 
