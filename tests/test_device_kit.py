@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from conftest import compose_train
 
 from fer_lightning.data.csv_reader import parse_csv
 
@@ -41,3 +42,14 @@ def test_the_gpu_commands_import_without_what_the_device_lacks() -> None:
     done = _import_as_on_the_device("fer_lightning.cli.train, fer_lightning.cli.tune, fer_lightning.cli.study, "
                                     "fer_lightning.cli.stack, fer_lightning.cli.bench")
     assert done.returncode == 0, done.stderr
+
+
+def test_the_sota_sessions_recipes_compose_into_time_budgeted_runs() -> None:
+    """sota_session.sh trains each line of sota_recipes.txt on the GPU: a typo there would cost a session (Hydra
+    refuses an unknown key or a malformed value when composing)."""
+    recipes = (DEVICE_KIT / "sota_recipes.txt").read_text().splitlines()
+    assert len(recipes) >= 2
+    for line in recipes:
+        name, *overrides = line.split()
+        cfg = compose_train([*overrides, "trainer.max_epochs=300", "fit_minutes=6"])
+        assert cfg.model.scheduler._target_.endswith("OneCycleLR"), name  # what fit_minutes can resize

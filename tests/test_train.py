@@ -23,7 +23,7 @@ from fer_lightning.training.train import compile_kwargs, train
 
 KNOBS = {"model", "whiten_first_conv", "optimizer", "scheduler", "peak_lr", "weight_decay", "l2_in_loss",
          "label_smoothing", "sam_rho", "conv_dropout", "dense_dropout", "augmentation", "batch_size", "max_epochs",
-         "seed", "precision"}
+         "fit_minutes", "seed", "precision"}
 RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
              "logits_val.npz", "logits_test.npz"}
 

@@ -122,17 +122,32 @@ class EmotionClassifier(L.LightningModule):
         optimizer = self.make_optimizer(params=self.parameters())
         if self.hparams.sam_rho:
             optimizer = SAM(optimizer, self.hparams.sam_rho, kept=list(self.net.buffers()))
-        make_scheduler = self.make_scheduler
-        if make_scheduler is None:
+        if self.make_scheduler is None:
             return optimizer
-        target = getattr(make_scheduler, "func", make_scheduler)
-        if "total_steps" in inspect.signature(target).parameters:  # one-cycle style: needs the run's length
-            # OneCycleLR divides by zero on a handful of steps (debug runs); a floor keeps those working.
-            total_steps = max(int(self.trainer.estimated_stepping_batches), MIN_SCHEDULE_STEPS)
-            scheduler = make_scheduler(optimizer=optimizer, total_steps=total_steps)
-        else:
-            scheduler = make_scheduler(optimizer=optimizer)
+        # OneCycleLR divides by zero on a handful of steps (debug runs); a floor keeps those working.
+        total_steps = max(int(self.trainer.estimated_stepping_batches), MIN_SCHEDULE_STEPS)
         return {"optimizer": optimizer, "lr_scheduler": {
-            "scheduler": scheduler, "interval": self.hparams.scheduler_interval,
+            "scheduler": self._scheduler(optimizer, total_steps), "interval": self.hparams.scheduler_interval,
             "monitor": self.hparams.scheduler_monitor,
         }}
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+        if self.schedule_has_length:
+            return self.make_scheduler(optimizer=optimizer, total_steps=total_steps)
+        return self.make_scheduler(optimizer=optimizer)
+
+    @property
+    def schedule_has_length(self) -> bool:
+        """Whether the scheduler is sized by the run's length (one-cycle style: it takes ``total_steps``)."""
+        target = getattr(self.make_scheduler, "func", self.make_scheduler)
+        return target is not None and "total_steps" in inspect.signature(target).parameters
+
+    def resize_schedule(self, total_steps: int) -> None:
+        """Size the running one-cycle-style schedule for ``total_steps`` in all, from the step it has reached, as
+        if it had been built for that length (a time budget's new plan: ``training/time_budget.py``)."""
+        config = self.trainer.lr_scheduler_configs[0]
+        reached = config.scheduler.last_epoch
+        scheduler = self._scheduler(config.scheduler.optimizer, max(total_steps, reached + 1, MIN_SCHEDULE_STEPS))
+        scheduler.last_epoch = reached - 1
+        scheduler.step()  # sets the learning rate (and momentum) of step `reached` under the new length
+        config.scheduler = scheduler

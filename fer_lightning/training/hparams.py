@@ -53,7 +53,7 @@ def _augmentation(data: DictConfig) -> str:
 
 def run_knobs(cfg: DictConfig, precision: str) -> dict[str, Any]:
     """Model, first conv's start, optimizer, peak LR, weight decay, SAM's radius, dropout, augmentation, batch,
-    epochs, seed and precision."""
+    epochs (and the minutes they must fit), seed and precision."""
     model = cfg.model
     scheduler = model.get("scheduler")
     return {
@@ -70,6 +70,7 @@ def run_knobs(cfg: DictConfig, precision: str) -> dict[str, Any]:
         "augmentation": _augmentation(cfg.data),
         "batch_size": int(cfg.data.batch_size),
         "max_epochs": int(cfg.trainer.max_epochs),
+        "fit_minutes": float(cfg.fit_minutes or 0.0),
         "seed": int(cfg.seed),
         "precision": precision,
     }

@@ -38,6 +38,7 @@ from fer_lightning.precision import inference_bf16, resolve_precision
 from fer_lightning.training.hparams import run_knobs
 from fer_lightning.training.reports import curves_figure, write_report
 from fer_lightning.training.run_dir import RunDir, RunSummary
+from fer_lightning.training.time_budget import FitInMinutes
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
         model.net.compile(**compile_options)  # in place: state_dict keys stay plain, so checkpoints load uncompiled
     loggers = _instantiate_all(cfg.logger)
     callbacks = [*_instantiate_all(cfg.callbacks), *extra_callbacks]
+    if cfg.fit_minutes:
+        callbacks.append(FitInMinutes(cfg.fit_minutes))
     trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 

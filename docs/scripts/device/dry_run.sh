@@ -4,6 +4,8 @@
 # are not spent on a missing import or a typo. setup.sh is swapped for this machine's environment (the carried
 # wheels are for the device's Python 3.12; pack.sh fetches them). Needs FER2013_CSV; about 15 minutes on 2 cores;
 # its $OUT is /tmp/device_dry_run/out. BENCH_SECONDS=0 skips the fer-bench rows (the study alone: 5 minutes).
+# `dry_run.sh sota`: sota_session.sh instead, its recipes composed (fer-train --cfg job) but run as the study's small
+# nets for a minute (VGG's passes over every face would take the CPU an hour), to check the call's plumbing.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 work=/tmp/device_dry_run
@@ -21,6 +23,17 @@ searches='+search_args.relu_random=["n_trials=2"] +search_args.leaky_hyperband=[
 runs="trial_args=[\"data.loader=resident\",\"trainer.max_epochs=2\",$tiny]"
 runs+=" final_args=[\"data.loader=resident\",\"trainer.max_epochs=1\",$tiny]"
 cd "$work/tree"
+if [ "${1:-}" = sota ]; then
+  while read -r name overrides; do
+    read -ra args <<< "$overrides"
+    PYTHONPATH=$work/tree fer-train "${args[@]}" fit_minutes=1 --cfg job > /dev/null && echo "$name composes"
+  done < docs/scripts/device/sota_recipes.txt
+  OUT=$work/out SESSION_SECONDS=600 RESERVE_SECONDS=450 TRAIN_ARGS="+trainer.limit_train_batches=5 \
+    +trainer.limit_val_batches=2" RECIPES="small_relu model=relu seed=95
+small_leaky model=leaky experiment=best seed=96" bash docs/scripts/device/sota_session.sh
+  ls -l "$work/out"
+  exit
+fi
 OUT=$work/out BENCH_SECONDS=${BENCH_SECONDS:-1200} SESSION_SECONDS=2400 \
   BENCH_ARGS="epochs=1 warmup_batches=2 +trainer.limit_train_batches=6 +trainer.limit_val_batches=2 infer_batch=32" \
   STUDY_ARGS="$searches $runs stack_args=[\"meta=soft_vote\"]" \

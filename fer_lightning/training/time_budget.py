@@ -1,0 +1,77 @@
+"""``fit_minutes``: train for as many epochs as fit a number of minutes, the learning-rate schedule sized to them.
+
+Lightning's ``trainer.max_time`` stops a run when the time is up, wherever its schedule has got to: a one-cycle
+run stopped halfway never anneals, and ends far below what the same minutes give when planned for. This callback
+plans instead. After each epoch it divides the minutes left by that epoch's seconds (validation included), sets the
+number of epochs that still fit, and resizes a one-cycle-style schedule to end with the last of them
+(``EmotionClassifier.resize_schedule``). The plan is set after the first two epochs (the first carries the warm-up:
+compiling, caches), and after that only shortened, when an epoch ran slower than planned, so the schedule is
+stretched at most twice. ``trainer.max_epochs`` stays the most it may plan.
+
+What was spent and planned goes into checkpoints, so a resumed run keeps to the same budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+EPOCHS_PLANNED_FREELY = 2  # after these, the plan only shrinks
+
+
+class FitInMinutes(L.Callback):
+    """Ends training within ``minutes`` of fit's start, with as many whole epochs as fit, the schedule sized to
+    them."""
+
+    def __init__(self, minutes: float) -> None:
+        if minutes <= 0:
+            raise ValueError(f"fit_minutes must be positive, got {minutes}")
+        self.budget_s = 60.0 * minutes
+        self._spent_before = 0.0  # seconds of this budget spent before a resume
+        self._planned: int | None = None
+        self._ceiling = 1  # trainer.max_epochs: the most epochs a plan may have
+        self._fit_start = self._epoch_start = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"spent_s": self._spent(), "planned_epochs": self._planned}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._spent_before, self._planned = state_dict["spent_s"], state_dict["planned_epochs"]
+
+    def _spent(self) -> float:
+        return self._spent_before + time.perf_counter() - self._fit_start
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._ceiling = trainer.max_epochs or 1
+        if self._planned is not None:  # a resumed run: the scheduler's state already holds the plan's length
+            trainer.fit_loop.max_epochs = self._planned
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        done = trainer.current_epoch + 1
+        epoch_s = time.perf_counter() - self._epoch_start
+        fits = done + int(max(self.budget_s - self._spent(), 0.0) / epoch_s)
+        fits = trainer.strategy.broadcast(min(fits, self._ceiling))  # DDP's processes must agree: rank 0's plan
+        if done > EPOCHS_PLANNED_FREELY and fits >= trainer.max_epochs:
+            return
+        if fits != trainer.max_epochs:
+            self._plan(trainer, pl_module, fits, epoch_s)
+
+    def _plan(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs: int, epoch_s: float) -> None:
+        done = trainer.current_epoch + 1
+        log.info("fit_minutes=%g: epochs of %.0f s, %.0f s spent, so %d epochs in all (was %d)",
+                 self.budget_s / 60, epoch_s, self._spent(), epochs, trainer.max_epochs)
+        trainer.fit_loop.max_epochs = self._planned = epochs
+        if epochs > done and getattr(pl_module, "schedule_has_length", False):
+            steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+            pl_module.resize_schedule(epochs * steps_per_epoch)

@@ -1,0 +1,119 @@
+"""fit_minutes: as many epochs as fit the minutes, the one-cycle schedule sized to them, kept across a resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from fer_lightning.training import time_budget
+from fer_lightning.training.train import train
+
+BATCHES = 35  # the synthetic CSV's 140 Training faces in batches of 4: enough steps for a one-cycle schedule
+
+
+class Clock:
+    """Stands in for time.perf_counter in time_budget: seconds pass only as training batches end."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class Ticks(L.Callback):
+    """Each training batch takes ``seconds(epoch)`` on the clock; records the learning rate each step used."""
+
+    def __init__(self, clock: Clock, seconds=lambda epoch: 1.0, stop_after_epoch: int | None = None) -> None:
+        self.clock, self.seconds, self.stop_after_epoch = clock, seconds, stop_after_epoch
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        self.clock.now += self.seconds(trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
+        if trainer.current_epoch == self.stop_after_epoch:
+            raise KeyboardInterrupt  # stands in for a kill, after that epoch's checkpoint
+
+
+def budgeted(train_cfg, minutes: float, *more: str):
+    return train_cfg(f"fit_minutes={minutes}", "trainer.max_epochs=20", "data.batch_size=4",
+                     f"trainer.limit_train_batches={BATCHES}", "test=false", *more)
+
+
+def one_cycle_lrs(cfg, steps: int) -> list[float]:
+    """The learning rate of each step of a one-cycle schedule built for ``steps`` from the start."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, total_steps=steps, max_lr=cfg.model.scheduler.max_lr,
+                                                    pct_start=cfg.model.scheduler.pct_start)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(time_budget, "time", clock)
+    return clock
+
+
+def test_the_run_ends_in_budget_with_its_schedule_annealed(train_cfg, clock: Clock) -> None:
+    cfg = budgeted(train_cfg, minutes=4.5 * BATCHES / 60)  # four and a half epochs of a second a batch
+    ticks = Ticks(clock)
+    summary = train(cfg, extra_callbacks=[ticks])
+    assert summary.epochs == 4 and clock.now <= 4.5 * BATCHES
+    # Planned after the first epoch: from there on, exactly the schedule of a 4-epoch run.
+    assert ticks.lrs[BATCHES:] == pytest.approx(one_cycle_lrs(cfg, 4 * BATCHES)[BATCHES:], rel=1e-6)
+    assert ticks.lrs[-1] < 1e-3 * max(ticks.lrs)
+
+
+def test_a_slow_first_epoch_is_replanned_after_the_second(train_cfg, clock: Clock) -> None:
+    """The first epoch compiles and warms caches: planned from it alone, the run would stop at 3 epochs."""
+    cfg = budgeted(train_cfg, minutes=10 * BATCHES / 60)
+    summary = train(cfg, extra_callbacks=[Ticks(clock, seconds=lambda epoch: 3.0 if epoch == 0 else 1.0)])
+    assert summary.epochs == 8 and clock.now <= 10 * BATCHES
+
+
+def test_an_epoch_slower_than_planned_shortens_the_plan(train_cfg, clock: Clock) -> None:
+    cfg = budgeted(train_cfg, minutes=8 * BATCHES / 60)
+    ticks = Ticks(clock, seconds=lambda epoch: 2.0 if epoch >= 4 else 1.0)
+    summary = train(cfg, extra_callbacks=[ticks])
+    assert summary.epochs == 6 and clock.now <= 8 * BATCHES  # planned 8; epochs 5 and 6 took twice as long
+    assert ticks.lrs[-1] < 0.1 * max(ticks.lrs)  # shortened late, so the schedule has not quite ended
+
+
+def test_the_budget_is_never_exceeded_past_max_epochs(train_cfg, clock: Clock) -> None:
+    summary = train(budgeted(train_cfg, 100.0, "trainer.max_epochs=3"), extra_callbacks=[Ticks(clock)])
+    assert summary.epochs == 3
+
+
+def test_a_resumed_run_keeps_the_plan_and_the_time_already_spent(train_cfg, clock: Clock, tmp_path: Path) -> None:
+    cfg = budgeted(train_cfg, minutes=6.5 * BATCHES / 60)
+    whole = Ticks(clock)
+    assert train(cfg, extra_callbacks=[whole]).epochs == 6
+
+    clock.now = 0.0
+    with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt
+        train(budgeted(train_cfg, 6.5 * BATCHES / 60, f"paths.output_dir={tmp_path / 'killed'}"),
+              extra_callbacks=[Ticks(clock, stop_after_epoch=3)])
+    clock.now += 1000.0  # time away from the run does not count against it
+    resumed = Ticks(clock)
+    summary = train(budgeted(train_cfg, 6.5 * BATCHES / 60, f"paths.output_dir={tmp_path / 'killed'}",
+                             "ckpt_path=last"), extra_callbacks=[resumed])
+    assert summary.epochs == 6
+    assert resumed.lrs == pytest.approx(whole.lrs[3 * BATCHES:], rel=1e-6)
+
+
+def test_fit_minutes_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="fit_minutes must be positive, got 0"):
+        time_budget.FitInMinutes(0)
