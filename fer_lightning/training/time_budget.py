@@ -1,12 +1,12 @@
 """``fit_minutes``: train for as many epochs as fit a number of minutes, the learning-rate schedule sized to them.
 
 Lightning's ``trainer.max_time`` stops a run when the time is up, wherever its schedule has got to: a one-cycle
-run stopped halfway never anneals, and ends far below what the same minutes give when planned for. This callback
-plans instead. After each epoch it divides the minutes left by that epoch's seconds (validation included), sets the
-number of epochs that still fit, and resizes a one-cycle-style schedule to end with the last of them
-(``EmotionClassifier.resize_schedule``). The plan is set after the first two epochs (the first carries the warm-up:
-compiling, caches), and after that only shortened, when an epoch ran slower than planned, so the schedule is
-stretched at most twice. ``trainer.max_epochs`` stays the most it may plan.
+run stopped halfway never anneals. This callback plans instead. After each epoch it divides the minutes left by
+that epoch's seconds (validation included), sets the number of epochs that still fit, and resizes a one-cycle-style
+schedule to end with the last of them (``EmotionClassifier.resize_schedule``). The plan is made after the first
+epoch and made again after the second (the first carries the warm-up: compiling, cold caches, so it plans too few);
+after that it only shrinks, when an epoch ran slower than planned, so the schedule is stretched at most twice.
+``trainer.max_epochs`` stays the most it may plan.
 
 What was spent and planned goes into checkpoints, so a resumed run keeps to the same budget.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from typing import Any
 
@@ -50,7 +51,7 @@ class FitInMinutes(L.Callback):
         self._fit_start = time.perf_counter()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._ceiling = trainer.max_epochs or 1
+        self._ceiling = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else sys.maxsize  # -1: none
         if self._planned is not None:  # a resumed run: the scheduler's state already holds the plan's length
             trainer.fit_loop.max_epochs = self._planned
 
