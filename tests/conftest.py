@@ -7,6 +7,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+# Before torch, numpy or OpenCV start their thread pools. The suite's two xdist workers (pyproject.toml) share the
+# cores, and a pool of one thread per core in each made them fight over those (bash .ci/run's pytest on a 2-core Zen 3
+# EPYC, 2026-12-04: 689 s, and 609 s with one thread each); the commands that tests start inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import cv2
 import matplotlib
 import numpy as np

@@ -11,7 +11,8 @@ import torch
 from fer_lightning.training import time_budget
 from fer_lightning.training.train import train
 
-BATCHES = 35  # the synthetic CSV's 140 Training faces in batches of 4: enough steps for a one-cycle schedule
+BATCHES = 2  # an epoch's batches of 4 faces: only the schedule's own test needs more steps than its floor of 100
+SCHEDULE_BATCHES = 35  # all 140 Training faces of the synthetic CSV
 
 
 class Clock:
@@ -42,9 +43,10 @@ class Ticks(L.Callback):
             raise KeyboardInterrupt  # stands in for a kill, after that epoch's checkpoint
 
 
-def budgeted(train_cfg, minutes: float, *more: str):
-    return train_cfg(f"fit_minutes={minutes}", "trainer.max_epochs=20", "data.batch_size=4",
-                     f"trainer.limit_train_batches={BATCHES}", "test=false", *more)
+def budgeted(train_cfg, epochs: float, *more: str, batches: int = BATCHES):
+    """The tiny run, fit_minutes set to ``epochs`` epochs of ``batches`` batches at a second a batch."""
+    return train_cfg(f"fit_minutes={epochs * batches / 60}", "trainer.max_epochs=20", "data.batch_size=4",
+                     f"trainer.limit_train_batches={batches}", "test=false", *more)
 
 
 def one_cycle_lrs(cfg, steps: int) -> list[float]:
@@ -68,46 +70,43 @@ def clock(monkeypatch) -> Clock:
 
 
 def test_the_run_ends_in_budget_with_its_schedule_annealed(train_cfg, clock: Clock) -> None:
-    cfg = budgeted(train_cfg, minutes=4.5 * BATCHES / 60)  # four and a half epochs of a second a batch
+    n = SCHEDULE_BATCHES
+    cfg = budgeted(train_cfg, 4.5, batches=n)  # four and a half epochs of a second a batch
     ticks = Ticks(clock)
     summary = train(cfg, extra_callbacks=[ticks])
-    assert summary.epochs == 4 and clock.now <= 4.5 * BATCHES
+    assert summary.epochs == 4 and clock.now <= 4.5 * n
     # Planned after the first epoch: from there on, exactly the schedule of a 4-epoch run.
-    assert ticks.lrs[BATCHES:] == pytest.approx(one_cycle_lrs(cfg, 4 * BATCHES)[BATCHES:], rel=1e-6)
+    assert ticks.lrs[n:] == pytest.approx(one_cycle_lrs(cfg, 4 * n)[n:], rel=1e-6)
     assert ticks.lrs[-1] < 1e-3 * max(ticks.lrs)
 
 
 def test_a_slow_first_epoch_is_replanned_after_the_second(train_cfg, clock: Clock) -> None:
     """The first epoch compiles and warms caches: planned from it alone, the run would stop at 3 epochs."""
-    cfg = budgeted(train_cfg, minutes=6 * BATCHES / 60)
-    summary = train(cfg, extra_callbacks=[Ticks(clock, seconds=lambda epoch: 2.0 if epoch == 0 else 1.0)])
+    summary = train(budgeted(train_cfg, 6), extra_callbacks=[Ticks(clock, seconds=lambda e: 2.0 if e == 0 else 1.0)])
     assert summary.epochs == 5 and clock.now <= 6 * BATCHES
 
 
 def test_an_epoch_slower_than_planned_shortens_the_plan(train_cfg, clock: Clock) -> None:
-    cfg = budgeted(train_cfg, minutes=6 * BATCHES / 60)
-    summary = train(cfg, extra_callbacks=[Ticks(clock, seconds=lambda epoch: 2.0 if epoch == 3 else 1.0)])
+    summary = train(budgeted(train_cfg, 6), extra_callbacks=[Ticks(clock, seconds=lambda e: 2.0 if e == 3 else 1.0)])
     assert summary.epochs == 4 and clock.now <= 6 * BATCHES  # planned 6; the fourth took twice as long
 
 
 def test_the_budget_is_never_exceeded_past_max_epochs(train_cfg, clock: Clock) -> None:
-    summary = train(budgeted(train_cfg, 100.0, "trainer.max_epochs=3"), extra_callbacks=[Ticks(clock)])
+    summary = train(budgeted(train_cfg, 100, "trainer.max_epochs=3"), extra_callbacks=[Ticks(clock)])
     assert summary.epochs == 3
 
 
 def test_a_resumed_run_keeps_the_plan_and_the_time_already_spent(train_cfg, clock: Clock, tmp_path: Path) -> None:
-    cfg = budgeted(train_cfg, minutes=4.5 * BATCHES / 60)
     whole = Ticks(clock)
-    assert train(cfg, extra_callbacks=[whole]).epochs == 4
+    assert train(budgeted(train_cfg, 4.5), extra_callbacks=[whole]).epochs == 4
 
     clock.now = 0.0
+    killed = f"paths.output_dir={tmp_path / 'killed'}"
     with pytest.raises(SystemExit):  # Lightning's answer to a KeyboardInterrupt
-        train(budgeted(train_cfg, 4.5 * BATCHES / 60, f"paths.output_dir={tmp_path / 'killed'}"),
-              extra_callbacks=[Ticks(clock, stop_after_epoch=2)])
+        train(budgeted(train_cfg, 4.5, killed), extra_callbacks=[Ticks(clock, stop_after_epoch=2)])
     clock.now += 1000.0  # time away from the run does not count against it
     resumed = Ticks(clock)
-    summary = train(budgeted(train_cfg, 4.5 * BATCHES / 60, f"paths.output_dir={tmp_path / 'killed'}",
-                             "ckpt_path=last"), extra_callbacks=[resumed])
+    summary = train(budgeted(train_cfg, 4.5, killed, "ckpt_path=last"), extra_callbacks=[resumed])
     assert summary.epochs == 4
     assert resumed.lrs == pytest.approx(whole.lrs[2 * BATCHES:], rel=1e-6)
 
