@@ -5,7 +5,8 @@
 # wheels are for the device's Python 3.12; pack.sh fetches them). Needs FER2013_CSV; about 15 minutes on 2 cores;
 # its $OUT is /tmp/device_dry_run/out. BENCH_SECONDS=0 skips the fer-bench rows (the study alone: 5 minutes).
 # `dry_run.sh sota`: sota_session.sh instead, its recipes composed (fer-train --cfg job) but run as the study's small
-# nets for a minute (VGG's passes over every face would take the CPU an hour), to check the call's plumbing.
+# nets for two minutes of fitting (VGG's passes over every face would take the CPU an hour), to check the call's
+# plumbing (10 minutes here).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 work=/tmp/device_dry_run
