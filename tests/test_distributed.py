@@ -47,7 +47,8 @@ def test_two_cpu_processes_write_one_run_dir_and_resume(fer_csv: Path, tmp_path:
     np.testing.assert_allclose(saved["logits"], expected, atol=1e-4)
     assert summary["test/acc"] == float(np.mean(saved["logits"].argmax(1) == saved["labels"]))
 
-    resumed = fer_train(f"resume={run}", "trainer.max_epochs=2", cwd=tmp_path)
+    # With a time budget too: the processes must agree on its plan (rank 0's), or one would wait for the other.
+    resumed = fer_train(f"resume={run}", "trainer.max_epochs=2", "fit_minutes=60", cwd=tmp_path)
     assert "Starting with 2 processes" in resumed.stderr + resumed.stdout
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
     assert len(list((run / "checkpoints").glob("last.ckpt"))) == 1
