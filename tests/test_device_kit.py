@@ -4,12 +4,13 @@ session runs importable with what the device's image lacks."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import compose_train
+from conftest import compose_config, compose_train
 
 from fer_lightning.data.csv_reader import parse_csv
 
@@ -40,7 +41,7 @@ def test_the_gpu_commands_import_without_what_the_device_lacks() -> None:
     top-level import of one of them on the training, tuning or benchmark path would fail every GPU session."""
     assert "absent on the device" in _import_as_on_the_device("albumentations").stderr  # the check itself works
     done = _import_as_on_the_device("fer_lightning.cli.train, fer_lightning.cli.tune, fer_lightning.cli.study, "
-                                    "fer_lightning.cli.stack, fer_lightning.cli.bench")
+                                    "fer_lightning.cli.stack, fer_lightning.cli.bench, fer_lightning.cli.analyze")
     assert done.returncode == 0, done.stderr
 
 
@@ -53,3 +54,14 @@ def test_the_sota_sessions_recipes_compose_into_time_budgeted_runs() -> None:
         name, *overrides = line.split()
         cfg = compose_train([*overrides, "trainer.max_epochs=300", "fit_minutes=6"])
         assert cfg.model.scheduler._target_.endswith("OneCycleLR"), name  # what fit_minutes can resize
+
+
+def test_the_gpu_checks_rows_compose() -> None:
+    """Each `bench NAME overrides...` row of gpu_checks.sh is a fer-bench run on the GPU: a typo in one would cost
+    that row's minutes."""
+    script = (DEVICE_KIT / "gpu_checks.sh").read_text().replace("\\\n", " ")
+    rows = [shlex.split(line)[1:] for line in script.splitlines() if line.startswith("bench ")]
+    assert len(rows) >= 5
+    for name, *overrides in rows:
+        cfg = compose_config("bench", overrides)
+        assert cfg.epochs >= 1 and cfg.data.loader in ("resident", "dataloader"), name

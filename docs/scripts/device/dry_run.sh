@@ -1,9 +1,10 @@
 #!/bin/bash
-# Here, on the CPU, before a device session: session.sh end to end at a tiny size, with the packages the device's
-# image lacks made unimportable (absent/sitecustomize.py) and nvidia-smi stubbed, so that the session's GPU minutes
-# are not spent on a missing import or a typo. setup.sh is swapped for this machine's environment (the carried
-# wheels are for the device's Python 3.12; pack.sh fetches them). Needs FER2013_CSV; about 15 minutes on 2 cores;
-# its $OUT is /tmp/device_dry_run/out. BENCH_SECONDS=0 skips the fer-bench rows (the study alone: 5 minutes).
+# Here, on the CPU, before a device session: its two calls (full_study.sh, then gpu_checks.sh) end to end at a
+# tiny size (batches of 32), with the packages the device's image lacks made unimportable (absent/sitecustomize.py)
+# and nvidia-smi stubbed, so that the session's GPU minutes are not spent on a missing import or a typo. setup.sh
+# is swapped for this machine's environment (the carried wheels are for the device's Python 3.12; pack.sh fetches
+# them). Needs FER2013_CSV; about 20 minutes on 2 cores; its $OUT is /tmp/device_dry_run/out. BENCH_SECONDS=0
+# skips the fer-bench rows (the study alone: 7 minutes).
 # `dry_run.sh sota`: sota_session.sh instead, its recipes composed (fer-train --cfg job) but run as the study's small
 # nets for two minutes of fitting (VGG's passes over every face would take the CPU an hour), to check the call's
 # plumbing (10 minutes here).
@@ -35,8 +36,9 @@ small_leaky model=leaky experiment=best seed=96" bash docs/scripts/device/sota_s
   ls -l "$work/out"
   exit
 fi
-OUT=$work/out BENCH_SECONDS=${BENCH_SECONDS:-1200} SESSION_SECONDS=2400 \
-  BENCH_ARGS="epochs=1 warmup_batches=2 +trainer.limit_train_batches=6 +trainer.limit_val_batches=2 infer_batch=32" \
-  STUDY_ARGS="$searches $runs stack_args=[\"meta=soft_vote\"]" \
-  bash docs/scripts/device/session.sh 2
+OUT=$work/out STUDY_SECONDS=1200 STUDY_ARGS="$searches $runs stack_args=[\"meta=soft_vote\"]" \
+  bash docs/scripts/device/full_study.sh 2
+[ "${BENCH_SECONDS:-1500}" = 0 ] || OUT=$work/out DEADLINE=$(( $(date +%s) + ${BENCH_SECONDS:-1500} )) \
+  BENCH_ARGS="epochs=1 warmup_batches=2 data.batch_size=32 +trainer.limit_train_batches=6 \
+  +trainer.limit_val_batches=2 infer_batch=32" bash docs/scripts/device/gpu_checks.sh
 ls -l "$work/out"

@@ -1,8 +1,8 @@
 #!/bin/bash
-# On the device machine (after pack.sh here), alone or as session.sh's second part, the study's tuning at its own
-# size:
-#   run(command="bash docs/scripts/device/full_study.sh 8", carry=[".device"], timeout_s=600)
-# $1: tune workers per search sharing the one GPU (default 8); STUDY_SECONDS: its time limit (default 570);
+# On the device machine (after pack.sh here), a session's first call: the study's tuning at its own size.
+#   run(command="bash docs/scripts/device/full_study.sh 8", carry=[".device"], timeout_s=580)
+# Then at once, on the still-warm machine, gpu_checks.sh with what the session's 15 minutes have left (its header).
+# $1: tune workers per search sharing the one GPU (default 8); STUDY_SECONDS: its time limit (default 540);
 # STUDY_ARGS: more fer-study overrides (dry_run.sh's tiny size).
 # Brings back study.json (when it finished), each search's trials as a CSV read from the study database (also when
 # the limit stopped it: each trial's state, values and times) and the study's log.
@@ -13,7 +13,7 @@ RUNS=${RUNS:-/tmp/runs}
 read -ra extra <<< "${STUDY_ARGS:-}"
 start=$(date +%s)
 # The trials' host work is Python and kernel launches: one thread each keeps 16 processes off each other's cores.
-OMP_NUM_THREADS=1 timeout "${STUDY_SECONDS:-570}" fer-study "workers=$workers" "paths.log_dir=$RUNS" \
+OMP_NUM_THREADS=1 timeout -k 10 "${STUDY_SECONDS:-540}" fer-study "workers=$workers" "paths.log_dir=$RUNS" \
   "hydra.run.dir=$RUNS/study" poll_seconds=15 \
   'trial_args=["data.loader=resident","callbacks.progress_bar=null"]' \
   'final_args=["data.loader=resident","callbacks.progress_bar=null"]' \

@@ -17,17 +17,10 @@ export RUNS=${RUNS:-/tmp/runs}
 read -ra extra <<< "${TRAIN_ARGS:-}"
 RECIPES=${RECIPES:-$(cat docs/scripts/device/sota_recipes.txt)}
 
-# Parse the CSV once, before the runs start (they read the cache), and audit it while they train (their reports
-# need the audit; each would otherwise compute it after training).
-python3 -c "import os; from fer_lightning.data.csv_reader import load_fer2013
-load_fer2013(os.environ['FER2013_CSV'], os.environ['RUNS'] + '/cache')" || exit 1
-python3 > "$OUT/audit.log" 2>&1 <<'PY' &
-import os
-from fer_lightning.data.audit import audit_data
-from fer_lightning.data.csv_reader import cache_file, load_fer2013
-csv, cache = os.environ["FER2013_CSV"], os.environ["RUNS"] + "/cache"
-audit_data(load_fer2013(csv, cache), cache_file(csv, cache, "raise"))
-PY
+# Parse the CSV once, before the runs start (they read its cache), then audit it while they train: fer-analyze
+# writes the audit beside the cache, where each run's report finds it instead of computing it after training.
+fer-analyze task_name=parse audit=false "paths.log_dir=$RUNS" > "$OUT/analyze.log" 2>&1 || exit 1
+fer-analyze "paths.log_dir=$RUNS" >> "$OUT/analyze.log" 2>&1 &
 
 # Kept back from the fitting: process starts, the PrivateTest pass with its TTA, the teacher pass and the archive.
 deadline=$(( start + ${SESSION_SECONDS:-570} ))
@@ -38,9 +31,9 @@ echo "== $(wc -l <<< "$RECIPES") runs side by side, fit_minutes=$minutes each" |
 while read -r name overrides; do
   [ -z "$name" ] && continue
   read -ra args <<< "$overrides"
-  timeout $(( deadline - $(date +%s) - 45 )) fer-train "${args[@]}" trainer.max_epochs=300 "fit_minutes=$minutes" \
-    "task_name=$name" "paths.log_dir=$RUNS" callbacks.progress_bar=null ${extra[@]+"${extra[@]}"} \
-    > "$RUNS/$name.log" 2>&1 &
+  timeout -k 10 $(( deadline - $(date +%s) - 45 )) fer-train "${args[@]}" trainer.max_epochs=300 \
+    "fit_minutes=$minutes" "task_name=$name" "paths.log_dir=$RUNS" callbacks.progress_bar=null \
+    ${extra[@]+"${extra[@]}"} > "$RUNS/$name.log" 2>&1 &
 done <<< "$RECIPES"
 wait
 finished=()
@@ -54,7 +47,7 @@ echo "== trained in $(( $(date +%s) - start )) s since the call began; ${#finish
 
 if (( ${#finished[@]} > 0 )); then
   list=$(IFS=,; echo "${finished[*]}")
-  timeout $(( deadline - $(date +%s) - 10 )) fer-stack "runs=[$list]" meta=soft_vote compare=null teacher=true \
+  timeout -k 10 $(( deadline - $(date +%s) - 10 )) fer-stack "runs=[$list]" meta=soft_vote compare=null teacher=true \
     "paths.log_dir=$RUNS" > "$RUNS/stack.log" 2>&1
   grep -E "CV accuracy|stack: PrivateTest|Wrote|error" "$RUNS/stack.log" | tee -a "$OUT/sota.log"
 fi
