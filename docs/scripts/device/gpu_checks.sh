@@ -22,7 +22,7 @@ bench() {  # bench NAME overrides...: one fer-bench, its figures appended to ben
   if (( left < 30 )); then echo "!! $name skipped: ${left} s left before the deadline" | tee -a "$LOGS"; return; fi
   echo "== $name: $*" | tee -a "$LOGS"
   # -k: Lightning takes SIGTERM as "stop after this step", and a step that is still compiling does not end: on
-  # 2026-12-04 a compiled VGG row outlived its SIGTERM by six minutes, and with it the call.
+  # 2026-12-04 a compiled VGG row outlived its SIGTERM by five minutes, and with it the call.
   timeout -k 10 $(( left < 150 ? left : 150 )) fer-bench "runtimes=[torch]" callbacks.progress_bar=null \
     "paths.log_dir=$RUNS" "task_name=$name" epochs=3 warmup_batches=20 data.num_workers=6 "$@" \
     ${extra[@]+"${extra[@]}"} >> "$LOGS" 2>&1 || echo "!! $name failed ($?)" | tee -a "$LOGS"
