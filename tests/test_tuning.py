@@ -65,7 +65,9 @@ def test_random_search_draws_only_the_declared_choices(tmp_path: Path, fer_csv: 
             assert value in space[path].choices
             assert OmegaConf.select(cfg, path) == value  # the value reached the training config
         assert cfg.test is False and cfg.callbacks.model_checkpoint is None  # trials never touch PrivateTest
-    assert {trial.params["model.net.conv_blocks.0.filters"] for trial in study.trials} == {48, 64, 128}
+    # The sampler's seed takes the process id (so processes sharing a study draw apart): 12 draws of 3 choices miss
+    # one of them about 2% of the time (seen once, 2026-12-04), but give a single value only with odds of 6 in 10^6.
+    assert len({trial.params["model.net.conv_blocks.0.filters"] for trial in study.trials}) >= 2
     assert summary["best_value"] == 0.128
 
 
