@@ -30,20 +30,6 @@ PORTRAIT = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "g
 FACE_SIDE = 190
 
 
-# The files that take longest (they start the most processes), longest first. xdist hands each worker whole files in
-# collection order (pyproject.toml: --dist loadfile), so a long file collected last keeps one worker busy after the
-# other has finished: on a 2-core Zen 3 EPYC (2026-12-04), with the files in name order, the workers' last tests
-# ended 61 s apart (the PostgreSQL test, 45 s, came last).
-LONGEST_FILES = ("test_full_study.py", "test_cli.py", "test_resume.py", "test_bench.py", "test_train.py",
-                 "test_tuning.py", "test_distributed.py", "test_tuning_postgres.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first, the rest in name order: two workers then end close together."""
-    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FILES)))
-
-
 def scene_with_faces(places: list[tuple[int, int, float]], size: tuple[int, int] = (480, 640)) -> np.ndarray:
     """A plain gray scene with the portrait pasted at each (x, y, scale)."""
     scene = np.full(size, 120, np.uint8)
