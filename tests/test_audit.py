@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -12,9 +14,10 @@ import pytest
 from conftest import compose_train, tiny_run_overrides
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from fer_lightning.data import audit as audit_module
 from fer_lightning.data.analysis import analyze
 from fer_lightning.data.audit import audit_data, audit_summary, audit_table, training_selection
-from fer_lightning.data.csv_reader import FerDataError, load_fer2013
+from fer_lightning.data.csv_reader import FerDataError, cache_file, load_fer2013
 from fer_lightning.data.duplicates import aligned_correlation, nearest_pairs
 from fer_lightning.training.train import train
 
@@ -90,6 +93,30 @@ def test_every_planted_problem_is_found_on_its_line(planted_csv: Path) -> None:
     assert summary["exact"]["privatetest_faces_with_a_copy_in_training"] == 1
     assert summary["copies"]["groups_with_disagreeing_labels"] == 2
     assert summary["privatetest_unseen"] == SIZES["PrivateTest"] - 2
+
+
+def test_audits_started_together_compute_once_and_agree(planted_csv: Path, tmp_path: Path, monkeypatch) -> None:
+    """Runs started side by side (sota_session.sh, with fer-analyze auditing beside them) each need the audit: one
+    computes it, the others wait on its lock and load its cache."""
+    data = load_fer2013(planted_csv, tmp_path)
+    searches: list[int] = []
+    search = audit_module.near_duplicate_pairs
+
+    def slow_search(*args, **kwargs):
+        searches.append(1)
+        time.sleep(1.0)  # long enough for the other audits to arrive while this one runs
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(audit_module, "near_duplicate_pairs", slow_search)
+    audits, cache = [], cache_file(planted_csv, tmp_path, "raise")
+    workers = [threading.Thread(target=lambda: audits.append(audit_data(data, cache))) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(searches) == 1 and len(audits) == 3
+    for audit in audits[1:]:
+        np.testing.assert_array_equal(audit.group, audits[0].group)
 
 
 def test_a_shifted_copy_aligns_and_a_different_face_does_not() -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from fer_lightning.data.csv_reader import FerArrays, FerDataError, save_npz_atomically
 from fer_lightning.data.duplicates import (
@@ -86,21 +87,33 @@ def _audit_cache(data_cache: Path, settings: NearDuplicateSettings) -> Path:
 
 def audit_data(data: FerArrays, data_cache: Path | None = None,
                settings: NearDuplicateSettings = MEASURED, progress: bool = False) -> DataAudit:
-    """Flag blanks and find copy groups; cached beside ``data_cache`` (the parsed CSV's cache file), if given."""
-    cache = _audit_cache(data_cache, settings) if data_cache is not None else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as saved:
-            cached = DataAudit(**{key: saved[key] for key in saved.files})
-        if len(cached.group) == len(data.labels):
-            return cached
+    """Flag blanks and find copy groups; cached beside ``data_cache`` (the parsed CSV's cache file), if given.
+
+    Processes that audit the same data at once (runs started side by side, fer-analyze auditing in the background
+    while they train) take turns on a lock beside the cache: the first computes and caches the audit, the others
+    wait for it and load it instead of each computing it again.
+    """
+    if data_cache is None:
+        return _audit(data, settings, progress)
+    cache = _audit_cache(data_cache, settings)
+    with FileLock(cache.with_suffix(".lock")):
+        if cache.is_file():
+            with np.load(cache) as saved:
+                cached = DataAudit(**{key: saved[key] for key in saved.files})
+            if len(cached.group) == len(data.labels):
+                return cached
+        audit = _audit(data, settings, progress)
+        save_npz_atomically(cache, **{key: getattr(audit, key) for key in DataAudit.__dataclass_fields__})
+    return audit
+
+
+def _audit(data: FerArrays, settings: NearDuplicateSettings, progress: bool) -> DataAudit:
     start = time.perf_counter()
     pixel_std = data.images.reshape(len(data.images), -1).std(axis=1)
     exact_of = exact_groups(data.images)
     near_pairs, near_scores = near_duplicate_pairs(data.images, settings, progress)
     audit = DataAudit(pixel_std, exact_of, near_pairs, near_scores, copy_groups(len(exact_of), exact_of, near_pairs))
     log.info("Audited %d faces for blanks and copies in %.1f s", len(exact_of), time.perf_counter() - start)
-    if cache is not None:
-        save_npz_atomically(cache, **{key: getattr(audit, key) for key in DataAudit.__dataclass_fields__})
     return audit
 
 
