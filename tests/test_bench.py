@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -133,12 +132,16 @@ def test_keras_reference_refuses_nets_the_study_never_had() -> None:
         build_keras_model(net)
 
 
-def test_step_breakdown_times_every_layer_that_runs_forward_and_backward() -> None:
-    script = SCRIPTS / "step_breakdown.py"
-    done = subprocess.run([sys.executable, str(script), "data.batch_size=4", "trainer.precision=32-true"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    rows = {line[:18].strip(): line[18:].split() for line in done.stdout.splitlines()[2:]}
+def test_step_breakdown_times_every_layer_that_runs_forward_and_backward(monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # in this process, as step_paths below: its imports are ours
+    from step_breakdown import main
+
+    from fer_lightning.models import cnn
+    monkeypatch.setattr(cnn, "small_map_conv", cnn.small_map_conv)  # the script times it through a hooked copy
+    main(["data.batch_size=4", "trainer.precision=32-true"])
+    out = capsys.readouterr().out
+    rows = {line[:18].strip(): line[18:].split() for line in out.splitlines()[2:]}
     net = instantiate(compose_config("train").model.net)
     # Each activation -> BatchNorm -> max-pool -> dropout runs fused in training, and is timed as one.
     fused = {i + k for i in net.fused_tails for k in range(4)}
@@ -148,7 +151,7 @@ def test_step_breakdown_times_every_layer_that_runs_forward_and_backward() -> No
     assert set(layers) <= set(rows)
     for layer in layers:  # forward ms, backward ms, share
         assert float(rows[layer][0]) > 0 and float(rows[layer][1]) > 0, layer
-    assert "32-true, channels_last, batch 4" in done.stdout.splitlines()[0]
+    assert "32-true, channels_last, batch 4" in out.splitlines()[0]
 
 
 def test_step_paths_times_each_variant_and_switches_only_its_own_path(monkeypatch: pytest.MonkeyPatch,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import SPLIT_SIZES, synthetic_frame
 
+from fer_lightning.data import csv_reader
 from fer_lightning.data.csv_reader import FerDataError, load_fer2013, parse_csv, save_npz_atomically
 
 
@@ -46,6 +49,24 @@ def test_cache_is_written_then_used(fer_csv: Path, tmp_path: Path) -> None:
     third = load_fer2013(fer_csv, cache_dir)
     assert not np.array_equal(third.images, first.images)
     assert len(list(cache_dir.glob("*.npz"))) == 2
+
+
+def test_loads_started_together_parse_once(fer_csv: Path, tmp_path: Path, monkeypatch) -> None:
+    """Runs started side by side on a CSV no cache holds yet: one parses it, the others wait on its lock and load
+    the cache it wrote."""
+    parses: list[int] = []
+
+    def slow_parse(*args, **kwargs):
+        parses.append(1)
+        time.sleep(1.0)  # long enough for the other loads to arrive while this one parses
+        return parse_csv(*args, **kwargs)
+
+    monkeypatch.setattr(csv_reader, "parse_csv", slow_parse)
+    with ThreadPoolExecutor(3) as pool:
+        loaded = list(pool.map(lambda _: load_fer2013(fer_csv, tmp_path / "cache"), range(3)))
+    assert len(parses) == 1
+    for data in loaded[1:]:
+        np.testing.assert_array_equal(data.images, loaded[0].images)
 
 
 def test_missing_file_says_how_to_point_at_the_data(tmp_path: Path) -> None:
@@ -135,8 +156,6 @@ def test_empty_file_truncated_gzip_and_non_utf8_are_clear_errors(fer_csv: Path, 
 
 
 def test_caches_written_by_several_processes_at_once_do_not_collide(tmp_path: Path) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     target = tmp_path / "cache" / "faces.npz"
     images = np.arange(48 * 48 * 50, dtype=np.int64).astype(np.uint8).reshape(50, 48, 48)
     with ThreadPoolExecutor(4) as pool:  # each write gets its own temporary file; the last rename wins

@@ -20,6 +20,7 @@ from typing import IO, Literal
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE, PIXELS_PER_IMAGE, SPLITS
@@ -210,7 +211,11 @@ def save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
 def load_fer2013(
     path: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None, bad_rows: BadRows = "raise"
 ) -> FerArrays:
-    """Load the CSV through a cache keyed by the file's size and mtime, so later runs skip the 10 s parse."""
+    """Load the CSV through a cache keyed by the file's size and mtime, so later runs skip the 10 s parse.
+
+    Processes that start on the same CSV together (runs side by side, a study's workers) take turns on a lock
+    beside the cache: the first parses and writes it, the others wait and load it instead of all parsing at once.
+    """
     if not path:
         raise FerDataError(missing_file_message(path))
     path = Path(path).expanduser()
@@ -218,20 +223,38 @@ def load_fer2013(
         raise FerDataError(missing_file_message(path))
     if bad_rows not in ("raise", "drop"):
         raise FerDataError(f"data.bad_rows must be 'raise' or 'drop', got {bad_rows!r}")
-    start = time.perf_counter()
-    cache = cache_file(path, cache_dir, bad_rows) if cache_dir else None
-    if cache is not None and cache.is_file():
-        with np.load(cache) as npz:
-            data = FerArrays(npz["images"], npz["labels"], npz["usage"], npz["lines"], npz["dropped_lines"].tolist())
-        log.info("Loaded %d faces from cache %s in %.2f s", len(data.labels), cache, time.perf_counter() - start)
+    if cache_dir:
+        data = _through_cache(path, cache_file(path, cache_dir, bad_rows), bad_rows)
     else:
-        data = parse_csv(path, bad_rows)
-        log.info("Parsed %d faces from %s in %.1f s", len(data.labels), path, time.perf_counter() - start)
-        if cache is not None:
-            save_npz_atomically(cache, images=data.images, labels=data.labels, usage=data.usage, lines=data.lines,
-                                dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
-            log.info("Wrote cache %s", cache)
+        data = _parse_timed(path, bad_rows)
     if data.dropped_lines:
         log.warning("Dropped %d malformed row(s) of %s: %s", len(data.dropped_lines), path,
                     _describe(data.dropped_lines, limit=20))
+    return data
+
+
+def _through_cache(path: Path, cache: Path, bad_rows: BadRows) -> FerArrays:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache.with_suffix(".lock")):
+        if cache.is_file():
+            return _load_cache(cache)
+        data = _parse_timed(path, bad_rows)
+        save_npz_atomically(cache, images=data.images, labels=data.labels, usage=data.usage, lines=data.lines,
+                            dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
+    log.info("Wrote cache %s", cache)
+    return data
+
+
+def _parse_timed(path: Path, bad_rows: BadRows) -> FerArrays:
+    start = time.perf_counter()
+    data = parse_csv(path, bad_rows)
+    log.info("Parsed %d faces from %s in %.1f s", len(data.labels), path, time.perf_counter() - start)
+    return data
+
+
+def _load_cache(cache: Path) -> FerArrays:
+    start = time.perf_counter()
+    with np.load(cache) as npz:
+        data = FerArrays(npz["images"], npz["labels"], npz["usage"], npz["lines"], npz["dropped_lines"].tolist())
+    log.info("Loaded %d faces from cache %s in %.2f s", len(data.labels), cache, time.perf_counter() - start)
     return data

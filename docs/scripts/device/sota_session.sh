@@ -17,10 +17,9 @@ export RUNS=${RUNS:-/tmp/runs}
 read -ra extra <<< "${TRAIN_ARGS:-}"
 RECIPES=${RECIPES:-$(cat docs/scripts/device/sota_recipes.txt)}
 
-# Parse the CSV once, before the runs start (they read its cache), then audit it while they train: fer-analyze
-# writes the audit beside the cache, where each run's report finds it instead of computing it after training.
-fer-analyze task_name=parse audit=false "paths.log_dir=$RUNS" > "$OUT/analyze.log" 2>&1 || exit 1
-fer-analyze "paths.log_dir=$RUNS" >> "$OUT/analyze.log" 2>&1 &
+# fer-analyze audits the data while the runs train; it and the runs take turns on locks beside the data cache,
+# so the CSV is parsed once and the audit computed once, and each run's report reads the audit's cache.
+fer-analyze "paths.log_dir=$RUNS" > "$OUT/analyze.log" 2>&1 &
 
 # Kept back from the fitting: process starts, the PrivateTest pass with its TTA, the teacher pass and the archive.
 deadline=$(( start + ${SESSION_SECONDS:-570} ))
