@@ -45,12 +45,13 @@ bench vgg_resident_512_e15 experiment=sota_short data.loader=resident data.batch
   epochs=15
 bench relu_resident_128_e15 data.loader=resident epochs=15
 bench relu_resident_2048_e15 data.loader=resident data.batch_size=2048 model.scheduler.max_lr=8e-3 epochs=15
-bench vgg_resident_1024_e15 experiment=sota_short data.loader=resident data.batch_size=1024 \
-  model.scheduler.max_lr=0.0707 epochs=15
 # Where a step's time goes: 28 steps of batch 1024 took 18 ms each, as did 56 of 512 (host-bound?). Three steps
-# under PyTorch's profiler, its table (host time by operation, waits for the GPU included) in checks.log.
+# under PyTorch's profiler, its table (host time by operation, waits for the GPU included) in checks.log. Before
+# the batch-1024 accuracy row: one epoch, and the rows above already hold both nets' speed targets.
 bench vgg_resident_1024_profiled experiment=sota_short data.loader=resident data.batch_size=1024 epochs=1 \
   '+trainer.profiler={_target_:lightning.pytorch.profilers.PyTorchProfiler,export_to_chrome:false,sort_by_key:cpu_time_total,row_limit:40,schedule:{_target_:torch.profiler.schedule,wait:2,warmup:1,active:3}}'
+bench vgg_resident_1024_e15 experiment=sota_short data.loader=resident data.batch_size=1024 \
+  model.scheduler.max_lr=0.0707 epochs=15
 # Compiled: on 2026-12-04 VGG's compile had not finished after 7 minutes; the small net's may.
 bench relu_resident_2048_compiled data.loader=resident data.batch_size=2048 compile=true
 bench relu_resident_2048_cudagraphs data.loader=resident data.batch_size=2048 compile=reduce-overhead
