@@ -48,10 +48,19 @@ def compiled_on_disk(step: Callable[..., Any]) -> Callable[..., Any]:
             except RuntimeError as error:  # inductor's code can hold for some batch sizes only (N*H*W <= 4096, say)
                 if "GuardManager check failed" not in str(error):
                     raise
+                refusal = " ".join(str(error).split())[:300]
+        # Said, since it costs seconds, and the reason may surprise: entries loaded from disk were compiled again in
+        # some runs of one test and not in others (2026-12-04), for a reason the guard's message should show.
+        log.info("%s: the compiled step's guards refused a batch of %s (%s); compiling a version for it",
+                 step.__name__, _batch_size(args), refusal)
         versions.append(_compile(step, args, entry_path(step, kind)))  # the one kept on disk from now on
         return versions[-1](*args)
 
     return call
+
+
+def _batch_size(args: tuple[Any, ...]) -> int | None:
+    return next((arg.shape[0] for arg in args if isinstance(arg, torch.Tensor) and arg.dim() == 4), None)
 
 
 def _kind(arg: Any) -> Any:
