@@ -68,7 +68,8 @@ def test_an_entry_that_does_not_load_is_compiled_again(entries: Path, caplog: py
     assert entry.stat().st_size > len(b"half a file")
 
 
-def test_a_batch_size_the_entrys_guards_refuse_compiles_a_version_for_it(entries: Path, caplog) -> None:
+def test_a_batch_size_the_guards_refuse_compiles_a_version_kept_beside_the_first(
+        entries: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inductor picks other code for large reductions (N*H*W over 4096 here), and guards the entry with that bound."""
     weight = torch.ones(3)
     step = compiled_on_disk(_channel_sums)
@@ -76,5 +77,12 @@ def test_a_batch_size_the_entrys_guards_refuse_compiles_a_version_for_it(entries
         for size in (4, 400, 4):
             torch.testing.assert_close(step(_batch(size), weight, 1.0), _channel_sums(_batch(size), weight, 1.0))
     assert caplog.text.count("guards refused a batch of 400 (") == 1
-    later = compiled_on_disk(_channel_sums)  # a new process loads the version kept last: the one for 400
-    torch.testing.assert_close(later(_batch(300), weight, 1.0), _channel_sums(_batch(300), weight, 1.0))
+    assert len(list(entries.iterdir())) == 2
+
+    def no_compiling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(torch, "compile", no_compiling)
+    later = compiled_on_disk(_channel_sums)  # a new process loads both versions: small and large batches alike
+    for size in (300, 4):
+        torch.testing.assert_close(later(_batch(size), weight, 1.0), _channel_sums(_batch(size), weight, 1.0))

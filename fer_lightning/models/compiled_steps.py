@@ -8,7 +8,7 @@ the first arguments of each kind it meets, with the batch dimension free, saved 
 keyed by everything the compiled code depends on: torch's version, the CPU's vector instructions, the source of the
 step's module, and its arguments' dtypes, layouts, non-batch sizes and plain values. The loaded function checks its
 own guards as well: where they refuse a batch (inductor's code for a reduction may hold up to some N*H*W only), a
-version is compiled for it, and that one is kept on disk from then on.
+version is compiled for it and kept on disk beside the first, and later processes load every version.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ def compiled_on_disk(step: Callable[..., Any]) -> Callable[..., Any]:
 
     def call(*args: Any) -> Any:
         kind = tuple(_kind(arg) for arg in args)
-        versions = loaded.setdefault(kind, [])
-        if not versions:
-            versions.append(_load_or_compile(step, args, kind))
+        if kind not in loaded:
+            loaded[kind] = _load_versions(step, kind)
+        versions = loaded[kind]
+        refusal = None
         for compiled in versions:
             try:
                 return compiled(*args)
@@ -49,14 +50,29 @@ def compiled_on_disk(step: Callable[..., Any]) -> Callable[..., Any]:
                 if "GuardManager check failed" not in str(error):
                     raise
                 refusal = " ".join(str(error).split())[:300]
-        # Said, since it costs seconds, and the reason may surprise: entries loaded from disk were compiled again in
-        # some runs of one test and not in others (2026-12-04), for a reason the guard's message should show.
-        log.info("%s: the compiled step's guards refused a batch of %s (%s); compiling a version for it",
-                 step.__name__, _batch_size(args), refusal)
-        versions.append(_compile(step, args, entry_path(step, kind)))  # the one kept on disk from now on
+        if refusal:  # said, since it costs seconds; the guard's own words say which bound the batch crossed
+            log.info("%s: the compiled step's guards refused a batch of %s (%s); compiling a version for it",
+                     step.__name__, _batch_size(args), refusal)
+        versions.append(_compile(step, args, entry_path(step, kind, len(versions))))
         return versions[-1](*args)
 
     return call
+
+
+def _load_versions(step: Callable[..., Any], kind: tuple[Any, ...]) -> list[Callable[..., Any]]:
+    """Every version of ``step`` kept for ``kind``, each in a slot of its own (0, 1, ...): a run whose batches cross
+    a guard's bound, or a run at another batch size, adds a version beside the others instead of replacing one that
+    the next process would compile again. A slot that does not load ends the list, and is compiled again."""
+    versions: list[Callable[..., Any]] = []
+    while (path := entry_path(step, kind, len(versions))).exists():
+        try:
+            with path.open("rb") as file:
+                versions.append(torch.compiler.load_compiled_function(file, f_globals=step.__globals__))  # its names
+        except Exception as error:  # a truncated or foreign file
+            log.warning("%s did not load (%s: %s); compiling %s again", path, type(error).__name__, error,
+                        step.__name__)
+            break
+    return versions
 
 
 def _batch_size(args: tuple[Any, ...]) -> int | None:
@@ -71,13 +87,13 @@ def _kind(arg: Any) -> Any:
     return type(arg).__name__, repr(arg)
 
 
-def entry_path(step: Callable[..., Any], kind: tuple[Any, ...]) -> Path:
-    """Where the compiled ``step`` for arguments of ``kind`` is kept."""
+def entry_path(step: Callable[..., Any], kind: tuple[Any, ...], slot: int) -> Path:
+    """Where version ``slot`` of the compiled ``step`` for arguments of ``kind`` is kept."""
     module_source = inspect.getsource(sys.modules[step.__module__])
     key = repr((_FORMAT, torch.__version__, torch.backends.cpu.get_cpu_capability(), module_source,
                 step.__qualname__, kind))
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return entries_dir() / f"{step.__name__}-{digest}.bin"
+    return entries_dir() / f"{step.__name__}-{digest}-{slot}.bin"
 
 
 def entries_dir() -> Path:
@@ -85,18 +101,6 @@ def entries_dir() -> Path:
     from torch._inductor.runtime.cache_dir_utils import cache_dir  # 1.3 s of importing, which inference never needs
 
     return Path(cache_dir()) / "fer_lightning"
-
-
-def _load_or_compile(step: Callable[..., Any], args: tuple[Any, ...], kind: tuple[Any, ...]) -> Callable[..., Any]:
-    path = entry_path(step, kind)
-    if path.exists():
-        try:
-            with path.open("rb") as file:
-                return torch.compiler.load_compiled_function(file, f_globals=step.__globals__)  # names it uses
-        except Exception as error:  # a cache entry that does not load is compiled again
-            log.warning("%s did not load (%s: %s); compiling %s again", path, type(error).__name__, error,
-                        step.__name__)
-    return _compile(step, args, path)
 
 
 def _compile(step: Callable[..., Any], args: tuple[Any, ...], path: Path) -> Callable[..., Any]:
