@@ -17,9 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 
-from fer_lightning.data.csv_reader import FerArrays, FerDataError, save_npz_atomically
+from fer_lightning.data.csv_reader import FerArrays, FerDataError, computed_once, save_npz_atomically
 from fer_lightning.data.duplicates import (
     MEASURED,
     NearDuplicateSettings,
@@ -87,24 +86,23 @@ def _audit_cache(data_cache: Path, settings: NearDuplicateSettings) -> Path:
 
 def audit_data(data: FerArrays, data_cache: Path | None = None,
                settings: NearDuplicateSettings = MEASURED, progress: bool = False) -> DataAudit:
-    """Flag blanks and find copy groups; cached beside ``data_cache`` (the parsed CSV's cache file), if given.
-
-    Processes that audit the same data at once (runs started side by side, fer-analyze auditing in the background
-    while they train) take turns on a lock beside the cache: the first computes and caches the audit, the others
-    wait for it and load it instead of each computing it again.
-    """
+    """Flag blanks and find copy groups; cached beside ``data_cache`` (the parsed CSV's cache file), if given, and
+    computed once where processes audit the same data at once (``computed_once``)."""
     if data_cache is None:
         return _audit(data, settings, progress)
-    cache = _audit_cache(data_cache, settings)
-    with FileLock(cache.with_suffix(".lock")):
-        if cache.is_file():
-            with np.load(cache) as saved:
-                cached = DataAudit(**{key: saved[key] for key in saved.files})
-            if len(cached.group) == len(data.labels):
-                return cached
-        audit = _audit(data, settings, progress)
-        save_npz_atomically(cache, **{key: getattr(audit, key) for key in DataAudit.__dataclass_fields__})
-    return audit
+    return computed_once(_audit_cache(data_cache, settings), lambda: _audit(data, settings, progress),
+                         lambda cache: _load_audit(cache, len(data.labels)), _save_audit)
+
+
+def _load_audit(cache: Path, faces: int) -> DataAudit | None:
+    """The saved audit, or None where it is of other data (another face count)."""
+    with np.load(cache) as saved:
+        audit = DataAudit(**{key: saved[key] for key in saved.files})
+    return audit if len(audit.group) == faces else None
+
+
+def _save_audit(cache: Path, audit: DataAudit) -> None:
+    save_npz_atomically(cache, **{key: getattr(audit, key) for key in DataAudit.__dataclass_fields__})
 
 
 def _audit(data: FerArrays, settings: NearDuplicateSettings, progress: bool) -> DataAudit:

@@ -14,9 +14,10 @@ import lzma
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
 BadRows = Literal["raise", "drop"]
+T = TypeVar("T")
 _CACHE_VERSION = 3
 
 
@@ -208,14 +210,28 @@ def save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
         raise
 
 
+def computed_once(cache: Path, compute: Callable[[], T], load: Callable[[Path], T | None],
+                  save: Callable[[Path, T], None]) -> T:
+    """What ``cache`` holds, computed only where ``load`` finds nothing there (it may refuse a stale file: None).
+
+    Processes that need it at the same moment (runs started side by side, fer-analyze auditing beside them, a
+    study's workers) take turns on a lock beside the cache: the first computes and saves it, the others wait for it
+    and load it instead of each computing it again.
+    """
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(cache.with_suffix(".lock")):
+        if cache.is_file() and (found := load(cache)) is not None:
+            return found
+        value = compute()
+        save(cache, value)
+        return value
+
+
 def load_fer2013(
     path: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None, bad_rows: BadRows = "raise"
 ) -> FerArrays:
-    """Load the CSV through a cache keyed by the file's size and mtime, so later runs skip the 10 s parse.
-
-    Processes that start on the same CSV together (runs side by side, a study's workers) take turns on a lock
-    beside the cache: the first parses and writes it, the others wait and load it instead of all parsing at once.
-    """
+    """Load the CSV through a cache keyed by the file's size and mtime, so later runs skip the 10 s parse (and
+    processes started together on a CSV no cache holds yet parse it once: ``computed_once``)."""
     if not path:
         raise FerDataError(missing_file_message(path))
     path = Path(path).expanduser()
@@ -224,24 +240,13 @@ def load_fer2013(
     if bad_rows not in ("raise", "drop"):
         raise FerDataError(f"data.bad_rows must be 'raise' or 'drop', got {bad_rows!r}")
     if cache_dir:
-        data = _through_cache(path, cache_file(path, cache_dir, bad_rows), bad_rows)
+        data = computed_once(cache_file(path, cache_dir, bad_rows), lambda: _parse_timed(path, bad_rows), _load_cache,
+                             _save_cache)
     else:
         data = _parse_timed(path, bad_rows)
     if data.dropped_lines:
         log.warning("Dropped %d malformed row(s) of %s: %s", len(data.dropped_lines), path,
                     _describe(data.dropped_lines, limit=20))
-    return data
-
-
-def _through_cache(path: Path, cache: Path, bad_rows: BadRows) -> FerArrays:
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(cache.with_suffix(".lock")):
-        if cache.is_file():
-            return _load_cache(cache)
-        data = _parse_timed(path, bad_rows)
-        save_npz_atomically(cache, images=data.images, labels=data.labels, usage=data.usage, lines=data.lines,
-                            dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
-    log.info("Wrote cache %s", cache)
     return data
 
 
@@ -258,3 +263,9 @@ def _load_cache(cache: Path) -> FerArrays:
         data = FerArrays(npz["images"], npz["labels"], npz["usage"], npz["lines"], npz["dropped_lines"].tolist())
     log.info("Loaded %d faces from cache %s in %.2f s", len(data.labels), cache, time.perf_counter() - start)
     return data
+
+
+def _save_cache(cache: Path, data: FerArrays) -> None:
+    save_npz_atomically(cache, images=data.images, labels=data.labels, usage=data.usage, lines=data.lines,
+                        dropped_lines=np.asarray(data.dropped_lines, dtype=np.int64))
+    log.info("Wrote cache %s", cache)
