@@ -16,8 +16,11 @@ from conftest import best_checkpoint, compose_config, tiny_run_overrides
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
+from torch.autograd import DeviceType
 
-from fer_lightning.bench.speed import EpochClock, bench, compute_dtype, device_clock, forward_mflops, matmul_peak_tflops
+from fer_lightning.bench.clocks import EpochClock, device_clock
+from fer_lightning.bench.speed import bench, compute_dtype, forward_mflops, matmul_peak_tflops, warm_up_profiler
+from fer_lightning.bench.step_profile import step_figures
 from fer_lightning.errors import FerError
 from fer_lightning.inference.timing import timings
 
@@ -30,8 +33,8 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "docs" / "scripts"  # the repo's
 
 def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Path, capsys) -> None:
     cfg = compose_config("bench", [*tiny_run_overrides(fer_csv, tmp_path / "run", tmp_path / "cache"),
-                                   "infer_batch=32", "warmup_batches=1",
-                                   "runtimes=[openvino,onnxruntime,torch,openvino_int8]"])
+                                   "infer_batch=32", "trainer.limit_train_batches=5", "warmup_batches=3",
+                                   "profile_batches=1", "runtimes=[openvino,onnxruntime,torch,openvino_int8]"])
     figures = bench(cfg)
     printed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines() if "=" in line)
     assert printed.keys() >= KEYS and figures.keys() >= KEYS
@@ -46,6 +49,31 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
     assert figures["train_gflops_per_s"] == pytest.approx(expected_gflops)
     peak = figures["peak_tflops"]
     assert peak > 0 and figures["mfu"] == pytest.approx(expected_gflops / 1e3 / peak)
+    # The profiled step (the warm-up's second): a CNN's forward and backward are many operations, none on a GPU.
+    assert figures["profile_step_ms"] > 0 and figures["profile_aten_ops"] > 50
+    assert "profile_device_busy_ms" not in figures
+    assert "aten::convolution_backward" in (tmp_path / "run" / "profile.txt").read_text()
+
+
+def test_the_profiled_steps_must_fit_inside_the_warm_up() -> None:
+    assert warm_up_profiler(0, 10) is None
+    profiler = warm_up_profiler(3, 10)
+    assert (profiler.first, profiler.steps) == (6, 3)  # batches 6, 7, 8; the clock starts after batch 9
+    with pytest.raises(FerError, match="profile_batches=3 needs warmup_batches of at least 5"):
+        warm_up_profiler(3, 4)
+
+
+def test_step_figures_split_a_gpu_step_into_kernels_waits_and_launches() -> None:
+    def op(key: str, count: int, cpu_us: float = 0, device_us: float = 0, device_type: DeviceType = DeviceType.CPU):
+        return SimpleNamespace(key=key, count=count, self_cpu_time_total=cpu_us, self_device_time_total=device_us,
+                               device_type=device_type, is_user_annotation=False)
+
+    operations = [op("aten::conv2d", 4), op("aten::convolution", 4), op("cudaLaunchKernel", 6, cpu_us=30),
+                  op("cudaStreamSynchronize", 2, cpu_us=4000), op("cudaDeviceSynchronize", 1, cpu_us=9000),
+                  op("sm90_xmma_fprop", 6, device_us=3000, device_type=DeviceType.CUDA)]
+    figures = step_figures(operations, seconds=0.032, steps=2, on_gpu=True)
+    assert figures == pytest.approx({"profile_step_ms": 16.0, "profile_aten_ops": 4.0, "profile_device_busy_ms": 1.5,
+                                     "profile_sync_wait_ms": 2.0, "profile_kernel_launches": 3.0})
 
 
 def test_epoch_clock_leaves_the_warm_up_batches_out_of_the_steady_figure() -> None:

@@ -23,20 +23,19 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from fer_lightning.bench.clocks import EpochClock, device_clock
+from fer_lightning.bench.step_profile import StepProfiler
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
@@ -48,49 +47,6 @@ from fer_lightning.precision import channels_last_layout, inference_bf16
 from fer_lightning.training.hparams import model_name
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.training.train import train
-
-
-class EpochClock(L.Callback):
-    """Times the training batches after the run's first ``warmup_batches``, and the last epoch as a whole.
-
-    The warm-up is left out of the steady figure, as the Keras reference leaves out its graph tracing: oneDNN
-    builds its kernels for each new shape on the first steps, and ``torch.compile`` compiles there. Over several
-    epochs (``fer-bench epochs=3``, for a GPU, where one epoch is a second) the steady figure adds up each
-    epoch's training batches and leaves the validation between them out.
-    """
-
-    def __init__(self, warmup_batches: int) -> None:
-        self.warmup_batches = warmup_batches
-        self.batches, self.images, self.epoch_images, self.epoch_seconds = 0, 0, 0, 0.0
-        self.steady_images, self.steady_seconds = 0, 0.0
-        self._epoch_start, self._segment_start = 0.0, 0.0
-        self.loader = ""  # what fed the batches: resident (splits on the device) or dataloader
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start = self._segment_start = device_clock(pl_module.device)
-        self.epoch_images = 0
-        self.loader = "resident" if isinstance(trainer.train_dataloader, ResidentBatches) else "dataloader"
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        faces = len(batch[1])
-        self.batches, self.images, self.epoch_images = self.batches + 1, self.images + faces, self.epoch_images + faces
-        if self.batches == self.warmup_batches:
-            self._segment_start = device_clock(pl_module.device)  # the warm-up ends with this batch
-        elif self.batches > self.warmup_batches:
-            self.steady_images += faces
-            if batch_idx == trainer.num_training_batches - 1:  # only here wait for the device: a wait after
-                self.steady_seconds += device_clock(pl_module.device) - self._segment_start  # every step slows it
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.epoch_seconds = device_clock(pl_module.device) - self._epoch_start
-
-
-def device_clock(device: torch.device) -> float:
-    """``time.perf_counter()`` once the device has finished the work queued on it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, side: int | None = None,
@@ -165,13 +121,27 @@ def keras_figures(cfg: DictConfig) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def warm_up_profiler(steps: int, warmup_batches: int) -> StepProfiler | None:
+    """A profiler of ``steps`` steps that end one batch before the warm-up does (None for 0 steps): inside the
+    warm-up, so its cost stays out of the timed figures, and after the warm-up's first batch, which builds kernels.
+    """
+    if not steps:
+        return None
+    if steps > warmup_batches - 2:
+        raise FerError(f"profile_batches={steps} needs warmup_batches of at least {steps + 2} (it is "
+                       f"{warmup_batches}): the profiled steps lie inside the warm-up, after its first batch and "
+                       "one before its end")
+    return StepProfiler(first=warmup_batches - steps - 1, steps=steps)
+
+
 def bench(cfg: DictConfig) -> dict[str, Any]:
     """Timed training epochs, then inference timings with the last checkpoint; returns the figures printed."""
     with open_dict(cfg):
         cfg.test, cfg.trainer.max_epochs = False, cfg.epochs
     keras = keras_figures(cfg) if cfg.keras else {}
     clock = EpochClock(cfg.warmup_batches)
-    summary = train(cfg, extra_callbacks=[clock])
+    profiler = warm_up_profiler(cfg.profile_batches, cfg.warmup_batches)
+    summary = train(cfg, extra_callbacks=[clock, *([profiler] if profiler else [])])
     if not clock.steady_images:
         raise FerError(f"the epoch had no training batches after the {cfg.warmup_batches} warm-up ones "
                        "(warmup_batches); nothing steady to time")
@@ -215,6 +185,10 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         "model": model_name(cfg),
         "cpu": cpu_name(),
     }
+    if profiler:
+        figures |= profiler.figures
+        (Path(cfg.paths.output_dir) / "profile.txt").write_text(profiler.table)
+        print(profiler.table)
     if keras:
         figures |= keras | {
             "train_speedup_vs_keras": figures["train_images_per_s"] / keras["keras_train_images_per_s"],

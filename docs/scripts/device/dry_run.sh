@@ -39,6 +39,6 @@ fi
 OUT=$work/out STUDY_SECONDS=1200 STUDY_ARGS="$searches $runs stack_args=[\"meta=soft_vote\"]" \
   bash docs/scripts/device/full_study.sh 2
 [ "${BENCH_SECONDS:-1500}" = 0 ] || OUT=$work/out DEADLINE=$(( $(date +%s) + ${BENCH_SECONDS:-1500} )) \
-  BENCH_ARGS="epochs=1 warmup_batches=2 data.batch_size=32 +trainer.limit_train_batches=6 \
+  BENCH_ARGS="epochs=1 warmup_batches=3 profile_batches=1 data.batch_size=32 +trainer.limit_train_batches=6 \
   +trainer.limit_val_batches=2 infer_batch=32" bash docs/scripts/device/gpu_checks.sh
 ls -l "$work/out"

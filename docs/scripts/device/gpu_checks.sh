@@ -4,9 +4,9 @@
 #   run(command="DEADLINE=$(( $(date +%s) + 220 )) bash docs/scripts/device/gpu_checks.sh", timeout_s=250)
 # or alone, on a fresh machine: run(command="bash docs/scripts/device/gpu_checks.sh", carry=[".device"], timeout_s=590)
 # Issue 18's speed figures through fer-bench: batches resident on the GPU against the DataLoader, batch sizes with the
-# learning rate scaled (15 one-cycle epochs each, so the PublicTest accuracy of each batch size is comparable), one
-# epoch under PyTorch's profiler (host time per step: what the GPU waits for), torch.compile with and without CUDA
-# graphs. Each fer-bench's figures and its PublicTest accuracy go to $OUT/bench.jsonl (one JSON object per run), its
+# learning rate scaled (15 one-cycle epochs each, so the PublicTest accuracy of each batch size is comparable),
+# torch.compile with and without CUDA graphs, and in every row three warm-up steps under PyTorch's profiler (kernel
+# time, host waits and launches per step: is a step the GPU's or the host's?). Each fer-bench's figures and its PublicTest accuracy go to $OUT/bench.jsonl (one JSON object per run), its
 # output to $OUT/checks.log. DEADLINE (epoch seconds, default now + 560 s): a row that would start with less than
 # 30 s left is skipped, so the script ends in time. BENCH_ARGS: more fer-bench overrides for every row (dry_run.sh's
 # tiny size).
@@ -24,7 +24,7 @@ bench() {  # bench NAME overrides...: one fer-bench, its figures appended to ben
   # -k: Lightning takes SIGTERM as "stop after this step", and a step that is still compiling does not end: on
   # 2026-12-04 a compiled VGG row outlived its SIGTERM by five minutes, and with it the call.
   timeout -k 10 $(( left < 150 ? left : 150 )) fer-bench "runtimes=[torch]" callbacks.progress_bar=null \
-    "paths.log_dir=$RUNS" "task_name=$name" epochs=3 warmup_batches=20 data.num_workers=6 "$@" \
+    "paths.log_dir=$RUNS" "task_name=$name" epochs=3 warmup_batches=20 profile_batches=3 data.num_workers=6 "$@" \
     ${extra[@]+"${extra[@]}"} >> "$LOGS" 2>&1 || echo "!! $name failed ($?)" | tee -a "$LOGS"
   local json; json=$(ls -t "$RUNS/$name"/runs/*/bench.json 2>/dev/null | head -1)
   [ -n "$json" ] && python3 - "$json" "$name" >> "$OUT/bench.jsonl" <<'PY'
@@ -45,11 +45,6 @@ bench vgg_resident_512_e15 experiment=sota_short data.loader=resident data.batch
   epochs=15
 bench relu_resident_128_e15 data.loader=resident epochs=15
 bench relu_resident_2048_e15 data.loader=resident data.batch_size=2048 model.scheduler.max_lr=8e-3 epochs=15
-# Where a step's time goes: 28 steps of batch 1024 took 18 ms each, as did 56 of 512 (host-bound?). Three steps
-# under PyTorch's profiler, its table (host time by operation, waits for the GPU included) in checks.log. Before
-# the batch-1024 accuracy row: one epoch, and the rows above already hold both nets' speed targets.
-bench vgg_resident_1024_profiled experiment=sota_short data.loader=resident data.batch_size=1024 epochs=1 \
-  '+trainer.profiler={_target_:lightning.pytorch.profilers.PyTorchProfiler,export_to_chrome:false,sort_by_key:cpu_time_total,row_limit:40,schedule:{_target_:torch.profiler.schedule,wait:2,warmup:1,active:3}}'
 bench vgg_resident_1024_e15 experiment=sota_short data.loader=resident data.batch_size=1024 \
   model.scheduler.max_lr=0.0707 epochs=15
 # Compiled: on 2026-12-04 VGG's compile had not finished after 7 minutes; the small net's may.
@@ -62,5 +57,8 @@ for line in open(sys.argv[1]):
     print(f"{d['name']:32s} train {d['train_images_per_s']:9.0f} img/s  epoch {d['epoch_seconds']:6.2f} s  "
           f"mfu {d['mfu']:.3f} of {d['peak_tflops']:.3g} TFLOP/s  PublicTest {d['val_acc_best']:.4f} after "
           f"{d['epochs']}  ({d['data_loader']}, {d['precision']})")
+    if "profile_device_busy_ms" in d:
+        print(f"{'':32s} a profiled step {d['profile_step_ms']:.1f} ms: kernels {d['profile_device_busy_ms']:.1f} ms, "
+              f"host waiting {d['profile_sync_wait_ms']:.1f} ms, {d['profile_kernel_launches']:.0f} launches")
 PY
 nvidia-smi --query-gpu=name,memory.used --format=csv | tee -a "$LOGS"

@@ -1,0 +1,86 @@
+"""Where a training step's time goes: ``fer-bench profile_batches=3`` profiles a few steady steps.
+
+On one H200 the resident-batch steps took 16-18 ms whatever the batch (512 to 2048) and the net (0.8 to 3.1 TFLOP
+a step), which points away from the GPU's arithmetic. Three figures per step tell the candidates apart:
+``profile_device_busy_ms`` (kernel time: the GPU's own share), ``profile_sync_wait_ms`` (the host blocked until
+the GPU caught up: a ``.item()`` or a copy back) and ``profile_kernel_launches`` (each launch costs the host a
+few microseconds whatever its size). A step much longer than its device time, with few waits, is the host's:
+Python and launches, what CUDA graphs and ``torch.compile`` remove.
+
+Lightning's own PyTorchProfiler was tried first (the GPU checks of 2026-12-04): its schedule repeats through the
+run and the report keeps only the last cycle, which on a short epoch held validation and checkpointing rather
+than the steps. This callback profiles exactly the steps it is given and nothing else. They lie inside fer-bench's
+warm-up, ending one batch before it does, so the profiler's own cost stays out of the timed figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
+
+from fer_lightning.bench.clocks import device_clock
+
+# CUDA runtime calls in which the host waits for the device. cudaDeviceSynchronize is left out: only the
+# profile's own clock reading calls it, at the end.
+SYNC_WAITS = ("cudaStreamSynchronize", "cudaEventSynchronize")
+KERNEL_LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
+
+
+class StepProfiler(L.Callback):
+    """Profiles training batches ``first`` to ``first + steps - 1`` (counted from 0 over the whole run).
+
+    After them ``figures`` holds the per-step figures and ``table`` the operations by host time (and by device
+    time on a GPU).
+    """
+
+    def __init__(self, first: int, steps: int) -> None:
+        if first < 1 or steps < 1:
+            raise ValueError(f"profile from batch 1 on (the first builds kernels) for at least one step, got "
+                             f"first={first}, steps={steps}")
+        self.first, self.steps = first, steps
+        self.batches, self.figures, self.table = 0, {}, ""
+        self._profile: profile | None = None
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if self.batches == self.first:
+            on_gpu = pl_module.device.type == "cuda"
+            self._profile = profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])])
+            self._start = device_clock(pl_module.device)
+            self._profile.start()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self.batches += 1
+        if self._profile is not None and self.batches == self.first + self.steps:
+            seconds = device_clock(pl_module.device) - self._start
+            self._profile.stop()
+            on_gpu = pl_module.device.type == "cuda"
+            operations = self._profile.key_averages()
+            self.figures = step_figures(operations, seconds, self.steps, on_gpu)
+            self.table = operations.table(sort_by="self_cuda_time_total" if on_gpu else "self_cpu_time_total",
+                                          row_limit=30)
+            self._profile = None
+
+
+def step_figures(operations: Any, seconds: float, steps: int, on_gpu: bool) -> dict[str, float]:
+    """Per-step figures from a profile's ``key_averages()`` over ``steps`` steps that took ``seconds`` in all."""
+    figures = {
+        "profile_step_ms": seconds * 1e3 / steps,
+        # Every level counted: conv2d and the convolution it calls are two.
+        "profile_aten_ops": sum(op.count for op in operations if op.key.startswith("aten::")) / steps,
+    }
+    if on_gpu:  # the profiler's times are in microseconds
+        device_us = sum(op.self_device_time_total for op in operations
+                        if op.device_type == DeviceType.CUDA and not op.is_user_annotation)
+        waits_us = sum(op.self_cpu_time_total for op in operations if op.key in SYNC_WAITS)
+        figures |= {
+            "profile_device_busy_ms": device_us / 1e3 / steps,
+            "profile_sync_wait_ms": waits_us / 1e3 / steps,
+            "profile_kernel_launches": sum(op.count for op in operations if op.key in KERNEL_LAUNCHES) / steps,
+        }
+    return figures
