@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -21,16 +22,32 @@ from fer_lightning.fer2013 import CLASS_NAMES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_train(tmp_path: Path, *overrides: str, multirun: bool = False) -> subprocess.CompletedProcess:
+def run_train(tmp_path: Path, *overrides: str, multirun: bool = False,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *(["-m"] if multirun else []), f"paths.log_dir={tmp_path / 'outputs'}",
          "callbacks.progress_bar=null", "trainer.precision=32-true", "fuse_tails=false", *overrides],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
     )
 
 
+def without_torch(tmp_path: Path) -> dict[str, str]:
+    """An environment in which importing torch or Lightning fails: errors in the arguments must be reported
+    before the 6-10 s those imports take (fer_lightning/cli/__init__.py)."""
+    blocker = tmp_path / "no_torch"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in ('torch', 'lightning'):\n"
+        "            raise ModuleNotFoundError(f'{name} imported before the arguments were checked', name=name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
+
+
 def test_missing_csv_is_one_clear_line(tmp_path: Path) -> None:
-    result = run_train(tmp_path, f"data.csv_path={tmp_path / 'nowhere.csv'}")
+    result = run_train(tmp_path, f"data.csv_path={tmp_path / 'nowhere.csv'}", env=without_torch(tmp_path))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: FER-2013 CSV not found") and "FER2013_CSV" in last
@@ -41,7 +58,8 @@ def test_uncreatable_output_dir_is_one_clear_line_for_runs_and_sweeps(tmp_path: 
     (tmp_path / "a_file").write_text("not a folder")
     with ThreadPoolExecutor(2) as pool:  # a run and a sweep at once: each is mostly Python starting up
         results = list(pool.map(lambda multirun: run_train(
-            tmp_path, f"paths.log_dir={tmp_path / 'a_file' / 'outputs'}", multirun=multirun), (False, True)))
+            tmp_path, f"paths.log_dir={tmp_path / 'a_file' / 'outputs'}", multirun=multirun,
+            env=without_torch(tmp_path)), (False, True)))
     for result in results:
         assert result.returncode == 1
         assert result.stderr.strip().splitlines()[-1].startswith(

@@ -8,11 +8,12 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
-from fer_lightning.predict.predictor import predict
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
+    from fer_lightning.predict.predictor import predict  # after Hydra's checks (fer_lightning.cli)
+
     summary = exit_on_error(lambda: predict(cfg))
     if summary["failed"]:
         sys.exit(f"error: {summary['failed']} input(s) failed (each named above); the rest were predicted")

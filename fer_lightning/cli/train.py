@@ -13,9 +13,9 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.data.csv_reader import existing_csv
 from fer_lightning.errors import FerError
 from fer_lightning.training.run_dir import RunDir
-from fer_lightning.training.train import train
 from fer_lightning.tuning.exported_models import STUDIES_DIR, exported_model_roots
 
 RESUME_KEYS = ("resume", "ckpt_path")
@@ -54,6 +54,9 @@ def tuned_model_searchpath(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train(cfg: DictConfig) -> float:
+    exit_on_error(lambda: existing_csv(cfg.data.csv_path))  # before the training stack's imports (fer_lightning.cli)
+    from fer_lightning.training.train import train
+
     return exit_on_error(lambda: train(cfg).val_acc_best)
 
 

@@ -10,12 +10,13 @@ import optuna
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
-from fer_lightning.tuning.tune import tune
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tune")
 def main(cfg: DictConfig) -> None:
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats and plots are "experimental"
+    from fer_lightning.tuning.tune import tune  # after Hydra's checks (fer_lightning.cli)
+
     exit_on_error(lambda: tune(cfg, Path(CONF_DIR)), also=(ValueError,))
 
 

@@ -59,12 +59,14 @@ class FerArrays:
         return FerArrays(self.images[keep], labels[keep], self.usage[keep], self.lines[keep], self.dropped_lines)
 
 
-def missing_file_message(path: str | os.PathLike | None) -> str:
-    return (
-        f"FER-2013 CSV not found at {str(path)!r}. Get fer2013.csv(.gz) (Kaggle 'Challenges in Representation "
-        "Learning: Facial Expression Recognition', columns emotion,pixels,Usage) and point to it with "
-        "FER2013_CSV=/path/to/fer2013.csv.gz or data.csv_path=/path/to/fer2013.csv.gz"
-    )
+def existing_csv(path: str | os.PathLike | None) -> Path:
+    """``path`` as a Path, or FerDataError saying where to get FER-2013 and how to point at it."""
+    if not path or not Path(path).expanduser().is_file():
+        raise FerDataError(
+            f"FER-2013 CSV not found at {str(path)!r}. Get fer2013.csv(.gz) (Kaggle 'Challenges in Representation "
+            "Learning: Facial Expression Recognition', columns emotion,pixels,Usage) and point to it with "
+            "FER2013_CSV=/path/to/fer2013.csv.gz or data.csv_path=/path/to/fer2013.csv.gz")
+    return Path(path).expanduser()
 
 
 def _describe(lines: list[int] | np.ndarray, limit: int = 5) -> str:
@@ -153,9 +155,7 @@ def parse_csv(path: str | os.PathLike, bad_rows: BadRows = "raise") -> FerArrays
     With 'drop', each malformed row is left out whole and its line reported in ``dropped_lines``; no row is
     ever padded, truncated or shifted into its neighbour's place.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FerDataError(missing_file_message(path))
+    path = existing_csv(path)
     header, rows, lines = _read_rows(path)
     if not header:
         raise FerDataError(f"{path}: is empty; expected a header emotion,pixels,Usage and one row per face")
@@ -232,11 +232,7 @@ def load_fer2013(
 ) -> FerArrays:
     """Load the CSV through a cache keyed by the file's size and mtime, so later runs skip the 10 s parse (and
     processes started together on a CSV no cache holds yet parse it once: ``computed_once``)."""
-    if not path:
-        raise FerDataError(missing_file_message(path))
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FerDataError(missing_file_message(path))
+    path = existing_csv(path)
     if bad_rows not in ("raise", "drop"):
         raise FerDataError(f"data.bad_rows must be 'raise' or 'drop', got {bad_rows!r}")
     if cache_dir:

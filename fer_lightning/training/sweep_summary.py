@@ -10,16 +10,14 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from fer_lightning.training.run_dir import RunDir
+
 log = logging.getLogger(__name__)
 COLUMNS = ("val/acc_best", "test/acc", "test/f1_macro", "epochs", "fit_seconds")
 
 
 def sweep_table(sweep_dir: Path) -> pd.DataFrame:
     """Every finished job (it wrote summary.json) under a sweep dir, in job order."""
-    # Imported here, not at the top: Hydra builds this callback for every command, fer-score-sheets too, and
-    # the run-dir module brings torch and Lightning (~7 s of a light command's start).
-    from fer_lightning.training.run_dir import RunDir
-
     rows: list[dict[str, Any]] = []
     for job in RunDir.jobs(sweep_dir):
         summary = job.summary()
