@@ -68,6 +68,25 @@ def test_an_entry_that_does_not_load_is_compiled_again(entries: Path, caplog: py
     assert entry.stat().st_size > len(b"half a file")
 
 
+def test_a_later_version_that_does_not_load_is_removed_not_warned_about_by_every_run(
+        entries: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A second version left broken (here by hand; on 2026-12-04 by a run compiled under a TorchDispatchMode) stayed on
+    disk while the first version served every batch, so each later process warned about it again."""
+    weight = torch.ones(3)
+    step = compiled_on_disk(_channel_sums)
+    for size in (4, 400):  # the large batch's guards refuse the first version: a second slot
+        step(_batch(size), weight, 1.0)
+    broken = max(entries.iterdir(), key=lambda path: path.name)
+    broken.write_bytes(b"half a file")
+    for run in range(2):  # two later processes, each with a small batch only
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            torch.testing.assert_close(compiled_on_disk(_channel_sums)(_batch(4), weight, 1.0),
+                                       _channel_sums(_batch(4), weight, 1.0))
+        assert ("did not load" in caplog.text) == (run == 0)
+    assert not broken.exists()
+
+
 def test_a_batch_size_the_guards_refuse_compiles_a_version_kept_beside_the_first(
         entries: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inductor picks other code for large reductions (N*H*W over 4096 here), and guards the entry with that bound."""

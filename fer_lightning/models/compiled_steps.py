@@ -62,15 +62,18 @@ def compiled_on_disk(step: Callable[..., Any]) -> Callable[..., Any]:
 def _load_versions(step: Callable[..., Any], kind: tuple[Any, ...]) -> list[Callable[..., Any]]:
     """Every version of ``step`` kept for ``kind``, each in a slot of its own (0, 1, ...): a run whose batches cross
     a guard's bound, or a run at another batch size, adds a version beside the others instead of replacing one that
-    the next process would compile again. A slot that does not load ends the list, and is compiled again."""
+    the next process would compile again. A slot that does not load ends the list and is removed: the next version
+    compiled takes its place (kept, it was warned about by every later run, and replaced only if a batch that the
+    versions before it refuse came along)."""
     versions: list[Callable[..., Any]] = []
     while (path := entry_path(step, kind, len(versions))).exists():
         try:
             with path.open("rb") as file:
                 versions.append(torch.compiler.load_compiled_function(file, f_globals=step.__globals__))  # its names
         except Exception as error:  # a truncated or foreign file
-            log.warning("%s did not load (%s: %s); compiling %s again", path, type(error).__name__, error,
-                        step.__name__)
+            log.warning("%s did not load (%s: %s); removed, %s is compiled again where a batch needs it", path,
+                        type(error).__name__, error, step.__name__)
+            path.unlink(missing_ok=True)
             break
     return versions
 
