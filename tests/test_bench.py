@@ -74,6 +74,8 @@ def test_step_figures_split_a_gpu_step_into_kernels_waits_and_launches() -> None
     figures = step_figures(operations, seconds=0.032, steps=2, on_gpu=True)
     assert figures == pytest.approx({"profile_step_ms": 16.0, "profile_aten_ops": 4.0, "profile_device_busy_ms": 1.5,
                                      "profile_sync_wait_ms": 2.0, "profile_kernel_launches": 3.0})
+    host_only = step_figures(operations[:-1], seconds=0.032, steps=2, on_gpu=True)  # no CUPTI: no kernels recorded
+    assert host_only == pytest.approx({"profile_step_ms": 16.0, "profile_aten_ops": 4.0})
 
 
 def test_epoch_clock_leaves_the_warm_up_batches_out_of_the_steady_figure() -> None:

@@ -15,6 +15,7 @@ warm-up, ending one batch before it does, so the profiler's own cost stays out o
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -26,7 +27,9 @@ from fer_lightning.bench.clocks import device_clock
 # CUDA runtime calls in which the host waits for the device. cudaDeviceSynchronize is left out: only the
 # profile's own clock reading calls it, at the end.
 SYNC_WAITS = ("cudaStreamSynchronize", "cudaEventSynchronize")
-KERNEL_LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
+# The host's launch calls; a CUDA graph's replay (compile=reduce-overhead) launches all its kernels in one.
+KERNEL_LAUNCHES = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaGraphLaunch")
+log = logging.getLogger(__name__)
 
 
 class StepProfiler(L.Callback):
@@ -74,9 +77,11 @@ def step_figures(operations: Any, seconds: float, steps: int, on_gpu: bool) -> d
         # Every level counted: conv2d and the convolution it calls are two.
         "profile_aten_ops": sum(op.count for op in operations if op.key.startswith("aten::")) / steps,
     }
-    if on_gpu:  # the profiler's times are in microseconds
-        device_us = sum(op.self_device_time_total for op in operations
-                        if op.device_type == DeviceType.CUDA and not op.is_user_annotation)
+    kernels = [op for op in operations if op.device_type == DeviceType.CUDA and not op.is_user_annotation]
+    if on_gpu and not kernels:  # PyTorch's profiler needs CUPTI for the GPU's side; zeros would read as an idle GPU
+        log.warning("the profiler recorded no GPU kernels (is CUPTI missing?): host figures only")
+    elif on_gpu:  # the profiler's times are in microseconds
+        device_us = sum(op.self_device_time_total for op in kernels)
         waits_us = sum(op.self_cpu_time_total for op in operations if op.key in SYNC_WAITS)
         figures |= {
             "profile_device_busy_ms": device_us / 1e3 / steps,
