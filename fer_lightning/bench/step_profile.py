@@ -65,7 +65,7 @@ class StepProfiler(L.Callback):
             on_gpu = pl_module.device.type == "cuda"
             operations = self._profile.key_averages()
             self.figures = step_figures(operations, seconds, self.steps, on_gpu)
-            self.table = operations.table(sort_by="self_cuda_time_total" if on_gpu else "self_cpu_time_total",
+            self.table = operations.table(sort_by="self_device_time_total" if on_gpu else "self_cpu_time_total",
                                           row_limit=30)
             self._profile = None
 
