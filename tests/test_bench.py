@@ -19,8 +19,8 @@ from torch import nn
 from torch.autograd import DeviceType
 
 from fer_lightning.bench.clocks import EpochClock, device_clock
-from fer_lightning.bench.speed import bench, compute_dtype, forward_mflops, matmul_peak_tflops, warm_up_profiler
-from fer_lightning.bench.step_profile import step_figures
+from fer_lightning.bench.speed import bench, compute_dtype, forward_mflops, matmul_peak_tflops
+from fer_lightning.bench.step_profile import StepProfiler, step_figures
 from fer_lightning.errors import FerError
 from fer_lightning.inference.timing import timings
 
@@ -56,11 +56,10 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
 
 
 def test_the_profiled_steps_must_fit_inside_the_warm_up() -> None:
-    assert warm_up_profiler(0, 10) is None
-    profiler = warm_up_profiler(3, 10)
+    profiler = StepProfiler(3, warmup_batches=10)
     assert (profiler.first, profiler.steps) == (6, 3)  # batches 6, 7, 8; the clock starts after batch 9
     with pytest.raises(FerError, match="profile_batches=3 needs warmup_batches of at least 5"):
-        warm_up_profiler(3, 4)
+        StepProfiler(3, warmup_batches=4)
 
 
 def test_step_figures_split_a_gpu_step_into_kernels_waits_and_launches() -> None:

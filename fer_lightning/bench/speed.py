@@ -121,26 +121,13 @@ def keras_figures(cfg: DictConfig) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def warm_up_profiler(steps: int, warmup_batches: int) -> StepProfiler | None:
-    """A profiler of ``steps`` steps that end one batch before the warm-up does (None for 0 steps): inside the
-    warm-up, so its cost stays out of the timed figures, and after the warm-up's first batch, which builds kernels.
-    """
-    if not steps:
-        return None
-    if steps > warmup_batches - 2:
-        raise FerError(f"profile_batches={steps} needs warmup_batches of at least {steps + 2} (it is "
-                       f"{warmup_batches}): the profiled steps lie inside the warm-up, after its first batch and "
-                       "one before its end")
-    return StepProfiler(first=warmup_batches - steps - 1, steps=steps)
-
-
 def bench(cfg: DictConfig) -> dict[str, Any]:
     """Timed training epochs, then inference timings with the last checkpoint; returns the figures printed."""
     with open_dict(cfg):
         cfg.test, cfg.trainer.max_epochs = False, cfg.epochs
     keras = keras_figures(cfg) if cfg.keras else {}
     clock = EpochClock(cfg.warmup_batches)
-    profiler = warm_up_profiler(cfg.profile_batches, cfg.warmup_batches)
+    profiler = StepProfiler(cfg.profile_batches, cfg.warmup_batches) if cfg.profile_batches else None
     summary = train(cfg, extra_callbacks=[clock, *([profiler] if profiler else [])])
     if not clock.steady_images:
         raise FerError(f"the epoch had no training batches after the {cfg.warmup_batches} warm-up ones "

@@ -9,8 +9,7 @@ Python and launches, what CUDA graphs and ``torch.compile`` remove.
 
 Lightning's own PyTorchProfiler was tried first (the GPU checks of 2026-12-04): its schedule repeats through the
 run and the report keeps only the last cycle, which on a short epoch held validation and checkpointing rather
-than the steps. This callback profiles exactly the steps it is given and nothing else. They lie inside fer-bench's
-warm-up, ending one batch before it does, so the profiler's own cost stays out of the timed figures.
+than the steps. This callback profiles exactly the steps it is given and nothing else.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from fer_lightning.bench.clocks import device_clock
+from fer_lightning.errors import FerError
 
 # CUDA runtime calls in which the host waits for the device. cudaDeviceSynchronize is left out: only the
 # profile's own clock reading calls it, at the end.
@@ -33,26 +33,29 @@ log = logging.getLogger(__name__)
 
 
 class StepProfiler(L.Callback):
-    """Profiles training batches ``first`` to ``first + steps - 1`` (counted from 0 over the whole run).
+    """Profiles ``steps`` training steps that end one batch before fer-bench's ``warmup_batches`` do: inside the
+    warm-up, so the profiler's cost stays out of the timed figures, and after its first batch, which builds kernels.
 
     After them ``figures`` holds the per-step figures and ``table`` the operations by host time (and by device
     time on a GPU).
     """
 
-    def __init__(self, first: int, steps: int) -> None:
-        if first < 1 or steps < 1:
-            raise ValueError(f"profile from batch 1 on (the first builds kernels) for at least one step, got "
-                             f"first={first}, steps={steps}")
-        self.first, self.steps = first, steps
+    def __init__(self, steps: int, warmup_batches: int) -> None:
+        if not 1 <= steps <= warmup_batches - 2:
+            raise FerError(f"profile_batches={steps} needs warmup_batches of at least {steps + 2} (it is "
+                           f"{warmup_batches}): the profiled steps lie inside the warm-up, after its first batch "
+                           "and one before its end")
+        self.first, self.steps = warmup_batches - steps - 1, steps  # batches counted from 0 over the whole run
         self.batches, self.figures, self.table = 0, {}, ""
         self._profile: profile | None = None
-        self._start = 0.0
+        self._start, self._on_gpu = 0.0, False
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         if self.batches == self.first:
-            on_gpu = pl_module.device.type == "cuda"
-            self._profile = profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_gpu else [])])
+            self._on_gpu = pl_module.device.type == "cuda"
+            activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if self._on_gpu else [])]
+            self._profile = profile(activities=activities)
             self._start = device_clock(pl_module.device)
             self._profile.start()
 
@@ -62,10 +65,9 @@ class StepProfiler(L.Callback):
         if self._profile is not None and self.batches == self.first + self.steps:
             seconds = device_clock(pl_module.device) - self._start
             self._profile.stop()
-            on_gpu = pl_module.device.type == "cuda"
             operations = self._profile.key_averages()
-            self.figures = step_figures(operations, seconds, self.steps, on_gpu)
-            self.table = operations.table(sort_by="self_device_time_total" if on_gpu else "self_cpu_time_total",
+            self.figures = step_figures(operations, seconds, self.steps, self._on_gpu)
+            self.table = operations.table(sort_by="self_device_time_total" if self._on_gpu else "self_cpu_time_total",
                                           row_limit=30)
             self._profile = None
 
