@@ -10,6 +10,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import tomllib
@@ -18,6 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.training.run_dir import LOGIT_FILES, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +54,45 @@ def test_missing_csv_is_one_clear_line(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: FER-2013 CSV not found") and "FER2013_CSV" in last
     assert "Traceback" not in result.stderr
+
+
+def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path) -> None:
+    """Run dirs, search keys, models, inputs and CSVs that are not there fail in a second, as fer-train's CSV
+    does: one line each, with torch unimportable."""
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    for split in LOGIT_FILES:
+        RunDir(finished).save_logits(split, np.zeros((3, len(CLASS_NAMES))), np.arange(3))
+    nowhere, missing, onnx = tmp_path / "nowhere.csv", tmp_path / "missing", tmp_path / "model.onnx"
+    onnx.write_bytes(b"never loaded: the inputs are checked first")
+    stack, tune = [sys.executable, str(ROOT / "stack.py")], [sys.executable, str(ROOT / "tune.py")]
+    predict = console_script("fer-predict")
+    csv_missing = f"FER-2013 CSV not found at '{nowhere}'"
+    commands = [  # (what the error line says, the command)
+        (f"{missing}: no such run directory", [*stack, f"runs=[{missing}]"]),
+        ("stacking needs at least two runs, got 1", [*stack, f"runs=[{finished}]"]),
+        (csv_missing, [*stack, f"runs=[{finished},{finished}]", "teacher=true", f"csv_path={nowhere}"]),
+        ("search space keys name no value in the training config: model.nope",
+         [*tune, f'train_args=["data.csv_path={fer_csv}"]', "+space={model.nope: {choices: [1]}}"]),
+        (csv_missing, [*tune, f'train_args=["data.csv_path={nowhere}"]']),
+        ("name exactly one model", [predict, f"inputs={finished}"]),
+        (f"{missing}.ckpt: no such checkpoint file", [predict, f"ckpt={missing}.ckpt", f"inputs={finished}"]),
+        (f"nothing to predict: {missing}: no such file or folder; {finished}: empty folder",
+         [predict, f"onnx={onnx}", f"inputs=[{missing},{finished}]"]),
+        (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
+    ]
+    env = without_torch(tmp_path)
+
+    def run(command: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([*command, f"paths.log_dir={tmp_path / 'outputs'}"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env=env)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = pool.map(run, [command for _, command in commands])
+    for (expected, _), result in zip(commands, results, strict=True):
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1].startswith("error: "), result.stderr[-2000:]
+        assert expected in result.stderr and "Traceback" not in result.stderr
 
 
 def test_uncreatable_output_dir_is_one_clear_line_for_runs_and_sweeps(tmp_path: Path) -> None:

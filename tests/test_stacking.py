@@ -18,13 +18,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE
 from fer_lightning.ensemble.stack import stack
-from fer_lightning.ensemble.stacking import (
-    SoftVoteClassifier,
-    Stacker,
-    StackingError,
-    expand_run_dirs,
-    meta_features,
-)
+from fer_lightning.ensemble.stack_inputs import StackingError, expand_run_dirs
+from fer_lightning.ensemble.stacking import SoftVoteClassifier, Stacker, meta_features
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.training.run_dir import RunDir
 

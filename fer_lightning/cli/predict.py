@@ -8,11 +8,13 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.predict.request import check_request
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from fer_lightning.predict.predictor import predict  # after Hydra's checks (fer_lightning.cli)
+    exit_on_error(lambda: check_request(cfg))  # before the inference stack's imports (fer_lightning.cli)
+    from fer_lightning.predict.predictor import predict
 
     summary = exit_on_error(lambda: predict(cfg))
     if summary["failed"]:

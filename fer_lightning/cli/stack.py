@@ -6,11 +6,13 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.ensemble.stack_inputs import checked_run_dirs
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="stack")
 def main(cfg: DictConfig) -> float:
-    from fer_lightning.ensemble.stack import stack  # after Hydra's checks (fer_lightning.cli)
+    exit_on_error(lambda: checked_run_dirs(cfg))  # before the stacking stack's imports (fer_lightning.cli)
+    from fer_lightning.ensemble.stack import stack
 
     return exit_on_error(lambda: stack(cfg)["test/acc"])
 

@@ -6,17 +6,20 @@ import warnings
 from pathlib import Path
 
 import hydra
-import optuna
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.tuning.trial_config import checked_base_config
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="tune")
 def main(cfg: DictConfig) -> None:
-    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats and plots are "experimental"
-    from fer_lightning.tuning.tune import tune  # after Hydra's checks (fer_lightning.cli)
+    exit_on_error(lambda: checked_base_config(cfg), also=(ValueError,))  # before torch and Optuna (fer_lightning.cli)
+    import optuna
 
+    from fer_lightning.tuning.tune import tune
+
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats and plots are "experimental"
     exit_on_error(lambda: tune(cfg, Path(CONF_DIR)), also=(ValueError,))
 
 

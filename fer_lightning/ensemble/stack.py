@@ -26,12 +26,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE, write_teacher
+from fer_lightning.ensemble.stack_inputs import checked_run_dirs
 from fer_lightning.ensemble.stacking import (
     BaseRun,
     MetaLearner,
     Stacker,
     check_aligned,
-    expand_run_dirs,
     fit_by_cv,
     meta_features,
 )
@@ -111,7 +111,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     """Fit, compare and save; returns the chosen stacker's headline figures."""
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = [BaseRun.load(path) for path in expand_run_dirs(OmegaConf.to_container(cfg.runs, resolve=True))]
+    runs = [BaseRun.load(path) for path in checked_run_dirs(cfg)]
     check_aligned(runs)
     val_labels, test_labels = runs[0].val_labels, runs[0].test_labels
     log.info("Stacking %d runs: %s", len(runs), ", ".join(run.name for run in runs))

@@ -19,7 +19,7 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from fer_lightning.errors import FerError
+from fer_lightning.ensemble.stack_inputs import StackingError
 from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.training.run_dir import RunDir, RunDirError
@@ -27,10 +27,6 @@ from fer_lightning.training.run_dir import RunDir, RunDirError
 log = logging.getLogger(__name__)
 FeatureKind = Literal["proba", "logits", "class_ids"]
 FEATURE_KINDS = ("proba", "logits", "class_ids")
-
-
-class StackingError(FerError, ValueError):
-    """Runs that cannot be stacked: missing logits, misaligned rows, a meta-model that does not fit its inputs."""
 
 
 @dataclass(frozen=True)
@@ -58,28 +54,8 @@ class BaseRun:
             raise StackingError(str(err)) from None
 
 
-def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
-    """Each path is a finished run dir (it holds its logits) or a multirun root whose job dirs are runs."""
-    run_dirs: list[RunDir] = []
-    for entry in [paths] if isinstance(paths, str) else paths:
-        path = Path(entry)
-        if RunDir(path).has_logits():
-            run_dirs.append(RunDir(path))
-            continue
-        if not path.is_dir():
-            raise StackingError(f"{path}: no such run directory")
-        jobs = [job for job in RunDir.jobs(path) if job.has_logits()]
-        if not jobs:
-            raise StackingError(f"{path}: neither a finished run (no logits_val.npz) nor a multirun root with "
-                                "finished runs in numbered subdirectories")
-        run_dirs += jobs
-    return run_dirs
-
-
 def check_aligned(runs: Sequence[BaseRun]) -> None:
     """Every run must hold the same rows in the same order, or stacking would pair different faces."""
-    if len(runs) < 2:
-        raise StackingError(f"stacking needs at least two runs, got {len(runs)}")
     first = runs[0]
     for run in runs[1:]:
         for split, mine, theirs in (("PublicTest", run.val_labels, first.val_labels),

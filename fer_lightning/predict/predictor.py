@@ -22,7 +22,6 @@ from omegaconf import DictConfig
 from rich.progress import Progress
 
 from fer_lightning.ensemble.stacking import Stacker
-from fer_lightning.errors import FerError
 from fer_lightning.faces.detectors import Box, Face, make_detector
 from fer_lightning.faces.finder import FaceFinder, to_gray
 from fer_lightning.faces.tracking import FaceTracker
@@ -35,12 +34,12 @@ from fer_lightning.predict.annotation import annotate
 from fer_lightning.predict.media import (
     IMAGE_SUFFIXES,
     MediaError,
-    expand_inputs,
     is_video,
     read_image,
     video_frames,
     video_info,
 )
+from fer_lightning.predict.request import input_files, named_model
 from fer_lightning.predict.video_summary import plot_timeline, summarise_video
 from fer_lightning.training.run_dir import RunDir
 
@@ -69,7 +68,7 @@ class StackedFaceClassifier:
         return self.stacker.predict_images(images, self.bases)
 
 
-def _checkpoint_tta(ckpt: str) -> str:
+def _checkpoint_tta(ckpt: Path) -> str:
     """The TTA the checkpoint's run chose on PublicTest; none for a checkpoint outside a finished run dir."""
     run_dir = RunDir.of_checkpoint(ckpt)
     return run_dir.tta() if run_dir else "none"
@@ -77,17 +76,10 @@ def _checkpoint_tta(ckpt: str) -> str:
 
 def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     """The one model named by ckpt=, onnx= or stack=, and a description for the log and the JSON."""
-    named = {key: cfg[key] for key in ("ckpt", "onnx", "stack") if cfg[key]}
-    if len(named) != 1:
-        raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
-                       f"stack=<stack.py run dir>; got {', '.join(named) or 'none'}")
-    (kind, path), = named.items()
+    kind, path = named_model(cfg)
     bf16 = inference_bf16(cfg.precision, "cpu")
-    if cfg.int8 not in ("auto", False):
-        raise FerError(f"int8 must be auto (fer-export's checked int8 copy where there is one) or false, "
-                       f"got {cfg.int8!r}")
     if kind == "ckpt":
-        int8 = int8_copy(Path(path)) if cfg.int8 == "auto" and cfg.runtime in GRAPH_RUNTIMES else None
+        int8 = int8_copy(path) if cfg.int8 == "auto" and cfg.runtime in GRAPH_RUNTIMES else None
         classifier = FaceClassifier.from_checkpoint(path, bf16, _checkpoint_tta(path) if cfg.tta == "auto" else cfg.tta,
                                                     cfg.runtime, int8)
         in_bf16 = bf16 and cfg.runtime != "onnxruntime"  # onnxruntime runs the graph in float32
@@ -210,7 +202,7 @@ def _video_summaries(table: pd.DataFrame, out_dir: Path, smooth: int, plots: boo
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Run the model over every input; write predictions.csv, predictions.json and annotated copies."""
     model, description = load_model(cfg)
-    files, errors = expand_inputs(cfg.inputs)
+    files, errors = input_files(cfg.inputs)
     for problem in errors:
         log.error(problem)
     out_dir = Path(cfg.paths.output_dir)

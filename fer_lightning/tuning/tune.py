@@ -19,7 +19,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import optuna
-from hydra import compose
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
@@ -29,14 +28,11 @@ from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.training.run_dir import RunSummary
 from fer_lightning.training.train import train
 from fer_lightning.tuning.exported_models import EXPORTED_EXPERIMENT_DIR, EXPORTED_MODEL_DIR
+from fer_lightning.tuning.trial_config import checked_base_config, trial_config
 
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MONITOR = "val/acc"
-# Every trial: no PrivateTest pass, no checkpoints (a killed trial is re-run, not resumed), quiet logs.
-TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
-               "callbacks.progress_bar=null",
-               "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
 
 
 def suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
@@ -47,16 +43,6 @@ def suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
         kind = trial.suggest_int if spec.get("int", False) else trial.suggest_float
         return kind(name, spec["low"], spec["high"], log=spec.get("log", False))
     raise ValueError(f"search space entry {name!r}: expected 'choices' or 'low' and 'high', got {sorted(spec)}")
-
-
-def trial_config(cfg: DictConfig, params: dict[str, Any], output_dir: Path) -> DictConfig:
-    """conf/train.yaml + the search's overrides + the trial's values written at their config paths."""
-    overrides = [f"model={cfg.model}", *cfg.train_overrides, *cfg.train_args, *TRIAL_RULES,
-                 f"paths.output_dir={output_dir}"]
-    trial_cfg = compose(config_name="train", overrides=overrides)
-    for path, value in params.items():
-        OmegaConf.update(trial_cfg, path, value, merge=False)
-    return trial_cfg
 
 
 def storage_for(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:
@@ -180,13 +166,7 @@ def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train
     """Create or resume the study, run trials until ``n_trials`` have finished, then write its report."""
     study_dir = Path(cfg.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    base = trial_config(cfg, {}, study_dir)
-    unknown = [path for path in cfg.space if OmegaConf.select(base, path, default=None) is None]
-    if unknown:
-        raise ValueError(f"search space keys name no value in the training config: {', '.join(unknown)}")
-    if any(path.endswith(".l2") for path in cfg.space) and not base.model.keras_l2:
-        raise ValueError("the search tunes L2 strengths but model.keras_l2 is false, so they would do nothing; "
-                         "add optimizer=adam (or model.keras_l2=true) to train_overrides")
+    base = checked_base_config(cfg)
     load_fer2013(base.data.csv_path, base.paths.cache_dir, base.data.bad_rows)  # bad data fails before any trial
     storage = storage_for(cfg.storage, cfg.heartbeat_interval)
     existing = {s.study_name: s.n_trials for s in optuna.get_all_study_summaries(storage)}.get(cfg.study_name, 0)

@@ -1,0 +1,47 @@
+"""What a stack is built from, checked without torch: the finished runs ``runs=`` names and, for a teacher file,
+the CSV. fer-stack checks them before the stacking stack's imports (fer_lightning.cli), so a mistyped run dir
+fails in a second, and ``teacher=true`` without a CSV fails before the meta-learners are fitted, not after."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from fer_lightning.data.csv_reader import existing_csv
+from fer_lightning.errors import FerError
+from fer_lightning.training.run_dir import RunDir
+
+
+class StackingError(FerError, ValueError):
+    """Runs that cannot be stacked: missing logits, misaligned rows, a meta-model that does not fit its inputs."""
+
+
+def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
+    """Each path is a finished run dir (it holds its logits) or a multirun root whose job dirs are runs; at least
+    two runs in all."""
+    run_dirs: list[RunDir] = []
+    for entry in [paths] if isinstance(paths, str) else paths:
+        path = Path(entry)
+        if RunDir(path).has_logits():
+            run_dirs.append(RunDir(path))
+            continue
+        if not path.is_dir():
+            raise StackingError(f"{path}: no such run directory")
+        jobs = [job for job in RunDir.jobs(path) if job.has_logits()]
+        if not jobs:
+            raise StackingError(f"{path}: neither a finished run (no logits_val.npz) nor a multirun root with "
+                                "finished runs in numbered subdirectories")
+        run_dirs += jobs
+    if len(run_dirs) < 2:
+        raise StackingError(f"stacking needs at least two runs, got {len(run_dirs)}")
+    return run_dirs
+
+
+def checked_run_dirs(cfg: DictConfig) -> list[RunDir]:
+    """fer-stack's runs, once they and (with ``teacher=true``) the CSV exist."""
+    run_dirs = expand_run_dirs(OmegaConf.to_container(cfg.runs, resolve=True))
+    if cfg.teacher:
+        existing_csv(cfg.csv_path)
+    return run_dirs

@@ -1,0 +1,43 @@
+"""What fer-predict is asked for, checked without torch: exactly one model, there on disk, and inputs that hold
+at least one file. fer-predict checks these before the inference stack's imports (fer_lightning.cli), so a
+mistyped path is one line in about a second; ``predict()`` reads them through the same functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from fer_lightning.errors import FerError
+from fer_lightning.predict.media import expand_inputs
+
+MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
+
+
+def named_model(cfg: DictConfig) -> tuple[str, Path]:
+    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists."""
+    named = {key: cfg[key] for key in MODEL_KINDS if cfg[key]}
+    if len(named) != 1:
+        raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
+                       f"stack=<stack.py run dir>; got {', '.join(named) or 'none'}")
+    if cfg.int8 not in ("auto", False):
+        raise FerError(f"int8 must be auto (fer-export's checked int8 copy where there is one) or false, "
+                       f"got {cfg.int8!r}")
+    (kind, path), = named.items()
+    if not Path(path).exists():
+        raise FerError(f"{path}: no such {MODEL_KINDS[kind]}")
+    return kind, Path(path)
+
+
+def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
+    """``expand_inputs``'s files and problems, or FerError with every problem when no input holds a file."""
+    files, problems = expand_inputs(inputs)
+    if not files:
+        raise FerError(f"nothing to predict: {'; '.join(problems)}")
+    return files, problems
+
+
+def check_request(cfg: DictConfig) -> None:
+    """FerError for a model or inputs that are not there, before anything is loaded."""
+    named_model(cfg)
+    input_files(cfg.inputs)
