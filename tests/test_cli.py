@@ -80,6 +80,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         (f"nothing to predict: {missing}: no such file or folder; {finished}: empty folder",
          [predict, f"onnx={onnx}", f"inputs=[{missing},{finished}]"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
+        (csv_missing, [console_script("fer-export"), f"ckpt={missing}.ckpt", f"csv_path={nowhere}"]),
     ]
     env = without_torch(tmp_path)
 

@@ -6,10 +6,12 @@ import hydra
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
+from fer_lightning.data.csv_reader import existing_csv
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    from fer_lightning.inference.onnx_file import export  # after Hydra's checks (fer_lightning.cli)
+    exit_on_error(lambda: existing_csv(cfg.csv_path))  # parity needs real faces; before torch (fer_lightning.cli)
+    from fer_lightning.inference.onnx_file import export
 
     exit_on_error(lambda: export(cfg))
