@@ -66,3 +66,14 @@ def test_the_gpu_checks_rows_compose() -> None:
     for name, *overrides in rows:
         cfg = compose_config("bench", overrides)
         assert cfg.epochs >= 1 and cfg.data.loader in ("resident", "dataloader"), name
+
+
+def test_the_student_sessions_run_composes() -> None:
+    """student_session.sh's fer-train command, with the values it fills in at run time: a typo in its overrides
+    would cost the session's last device minutes."""
+    script = (DEVICE_KIT / "student_session.sh").read_text().replace("\\\n", " ")
+    command = next(shlex.split(line) for line in script.splitlines() if "fer-train experiment=distill" in line)
+    fixed = [arg for arg in command[command.index("fer-train") + 1:] if "$" not in arg and "=" in arg]
+    cfg = compose_train([*fixed, "data.teacher=/device/teacher_train.npz", "fit_minutes=2.6"])
+    assert cfg.data.teacher_weight > 0 and cfg.data.batch_size == 512
+    assert cfg.model.scheduler._target_.endswith("OneCycleLR")  # what fit_minutes can resize

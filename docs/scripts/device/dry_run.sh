@@ -7,7 +7,7 @@
 # skips the fer-bench rows (the study alone: 7 minutes).
 # `dry_run.sh sota`: sota_session.sh instead, its recipes composed (fer-train --cfg job) but run as the study's small
 # nets for two minutes of fitting (VGG's passes over every face would take the CPU an hour), to check the call's
-# plumbing (10 minutes here).
+# plumbing (10 minutes here); then student_session.sh with the teacher file that call wrote.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 work=/tmp/device_dry_run
@@ -33,6 +33,9 @@ if [ "${1:-}" = sota ]; then
   OUT=$work/out SESSION_SECONDS=600 RESERVE_SECONDS=450 TRAIN_ARGS="+trainer.limit_train_batches=5 \
     +trainer.limit_val_batches=2" RECIPES="small_relu model=relu seed=95
 small_leaky model=leaky experiment=best seed=96" bash docs/scripts/device/sota_session.sh
+  TEACHER=$(ls "$work"/runs/stack/runs/*/teacher_train.npz | tail -1) OUT=$work/out SESSION_SECONDS=300 \
+    RESERVE_SECONDS=180 TRAIN_ARGS="+trainer.limit_train_batches=5 +trainer.limit_val_batches=2" \
+    bash docs/scripts/device/student_session.sh
   ls -l "$work/out"
   exit
 fi

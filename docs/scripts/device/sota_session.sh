@@ -1,12 +1,13 @@
 #!/bin/bash
-# Issue 19's one call on a lent GPU (after pack.sh here), for a session that has not spent its minutes on issue 18:
+# Issue 19's first call on a lent GPU (after pack.sh here), for a session that has not spent its minutes on issue 18:
 #   run(command="bash docs/scripts/device/sota_session.sh", carry=[".device"], timeout_s=600)
 # Several from-scratch nets trained side by side on the one GPU, each for as many epochs as fit the time left
 # (fit_minutes: the one-cycle schedule sized to them), then fer-stack over the ones that finished with teacher=true:
-# soft voting's probabilities for every Training face, so students of this ensemble train on the CPU. Back in
-# $OUT/sota_runs.tar.gz: every run dir without its checkpoints (summary, logits, report, curves, train.log) and the
-# stack's dir with teacher_train.npz; unpack it under outputs/ and fer-stack the runs again there with every
-# meta-learner (on the device only soft voting is fitted: the others' CV is minutes of CPU, not GPU, work).
+# soft voting's probabilities for every Training face, for students of this ensemble (student_session.sh, the
+# second call, at once after this one; or on the CPU). Back in $OUT/sota_runs.tar.gz: every run dir without its
+# checkpoints (summary, logits, report, curves, train.log) and the stack's dir with teacher_train.npz; unpack it under
+# outputs/ and fer-stack the runs again there with every meta-learner (on the device only soft voting is fitted: the
+# others' CV is minutes of CPU, not GPU, work).
 # RECIPES (default: sota_recipes.txt): one run per line, its name, then its fer-train overrides with no spaces
 # inside one; SESSION_SECONDS: the call's whole budget (default 570); TRAIN_ARGS: more overrides for every run
 # (dry_run.sh's tiny size).
