@@ -199,6 +199,16 @@ def test_commands_that_need_no_net_start_without_torch() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_predicting_with_a_checkpoint_loads_neither_lightning_nor_scikit_learn() -> None:
+    """fer-predict reads checkpoints and runs nets; Lightning (2.3 s to import on the project's 2-core machines) is
+    for training and scikit-learn (0.7 s) for stack= only."""
+    code = ("import sys, fer_lightning.predict.predictor; "
+            "print(sorted(name for name in ('lightning', 'sklearn') if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_photo_sheets_are_made_and_scored_by_their_commands(tmp_path: Path, fer_csv: Path) -> None:
     photos = tmp_path / "photos"
     made = subprocess.run([console_script("fer-photo-sheets"), f"csv_path={fer_csv}", f"out={photos}", "pictures=4",

@@ -20,8 +20,9 @@ from conftest import REAL_CSV, compose_train, synthetic_frame, tiny_run_override
 
 from fer_lightning.cli.train import resume_overrides
 from fer_lightning.errors import FerError
-from fer_lightning.models.checkpoints import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from fer_lightning.models.checkpoints import CheckpointError, read_checkpoint
 from fer_lightning.training.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+from fer_lightning.training.checkpoint_io import AtomicCheckpointIO
 from fer_lightning.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]

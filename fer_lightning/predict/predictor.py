@@ -13,7 +13,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
@@ -21,7 +21,6 @@ import pandas as pd
 from omegaconf import DictConfig
 from rich.progress import Progress
 
-from fer_lightning.ensemble.stacking import Stacker
 from fer_lightning.faces.detectors import Box, Face, make_detector
 from fer_lightning.faces.finder import FaceFinder, to_gray
 from fer_lightning.faces.tracking import FaceTracker
@@ -43,6 +42,9 @@ from fer_lightning.predict.request import input_files, named_model
 from fer_lightning.predict.video_summary import plot_timeline, summarise_video
 from fer_lightning.training.run_dir import RunDir
 
+if TYPE_CHECKING:
+    from fer_lightning.ensemble.stacking import Stacker
+
 log = logging.getLogger(__name__)
 WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm"}
 
@@ -60,6 +62,8 @@ class StackedFaceClassifier:
 
     @classmethod
     def from_path(cls, path: str | Path, bf16: bool, runtime: str) -> StackedFaceClassifier:
+        from fer_lightning.ensemble.stacking import Stacker  # scikit-learn's second of start-up, for stack= only
+
         path = Path(path)
         stacker = Stacker.load(path / "meta_model.joblib" if path.is_dir() else path)
         return cls(stacker, stacker.base_classifiers(bf16, runtime))

@@ -1,13 +1,14 @@
 #!/bin/bash
-# How long each command takes to report a bad argument, on an older commit and on this checkout, alternated.
+# How long commands take to start and answer, on an older commit and on this checkout, alternated.
 #
-#   bash docs/scripts/argument_errors_before_after.sh <commit> [rounds]
+#   [CKPT=<a train.py checkpoint>] bash docs/scripts/start_times_before_after.sh <commit> [rounds]
 #
 # Each row is one command given something that is not there (a run dir, a search key, a checkpoint, a model, a
-# CSV); it prints the side, the command's last stderr line and its wall seconds. The older commit runs from a
-# temporary worktree, as in bench_before_after.sh.
+# CSV); with CKPT set, also fer-predict on one 48x48 face with that checkpoint (the whole command: imports, the
+# checkpoint, OpenVINO's compile, the table). It prints the side, the command's last line and its wall seconds. The
+# older commit runs from a temporary worktree, as in bench_before_after.sh.
 set -euo pipefail
-before=${1:?usage: argument_errors_before_after.sh <commit> [rounds]}
+before=${1:?usage: [CKPT=<checkpoint>] start_times_before_after.sh <commit> [rounds]}
 rounds=${2:-3}
 here=$(git rev-parse --show-toplevel)
 worktree=$(mktemp -d) scratch=$(mktemp -d)
@@ -22,6 +23,10 @@ commands=(
   "predict inputs=$scratch/empty"
   "analyze csv_path=$scratch/nowhere.csv"
 )
+if [ -n "${CKPT:-}" ]; then
+  python -c "import sys, cv2, numpy; cv2.imwrite(sys.argv[1], numpy.full((48, 48), 128, numpy.uint8))" "$scratch/face.png"
+  commands+=("predict ckpt=$(realpath "$CKPT") inputs=$scratch/face.png")
+fi
 for round in $(seq "$rounds"); do
   for command in "${commands[@]}"; do
     read -ra args <<< "$command"
