@@ -200,8 +200,8 @@ def test_commands_that_need_no_net_start_without_torch() -> None:
 
 
 def test_predicting_with_a_checkpoint_loads_neither_lightning_nor_scikit_learn() -> None:
-    """fer-predict reads checkpoints and runs nets; Lightning (2.3 s to import on the project's 2-core machines) is
-    for training and scikit-learn (0.7 s) for stack= only."""
+    """fer-predict reads checkpoints and runs nets; Lightning is for training and scikit-learn for stack= only, and
+    importing them took fer-predict on one face from 5 s to 9 (docs/results.md)."""
     code = ("import sys, fer_lightning.predict.predictor; "
             "print(sorted(name for name in ('lightning', 'sklearn') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
