@@ -1,5 +1,5 @@
-"""Checkpoint files read with an error a user can act on. Without Lightning, which fer-predict does not need (how
-training writes them: ``training/checkpoint_io.py``)."""
+"""Reading train.py's checkpoint files, with an error a user can act on. torch alone: fer-predict reads checkpoints
+and has no use for Lightning (training writes them through ``training/checkpoint_io.py``)."""
 
 from __future__ import annotations
 
