@@ -19,6 +19,7 @@ printf '#!/bin/sh\necho "nvidia-smi: none here (dry run)"\n' > "$work/bin/nvidia
 cat > "$work/tree/docs/scripts/device/setup.sh" <<SH
 export PYTHONPATH=$work/tree/docs/scripts/device/absent:$work/tree PATH=$work/bin:\$PATH PYTHONUNBUFFERED=1
 export FER2013_CSV=${FER2013_CSV:?set FER2013_CSV to the real fer2013.csv.gz} RUNS=$work/runs
+mkdir -p $work/runs
 SH
 tiny='"+trainer.limit_train_batches=5","+trainer.limit_val_batches=2","callbacks.progress_bar=null"'
 searches='+search_args.relu_random=["n_trials=2"] +search_args.leaky_hyperband=["n_trials=2"]'

@@ -9,7 +9,6 @@
 set -uo pipefail
 source docs/scripts/device/setup.sh || exit 1
 workers=${1:-8}
-RUNS=${RUNS:-/tmp/runs}
 read -ra extra <<< "${STUDY_ARGS:-}"
 start=$(date +%s)
 # The trials' host work is Python and kernel launches: one thread each keeps 16 processes off each other's cores.

@@ -14,7 +14,6 @@ set -uo pipefail
 source docs/scripts/device/setup.sh || exit 1
 DEADLINE=${DEADLINE:-$(( $(date +%s) + 560 ))}
 LOGS=$OUT/checks.log
-RUNS=${RUNS:-/tmp/runs}
 read -ra extra <<< "${BENCH_ARGS:-}"
 bench() {  # bench NAME overrides...: one fer-bench, its figures appended to bench.jsonl
   local name=$1; shift

@@ -14,8 +14,6 @@
 set -uo pipefail
 start=$(date +%s)
 source docs/scripts/device/setup.sh || exit 1
-export RUNS=${RUNS:-/tmp/runs}
-mkdir -p "$RUNS"
 read -ra extra <<< "${TRAIN_ARGS:-}"
 RECIPES=${RECIPES:-$(cat docs/scripts/device/sota_recipes.txt)}
 

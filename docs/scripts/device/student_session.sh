@@ -13,8 +13,6 @@
 set -uo pipefail
 start=$(date +%s)
 source docs/scripts/device/setup.sh || exit 1
-export RUNS=${RUNS:-/tmp/runs}
-mkdir -p "$RUNS"
 read -ra extra <<< "${TRAIN_ARGS:-}"
 teacher=$(realpath -e "${TEACHER:-.device/teacher_train.npz}") \
   || { echo "no teacher file: unpack sota_session.sh's archive and copy its teacher_train.npz first" | tee "$OUT/student.log"; exit 1; }
