@@ -57,14 +57,14 @@ def test_missing_csv_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path) -> None:
-    """Run dirs, search keys, models, inputs and CSVs that are not there fail in a second, as fer-train's CSV
-    does: one line each, with torch unimportable."""
+    """Run dirs, search keys, models, checkpoints, inputs and CSVs that are not there fail in a second, as
+    fer-train's CSV does: one line each, with torch unimportable."""
     finished = tmp_path / "finished"
     finished.mkdir()
     for split in LOGIT_FILES:
         RunDir(finished).save_logits(split, np.zeros((3, len(CLASS_NAMES))), np.arange(3))
     nowhere, missing, onnx = tmp_path / "nowhere.csv", tmp_path / "missing", tmp_path / "model.onnx"
-    onnx.write_bytes(b"never loaded: the inputs are checked first")
+    onnx.write_bytes(b"never loaded: the inputs are checked first")  # also a checkpoint that is there
     stack, tune = [sys.executable, str(ROOT / "stack.py")], [sys.executable, str(ROOT / "tune.py")]
     predict = console_script("fer-predict")
     csv_missing = f"FER-2013 CSV not found at '{nowhere}'"
@@ -80,7 +80,11 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         (f"nothing to predict: {missing}: no such file or folder; {finished}: empty folder",
          [predict, f"onnx={onnx}", f"inputs=[{missing},{finished}]"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
-        (csv_missing, [console_script("fer-export"), f"ckpt={missing}.ckpt", f"csv_path={nowhere}"]),
+        (f"{missing}.ckpt: no such checkpoint file",
+         [console_script("fer-export"), f"ckpt={missing}.ckpt", f"csv_path={fer_csv}"]),
+        (csv_missing, [console_script("fer-export"), f"ckpt={onnx}", f"csv_path={nowhere}"]),
+        (f"{missing}.ckpt: no such checkpoint file",
+         [console_script("fer-train"), f"ckpt_path={missing}.ckpt", f"data.csv_path={fer_csv}"]),
     ]
     env = without_torch(tmp_path)
 

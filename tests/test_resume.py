@@ -160,7 +160,7 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint_whole(tmp_path: Pa
         file.write(before[: len(before) // 2])
         raise KeyboardInterrupt  # stands in for the kill
 
-    monkeypatch.setattr("fer_lightning.models.checkpoints.torch.save", dies_halfway)
+    monkeypatch.setattr("fer_lightning.training.checkpoint_io.torch.save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(1000)}, "FerDataModule": {}, "epoch": 2}, path)
     assert path.read_bytes() == before and read_checkpoint(path)["epoch"] == 1

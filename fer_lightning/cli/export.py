@@ -7,11 +7,13 @@ from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import existing_csv
+from fer_lightning.models.checkpoints import existing_checkpoint
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    exit_on_error(lambda: existing_csv(cfg.csv_path))  # parity needs real faces; before torch (fer_lightning.cli)
+    exit_on_error(lambda: existing_checkpoint(cfg.ckpt))  # before torch (fer_lightning.cli)
+    exit_on_error(lambda: existing_csv(cfg.csv_path))  # parity needs real faces
     from fer_lightning.inference.onnx_file import export
 
     exit_on_error(lambda: export(cfg))

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import existing_csv
 from fer_lightning.errors import FerError
+from fer_lightning.models.checkpoints import existing_checkpoint
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.tuning.exported_models import STUDIES_DIR, exported_model_roots
 
@@ -55,6 +56,8 @@ def tuned_model_searchpath(argv: list[str]) -> list[str]:
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _train(cfg: DictConfig) -> float:
     exit_on_error(lambda: existing_csv(cfg.data.csv_path))  # before the training stack's imports (fer_lightning.cli)
+    if cfg.ckpt_path not in (None, "last"):  # "last" is resume='s, checked when it expanded
+        exit_on_error(lambda: existing_checkpoint(cfg.ckpt_path))
     from fer_lightning.training.train import train
 
     return exit_on_error(lambda: train(cfg).val_acc_best)

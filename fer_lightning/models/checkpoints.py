@@ -1,13 +1,12 @@
 """Reading train.py's checkpoint files, with an error a user can act on. torch alone: fer-predict reads checkpoints
-and has no use for Lightning (training writes them through ``training/checkpoint_io.py``)."""
+and has no use for Lightning (training writes them through ``training/checkpoint_io.py``). torch is imported where
+a file is read, so commands can check that a checkpoint is there before they import it (fer_lightning.cli)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from fer_lightning.errors import FerError
 
@@ -20,11 +19,19 @@ class CheckpointError(FerError, ValueError):
     """A checkpoint that is missing, unreadable or not written by fer-lightning's train.py."""
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a train.py checkpoint on the CPU, or raise CheckpointError naming the file and what is wrong."""
+def existing_checkpoint(path: str | os.PathLike) -> Path:
+    """``path`` once it is a file, or CheckpointError saying it is not there."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a train.py checkpoint on the CPU, or raise CheckpointError naming the file and what is wrong."""
+    import torch
+
+    path = existing_checkpoint(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a truncated or foreign file

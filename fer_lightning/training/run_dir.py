@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
+from fer_lightning.models.checkpoints import read_checkpoint
 
 LOGIT_FILES = {"PublicTest": "logits_val.npz", "PrivateTest": "logits_test.npz"}
 # summary.json names metrics as they are logged; the other fields keep their own names.
@@ -121,9 +122,6 @@ class RunDir:
         if ckpt_path == "last" and not path.is_file():
             raise FerError(f"ckpt_path=last: {path} does not exist. To continue an earlier run, name its run dir: "
                            "python train.py resume=outputs/train/runs/<date>")
-        # Imported here: the rest of this module is light, and commands read run dirs before (or without) torch.
-        from fer_lightning.models.checkpoints import read_checkpoint
-
         read_checkpoint(path)  # a truncated or foreign file fails here with its name, not deep inside Lightning
         return str(path)
 
