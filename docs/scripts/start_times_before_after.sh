@@ -4,9 +4,10 @@
 #   [CKPT=<a train.py checkpoint>] bash docs/scripts/start_times_before_after.sh <commit> [rounds]
 #
 # Each row is one command given something that is not there (a run dir, a search key, a checkpoint, a model, a
-# CSV); with CKPT set, also fer-predict on one 48x48 face with that checkpoint (the whole command: imports, the
-# checkpoint, OpenVINO's compile, the table). It prints the side, the command's last line and its wall seconds. The
-# older commit runs from a temporary worktree, as in bench_before_after.sh.
+# CSV; fer-train's checkpoint row only with FER2013_CSV set); with CKPT set, also fer-predict on one 48x48 face with
+# that checkpoint (the whole command: imports, the checkpoint, OpenVINO's compile, the table). It prints the side,
+# the command's last line and its wall seconds. The older commit runs from a temporary worktree, as in
+# bench_before_after.sh.
 set -euo pipefail
 before=${1:?usage: [CKPT=<checkpoint>] start_times_before_after.sh <commit> [rounds]}
 rounds=${2:-3}
@@ -22,7 +23,11 @@ commands=(
   "predict ckpt=$scratch/missing.ckpt inputs=$scratch/empty"
   "predict inputs=$scratch/empty"
   "analyze csv_path=$scratch/nowhere.csv"
+  "export ckpt=$scratch/missing.ckpt"
 )
+if [ -n "${FER2013_CSV:-}" ]; then  # fer-train checks its CSV first: this row needs one that is there
+  commands+=("train ckpt_path=$scratch/missing.ckpt")
+fi
 if [ -n "${CKPT:-}" ]; then
   python -c "import sys, cv2, numpy; cv2.imwrite(sys.argv[1], numpy.full((48, 48), 128, numpy.uint8))" "$scratch/face.png"
   commands+=("predict ckpt=$(realpath "$CKPT") inputs=$scratch/face.png")
