@@ -72,6 +72,15 @@ def test_stacker_learns_what_no_base_model_knows(tmp_path: Path, features: str) 
     assert table.loc["decision_tree", "features"] == features
     assert table.loc["soft_vote", "features"] == "proba"  # soft voting always averages probabilities
     assert summary["meta"] == "decision_tree" and summary["test/acc"] == table.loc["decision_tree", "privatetest_acc"]
+    # Each accuracy within its interval; gains over run A, which is right more often on PublicTest (4 classes of 7).
+    assert (table["privatetest_acc_low"] < table["privatetest_acc"]).all()
+    assert (table["privatetest_acc"] <= table["privatetest_acc_high"]).all()  # the tree can be right on all
+    assert summary["reference_run"] == str(runs[0])
+    assert table.loc["run_a", ["gain", "gain_low", "gain_high"]].eq(0).all()
+    tree = table.loc["decision_tree"]
+    assert summary["test/gain"] == pytest.approx(tree["gain"]) and 0 < tree["gain_low"] < tree["gain"]
+    assert summary["test/gain_ci95"] == pytest.approx([tree["gain_low"], tree["gain_high"]])
+    assert summary["test/acc_ci95"] == pytest.approx([tree["privatetest_acc_low"], tree["privatetest_acc_high"]])
     for name in ("meta_model.joblib", "comparison.png", "confusion_matrix.png", "classification_report.txt",
                  "metrics.json", "stack.json"):
         assert (tmp_path / "stack" / name).is_file(), name

@@ -47,7 +47,10 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     metrics = json.loads((run / "metrics.json").read_text())["PrivateTest"]
     assert metrics["n"] == 42 and set(metrics["per_class"]) == set(CLASS_NAMES)
     assert metrics["accuracy"] == pytest.approx(summary.test_acc)
-    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+    saved = json.loads((run / "summary.json").read_text())
+    assert saved["epochs"] == 2 and saved["test/acc_ci95"] == metrics["accuracy_ci95"] == summary.test_acc_ci95
+    low, high = summary.test_acc_ci95
+    assert low < summary.test_acc < high and high - low > 0.2  # 42 faces tell little
     test = np.load(run / "logits_test.npz")
     assert test["logits"].shape == (42, 7) and test["labels"].shape == (42,)
     assert np.mean(test["logits"].argmax(1) == test["labels"]) == pytest.approx(metrics["accuracy"])

@@ -1,6 +1,8 @@
 """``stack(cfg)``: what fer-stack runs. Fit every configured meta-learner on PublicTest, score it on PrivateTest.
 
-Writes into the run dir: stack_table.csv (base models, soft voting, each meta-learner), comparison.png, and for
+Writes into the run dir: stack_table.csv (base models, soft voting, each meta-learner; each PrivateTest accuracy with
+its 95% interval, and its gain over the base run best on PublicTest with the paired 95% interval of that gain),
+comparison.png, and for
 the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json, classification_report.txt and
 confusion_matrix.png; the same figures and the table go to TensorBoard. ``teacher=true`` also writes the
 chosen stacker's predictions for every Training face (``teacher_train.npz``), for students (``data.teacher``).
@@ -38,10 +40,11 @@ from fer_lightning.ensemble.stacking import (
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.precision import inference_bf16
-from fer_lightning.training.reports import classification_metrics, write_report
+from fer_lightning.training.reports import classification_metrics, paired_gain, write_report
 
 log = logging.getLogger(__name__)
-TABLE_COLUMNS = ["name", "kind", "features", "publictest_acc", "cv_acc", "privatetest_acc", "privatetest_f1_macro",
+TABLE_COLUMNS = ["name", "kind", "features", "publictest_acc", "cv_acc", "privatetest_acc", "privatetest_acc_low",
+                 "privatetest_acc_high", "gain", "gain_low", "gain_high", "privatetest_f1_macro",
                  "privatetest_acc_unseen", "best_params"]
 
 
@@ -58,25 +61,31 @@ def configured_learners(cfg: DictConfig) -> list[MetaLearner]:
 
 
 def comparison_figure(table: pd.DataFrame) -> Figure:
-    """PrivateTest accuracy per model and stacker, best at the top; soft voting's bar marks the line to beat."""
+    """PrivateTest accuracy per model and stacker with its 95% interval, best at the top; soft voting's bar marks
+    the line to beat."""
     ordered = table.sort_values("privatetest_acc")
     colors = ordered["kind"].map({"base": "tab:gray", "stacker": "tab:blue"}).where(
         ordered["name"] != "soft_vote", "tab:orange")
+    accuracy, low, high = (ordered[column].to_numpy() * 100 for column in
+                           ("privatetest_acc", "privatetest_acc_low", "privatetest_acc_high"))
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(ordered) + 1.5), layout="constrained")
-    ax.barh(ordered["name"], ordered["privatetest_acc"] * 100, color=colors)
-    for y, acc in enumerate(ordered["privatetest_acc"] * 100):
-        ax.text(acc + 0.1, y, f"{acc:.2f}", va="center")
-    low = float(ordered["privatetest_acc"].min() * 100)
-    ax.set(xlim=(max(low - 5, 0), float(ordered["privatetest_acc"].max() * 100) + 2),
-           xlabel="PrivateTest accuracy (%)", title="Base models (grey), soft voting (orange), stackers (blue)")
+    ax.barh(ordered["name"], accuracy, color=colors, xerr=(accuracy - low, high - accuracy), capsize=3,
+            error_kw={"elinewidth": 1, "ecolor": "black"})
+    for y, (acc, top) in enumerate(zip(accuracy, high, strict=True)):
+        ax.text(top + 0.4, y, f"{acc:.2f}", va="center")
+    ax.set(xlim=(max(float(low.min()) - 3, 0), float(high.max()) + 4), xlabel="PrivateTest accuracy (%), 95% interval",
+           title="Base models (grey), soft voting (orange), stackers (blue)")
     ax.grid(axis="x", alpha=0.3)
     return fig
 
 
 def _row(name: str, kind: str, labels: np.ndarray, predictions: np.ndarray, unseen: np.ndarray | None,
-         **extra: Any) -> dict[str, Any]:
+         reference_correct: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """One line of stack_table.csv; ``reference_correct`` says which PrivateTest faces the reference run got right."""
     metrics = classification_metrics(labels, predictions)
-    row = {"name": name, "kind": kind, **extra, "privatetest_acc": metrics["accuracy"],
+    (low, high), gain = metrics["accuracy_ci95"], paired_gain(predictions == labels, reference_correct)
+    row = {"name": name, "kind": kind, **extra, "privatetest_acc": metrics["accuracy"], "privatetest_acc_low": low,
+           "privatetest_acc_high": high, **dict(zip(("gain", "gain_low", "gain_high"), gain, strict=True)),
            "privatetest_f1_macro": metrics["macro"]["f1"]}
     if unseen is not None:
         row["privatetest_acc_unseen"] = classification_metrics(labels[unseen], predictions[unseen])["accuracy"]
@@ -117,8 +126,11 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     log.info("Stacking %d runs: %s", len(runs), ", ".join(run.name for run in runs))
 
     unseen = unseen_by_all(runs)
-    rows = [_row(run.name, "base", test_labels, run.test_logits.argmax(1), unseen,
-                 publictest_acc=float(np.mean(run.val_logits.argmax(1) == val_labels))) for run in runs]
+    publictest_acc = [float(np.mean(run.val_logits.argmax(1) == val_labels)) for run in runs]
+    reference = runs[int(np.argmax(publictest_acc))]  # chosen on PublicTest, as every choice here
+    reference_correct = reference.test_logits.argmax(1) == test_labels
+    rows = [_row(run.name, "base", test_labels, run.test_logits.argmax(1), unseen, reference_correct,
+                 publictest_acc=acc) for run, acc in zip(runs, publictest_acc, strict=True)]
     stackers: dict[str, Stacker] = {}
     for learner in configured_learners(cfg):
         start = time.perf_counter()
@@ -127,8 +139,9 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
         stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
                           [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs])
         test_proba = stacker.predict_proba([run.test_logits for run in runs])
-        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), unseen, features=learner.features,
-                         cv_acc=fitted.cv_accuracy, best_params=json.dumps(fitted.best_params)))
+        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), unseen, reference_correct,
+                         features=learner.features, cv_acc=fitted.cv_accuracy,
+                         best_params=json.dumps(fitted.best_params)))
         stackers[learner.name] = stacker
         log.info("%s on %s: CV accuracy %.4f on PublicTest (%s), PrivateTest %.4f, %.1f s", learner.name,
                  learner.features, fitted.cv_accuracy, fitted.best_params or "no hyperparameters",
@@ -136,7 +149,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
 
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table.to_csv(out / "stack_table.csv", index=False)
-    log.info("Stacking results (PrivateTest scored once; CV on PublicTest):\n%s",
+    log.info("Stacking results (PrivateTest scored once; CV on PublicTest; gain: PrivateTest accuracy over %s, the "
+             "run best on PublicTest, with its paired 95%% interval):\n%s", reference.name,
              table.drop(columns="best_params").to_string(index=False, na_rep="", float_format="{:.4f}".format))
 
     chosen = stackers[cfg.meta.name]
@@ -153,9 +167,12 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     plt.close(comparison)
 
     soft_vote = table.loc[table["name"] == "soft_vote", "privatetest_acc"]
+    gain, gain_low, gain_high = paired_gain(chosen_proba.argmax(1) == test_labels, reference_correct)
     summary = {
         "meta": chosen.name, "features": chosen.features, "runs": chosen.run_dirs,
-        "test/acc": report["accuracy"], "test/f1_macro": report["macro"]["f1"],
+        "test/acc": report["accuracy"], "test/acc_ci95": report["accuracy_ci95"],
+        "test/f1_macro": report["macro"]["f1"],
+        "reference_run": str(reference.run_dir.path), "test/gain": gain, "test/gain_ci95": [gain_low, gain_high],
         "soft_vote_test/acc": float(soft_vote.iloc[0]) if len(soft_vote) else None,
         "best_base_test/acc": float(table.loc[table["kind"] == "base", "privatetest_acc"].max()),
     }
@@ -168,6 +185,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
             keep_freed_memory()
         summary["teacher"] = str(write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE))
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
-    log.info("%s stack: PrivateTest accuracy %.4f, macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"],
-             summary["test/f1_macro"], out)
+    log.info("%s stack: PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), %+.4f over %s (paired 95%% interval "
+             "%+.4f to %+.4f), macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"], *summary["test/acc_ci95"],
+             gain, reference.name, gain_low, gain_high, summary["test/f1_macro"], out)
     return summary

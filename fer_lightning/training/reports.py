@@ -1,4 +1,5 @@
-"""What a finished run leaves behind: metrics.json, a classification report, confusion matrix and curve plots."""
+"""What a finished run leaves behind: metrics.json, a classification report, confusion matrix and curve plots;
+and how far an accuracy on a few thousand faces can be trusted."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy.stats import binomtest, norm
 from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
 from fer_lightning.fer2013 import CLASS_NAMES
@@ -18,9 +20,35 @@ from fer_lightning.fer2013 import CLASS_NAMES
 LABELS = list(range(len(CLASS_NAMES)))
 
 
+def accuracy_interval(correct: np.ndarray) -> tuple[float, float]:
+    """The 95% (Wilson) interval of the accuracy behind these right/wrong answers.
+
+    On PrivateTest's 3,589 faces an accuracy near 70% is known to about ±1.5 points, more than most gaps between
+    two runs' accuracies: those are compared on the same faces, with ``paired_gain``.
+    """
+    interval = binomtest(int(np.sum(correct)), len(correct)).proportion_ci(0.95, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def paired_gain(correct: np.ndarray, reference: np.ndarray) -> tuple[float, float, float]:
+    """How much more accurate one model is than a reference on the same faces, with its 95% interval (normal
+    approximation over the per-face differences).
+
+    Faces both get right, or both get wrong, carry no doubt about the gap, so the interval is far narrower than the
+    two accuracies' own intervals side by side would suggest.
+    """
+    differences = np.asarray(correct, float) - np.asarray(reference, float)
+    gain = float(differences.mean())
+    half = norm.ppf(0.975) * float(differences.std(ddof=1)) / np.sqrt(len(differences))
+    return gain, gain - half, gain + half
+
+
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
-    """Accuracy, macro and weighted precision/recall/F1, and the same per class, as plain floats."""
-    result: dict[str, Any] = {"accuracy": float(np.mean(labels == predictions)), "n": len(labels)}
+    """Accuracy with its 95% interval, macro and weighted precision/recall/F1, and the same per class, as plain
+    floats."""
+    correct = labels == predictions
+    result: dict[str, Any] = {"accuracy": float(np.mean(correct)), "accuracy_ci95": list(accuracy_interval(correct)),
+                              "n": len(labels)}
     for average in ("macro", "weighted"):
         p, r, f, _ = precision_recall_fscore_support(labels, predictions, labels=LABELS, average=average,
                                                      zero_division=0)

@@ -25,7 +25,7 @@ LOGIT_FILES = {"PublicTest": "logits_val.npz", "PrivateTest": "logits_test.npz"}
 METRIC_KEYS = {"val_acc_best": "val/acc_best", "val_acc": "val/acc", "test_acc": "test/acc",
                "test_f1_macro": "test/f1_macro", "test_loss": "test/loss",
                "test_acc_single_pass": "test/acc_single_pass", "test_acc_unseen": "test/acc_unseen",
-               "test_f1_macro_unseen": "test/f1_macro_unseen"}
+               "test_f1_macro_unseen": "test/f1_macro_unseen", "test_acc_ci95": "test/acc_ci95"}
 
 
 class RunDirError(FerError, ValueError):
@@ -49,6 +49,7 @@ class RunSummary:
     tta_val_acc: dict[str, float] = field(default_factory=dict)
     val_acc: float | None = None
     test_acc: float | None = None
+    test_acc_ci95: list[float] | None = None  # its 95% interval (training.reports.accuracy_interval)
     test_f1_macro: float | None = None
     test_loss: float | None = None
     test_acc_single_pass: float | None = None

@@ -185,6 +185,7 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
     report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels, unseen)
     summary.val_acc = float(np.mean(val_logits.argmax(1) == val_labels))
     summary.test_acc, summary.test_f1_macro = report["accuracy"], report["macro"]["f1"]
+    summary.test_acc_ci95 = report["accuracy_ci95"]
     summary.test_loss, summary.test_acc_single_pass = float(test_results["test/loss"]), float(test_results["test/acc"])
     summary.tta, summary.tta_val_acc, summary.best_checkpoint = classifier.tta, tta_scores, best
     unseen_report = report["unseen"]
@@ -216,10 +217,10 @@ def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any
 
 def _log_outcome(summary: RunSummary, run_dir: RunDir) -> None:
     if summary.test_acc is not None:
-        log.info("PrivateTest accuracy %.4f, macro F1 %.4f (TTA %s) after %d epochs in %.0f s; on the %d faces "
-                 "without a copy in Training %.4f, macro F1 %.4f; run dir %s", summary.test_acc, summary.test_f1_macro,
-                 summary.tta, summary.epochs, summary.fit_seconds, summary.test_unseen_faces, summary.test_acc_unseen,
-                 summary.test_f1_macro_unseen, run_dir.path)
+        log.info("PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), macro F1 %.4f (TTA %s) after %d epochs in "
+                 "%.0f s; on the %d faces without a copy in Training %.4f, macro F1 %.4f; run dir %s", summary.test_acc,
+                 *summary.test_acc_ci95, summary.test_f1_macro, summary.tta, summary.epochs, summary.fit_seconds,
+                 summary.test_unseen_faces, summary.test_acc_unseen, summary.test_f1_macro_unseen, run_dir.path)
     else:
         log.info("Best PublicTest accuracy %.4f after %d epochs in %.0f s (no test pass); run dir %s",
                  summary.val_acc_best, summary.epochs, summary.fit_seconds, run_dir.path)

@@ -1,0 +1,42 @@
+"""How far an accuracy can be trusted: its own interval, and the paired interval of a gap between two models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_lightning.training.reports import accuracy_interval, paired_gain
+
+
+def _answers(right: int, n: int) -> np.ndarray:
+    return np.arange(n) < right
+
+
+def test_accuracy_interval_is_wilsons() -> None:
+    n, p, z = 3589, 2500 / 3589, 1.959963984540054  # PrivateTest's size, about 70% right
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low, high = accuracy_interval(_answers(2500, n))
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-9)
+    assert high - low == pytest.approx(0.030, abs=0.001)  # the ±1.5 points the docs quote
+
+
+def test_accuracy_interval_stays_within_zero_and_one() -> None:
+    low, high = accuracy_interval(_answers(100, 100))
+    assert high == pytest.approx(1.0) and 0.95 < low < 1.0  # a perfect score is not a certain one
+
+
+def test_paired_gain_counts_only_the_faces_the_two_models_disagree_on() -> None:
+    reference = _answers(700, 1000)
+    better = reference.copy()
+    better[700:760] = True  # fixes 60 of the reference's mistakes
+    better[:20] = False  # and breaks 20 of its right answers
+    gain, low, high = paired_gain(better, reference)
+    differences = better.astype(float) - reference
+    half = 1.959963984540054 * differences.std(ddof=1) / np.sqrt(1000)
+    assert gain == pytest.approx(0.04) and (low, high) == pytest.approx((0.04 - half, 0.04 + half))
+    assert low > 0  # a gain the faces support
+    separate = [accuracy_interval(answers) for answers in (better, reference)]
+    assert separate[0][0] < separate[1][1]  # which the two accuracies' own intervals, overlapping, would hide
+    assert paired_gain(reference, better) == pytest.approx((-gain, -high, -low))
+    assert paired_gain(reference, reference) == (0.0, 0.0, 0.0)
