@@ -2,10 +2,10 @@
 
 Writes into the run dir: stack_table.csv (base models, soft voting, each meta-learner; each PrivateTest accuracy with
 its 95% interval, and its gain over the base run best on PublicTest with the paired 95% interval of that gain),
-comparison.png, and for
-the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json, classification_report.txt and
-confusion_matrix.png; the same figures and the table go to TensorBoard. ``teacher=true`` also writes the
-chosen stacker's predictions for every Training face (``teacher_train.npz``), for students (``data.teacher``).
+comparison.png, and for the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json,
+classification_report.txt and confusion_matrix.png; the same figures and the table go to TensorBoard.
+``teacher=true`` also writes the chosen stacker's predictions for every Training face (``teacher_train.npz``), for
+students (``data.teacher``).
 """
 
 from __future__ import annotations
