@@ -73,8 +73,8 @@ def comparison_figure(table: pd.DataFrame) -> Figure:
             error_kw={"elinewidth": 1, "ecolor": "black"})
     for y, (acc, top) in enumerate(zip(accuracy, high, strict=True)):
         ax.text(top + 0.4, y, f"{acc:.2f}", va="center")
-    ax.set(xlim=(max(float(low.min()) - 3, 0), float(high.max()) + 4), xlabel="PrivateTest accuracy (%), 95% interval",
-           title="Base models (grey), soft voting (orange), stackers (blue)")
+    ax.set(xlim=(max(float(low.min()) - 3, 0), float(high.max()) + 4), xlabel="PrivateTest accuracy (%), 95% interval")
+    fig.suptitle("Base models (grey), soft voting (orange), stackers (blue)")  # over the figure: run names are long
     ax.grid(axis="x", alpha=0.3)
     return fig
 
