@@ -129,6 +129,8 @@ def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path, launcher: list
     assert summary["job"].tolist() == [0, 1]
     assert summary["overrides"].str.contains("model=relu").tolist() == [True, False]
     assert summary["test/acc"].between(0, 1).all()
+    assert (summary["test/acc_low"] < summary["test/acc_high"]).all()
+    assert summary.apply(lambda job: job["test/acc_low"] <= job["test/acc"] <= job["test/acc_high"], axis=1).all()
     events = EventAccumulator(str(jobs[1].parent / "tensorboard")).Reload()
     start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     assert HParamsPluginData.FromString(start).session_start_info.hparams["model"].string_value == "leaky"
