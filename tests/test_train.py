@@ -63,8 +63,8 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
 
     events = EventAccumulator(str(run / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])
-    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "val/f1_macro",
-            "test/acc", "test/f1_macro", "hp/test_acc", "hp/val_acc_best"} <= scalars
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "val/f1_macro", "test/acc",
+            "test/f1_macro", "hp/test_acc", "hp/test_acc_low", "hp/test_acc_high", "hp/val_acc_best"} <= scalars
     confusion = events.Images("test/confusion_matrix")[0]
     assert confusion.width <= 700  # legible at TensorBoard's default card size, not scaled down from 1,500 px
     start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content

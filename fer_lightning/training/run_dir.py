@@ -67,8 +67,12 @@ class RunSummary:
         return cls(**{keys[key]: value for key, value in values.items() if key in keys})
 
     def metrics(self) -> dict[str, float]:
-        """The float figures under their logged names, e.g. for TensorBoard's HParams tab."""
-        return {key: value for key, value in self.to_json().items() if isinstance(value, float)}
+        """The float figures under their logged names, e.g. for TensorBoard's HParams tab; PrivateTest accuracy's
+        interval as ``test/acc_low`` and ``test/acc_high``."""
+        figures = {key: value for key, value in self.to_json().items() if isinstance(value, float)}
+        if self.test_acc_ci95 is not None:
+            figures["test/acc_low"], figures["test/acc_high"] = self.test_acc_ci95
+        return figures
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ def sweep_table(sweep_dir: Path) -> pd.DataFrame:
     for job in RunDir.jobs(sweep_dir):
         summary = job.summary()
         if summary is not None:
-            figures = summary.to_json()
-            figures["test/acc_low"], figures["test/acc_high"] = figures.get("test/acc_ci95") or (None, None)
+            figures = summary.to_json() | summary.metrics()
             rows.append({"job": int(job.path.name), "overrides": " ".join(job.overrides()),
                          **{key: figures.get(key) for key in COLUMNS}})
     return pd.DataFrame(rows, columns=["job", "overrides", *COLUMNS])
