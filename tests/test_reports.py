@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from fer_lightning.training.reports import accuracy_interval, paired_gain
+from fer_lightning.training.run_dir import RunDir
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _answers(right: int, n: int) -> np.ndarray:
@@ -40,3 +47,24 @@ def test_paired_gain_counts_only_the_faces_the_two_models_disagree_on() -> None:
     assert separate[0][0] < separate[1][1]  # which the two accuracies' own intervals, overlapping, would hide
     assert paired_gain(reference, better) == pytest.approx((-gain, -high, -low))
     assert paired_gain(reference, reference) == (0.0, 0.0, 0.0)
+
+
+def test_paired_gains_script_compares_runs_face_by_face(tmp_path: Path) -> None:
+    labels = np.arange(700) % 7
+    runs = []
+    for name, wrong in (("plain", 300), ("better", 260)):  # the better run fixes 40 of the plain run's mistakes
+        predictions = labels.copy()
+        predictions[:wrong] = (labels[:wrong] + 1) % 7
+        (tmp_path / name).mkdir()
+        RunDir(tmp_path / name).save_logits("PublicTest", np.eye(7)[predictions], labels)
+        RunDir(tmp_path / name).save_logits("PrivateTest", np.eye(7)[predictions], labels)
+        runs.append(tmp_path / name)
+    result = subprocess.run([sys.executable, str(REPO / "docs" / "scripts" / "paired_gains.py"), *map(str, runs)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    gain, low, high = paired_gain(_answers(440, 700), _answers(400, 700))  # the same counts in another order
+    low_acc, high_acc = accuracy_interval(_answers(440, 700))
+    line = (f"better: 62.86% ({low_acc:.2%}-{high_acc:.2%}), gain {gain * 100:+.2f} points "
+            f"({low * 100:+.2f} to {high * 100:+.2f})")
+    assert "gain +5.71 points" in line  # 40 faces of 700
+    assert result.stdout.count(line) == 2, result.stdout  # PublicTest and PrivateTest
