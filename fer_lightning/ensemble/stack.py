@@ -167,7 +167,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     plt.close(comparison)
 
     soft_vote = table.loc[table["name"] == "soft_vote", "privatetest_acc"]
-    gain, gain_low, gain_high = paired_gain(chosen_proba.argmax(1) == test_labels, reference_correct)
+    chosen_row = next(row for row in rows if row["kind"] == "stacker" and row["name"] == chosen.name)
+    gain, gain_low, gain_high = chosen_row["gain"], chosen_row["gain_low"], chosen_row["gain_high"]
     summary = {
         "meta": chosen.name, "features": chosen.features, "runs": chosen.run_dirs,
         "test/acc": report["accuracy"], "test/acc_ci95": report["accuracy_ci95"],
