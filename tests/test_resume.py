@@ -35,7 +35,7 @@ def run_command(csv: Path, run_dir: Path, *extra: str) -> list[str]:
             f"paths.cache_dir={run_dir.parent / 'cache'}", "data.batch_size=16", "data.eval_batch_size=64",
             "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=2",
             "fuse_tails=false", "+trainer.enable_model_summary=false", "callbacks.progress_bar=null",
-            "+trainer.enable_progress_bar=false", *extra]
+            *extra]
 
 
 def one_thread_env() -> dict[str, str]:

@@ -105,6 +105,22 @@ def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
     assert summary.epochs == 1
 
 
+@pytest.mark.parametrize(("overrides", "bar"), [
+    (("callbacks.progress_bar={_target_: lightning.pytorch.callbacks.RichProgressBar}",), "RichProgressBar"),
+    ((), None),  # tiny_run_overrides' callbacks.progress_bar=null: Lightning would put its own bar back
+    (("+trainer.enable_progress_bar=true",), "RichProgressBar"),  # Lightning's own, asked for
+])
+def test_progress_bar_null_means_no_bar(train_cfg, overrides: tuple[str, ...], bar: str | None) -> None:
+    seen = []
+
+    class Watch(L.Callback):
+        def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            seen.append(trainer.progress_bar_callback and type(trainer.progress_bar_callback).__name__)
+
+    train(train_cfg("+trainer.fast_dev_run=true", "test=false", *overrides), extra_callbacks=[Watch()])
+    assert seen == [bar]
+
+
 def test_resident_batches_train_validate_and_test_on_soft_targets(train_cfg, fer_csv: Path, tmp_path: Path) -> None:
     """data.loader=resident on the CPU: the GPU's path (splits on the device, no DataLoader) end to end, here with
     a teacher's targets, CutMix/mixup on top and weight averaging (EMA), each of which changes what trains."""

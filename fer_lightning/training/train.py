@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
@@ -69,7 +69,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     callbacks = [*_instantiate_all(cfg.callbacks), *extra_callbacks]
     if cfg.fit_minutes:
         callbacks.append(FitInMinutes(cfg.fit_minutes))
-    trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False,
+                                     **_progress_bar_switch(cfg.trainer, callbacks))
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before testing replaces the metrics
@@ -141,6 +142,14 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+
+
+def _progress_bar_switch(trainer_cfg: DictConfig, callbacks: Sequence[Callback]) -> dict[str, bool]:
+    """``callbacks.progress_bar=null`` means no bar: without a ProgressBar among the callbacks, Lightning would add
+    its own default one. ``trainer.enable_progress_bar``, where it is set, has the last word."""
+    if "enable_progress_bar" in trainer_cfg:
+        return {}
+    return {"enable_progress_bar": any(isinstance(callback, ProgressBar) for callback in callbacks)}
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:

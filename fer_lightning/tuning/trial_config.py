@@ -13,8 +13,7 @@ from fer_lightning.data.csv_reader import existing_csv
 
 # Every trial: no PrivateTest pass, no checkpoints (a killed trial is re-run, not resumed), quiet logs.
 TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
-               "callbacks.progress_bar=null",
-               "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false"]
+               "callbacks.progress_bar=null", "+trainer.enable_model_summary=false"]
 
 
 def trial_config(cfg: DictConfig, params: dict[str, Any], output_dir: Path) -> DictConfig:
