@@ -116,6 +116,42 @@ def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str |
     return path
 
 
+def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | None,
+                  reference_correct: np.ndarray) -> tuple[dict[str, Stacker], list[dict[str, Any]]]:
+    """Each configured meta-learner tuned by CV on PublicTest, refit on it and scored once on PrivateTest: the
+    stackers by name, and their rows of stack_table.csv."""
+    val_labels, test_labels = runs[0].val_labels, runs[0].test_labels
+    stackers: dict[str, Stacker] = {}
+    rows = []
+    for learner in configured_learners(cfg):
+        start = time.perf_counter()
+        val_features = meta_features([run.val_logits for run in runs], learner.features)
+        fitted = fit_by_cv(learner, val_features, val_labels, cfg.cv_folds, cfg.seed)
+        stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
+                          [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs])
+        test_proba = stacker.predict_proba([run.test_logits for run in runs])
+        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), unseen, reference_correct,
+                         features=learner.features, cv_acc=fitted.cv_accuracy,
+                         best_params=json.dumps(fitted.best_params)))
+        stackers[learner.name] = stacker
+        log.info("%s on %s: CV accuracy %.4f on PublicTest (%s), PrivateTest %.4f, %.1f s", learner.name,
+                 learner.features, fitted.cv_accuracy, fitted.best_params or "no hyperparameters",
+                 rows[-1]["privatetest_acc"], time.perf_counter() - start)
+    return stackers, rows
+
+
+def _write_figures(out: Path, table: pd.DataFrame, confusion: Figure) -> None:
+    """comparison.png, and both figures and the table in TensorBoard."""
+    comparison = comparison_figure(table)
+    comparison.savefig(out / "comparison.png", dpi=110)
+    with SummaryWriter(str(out / "tensorboard")) as writer:
+        writer.add_figure("stack/confusion_matrix", confusion)
+        writer.add_figure("stack/comparison", comparison)
+        writer.add_text("stack/table", "\n".join("    " + line for line in table.to_string().splitlines()))
+    plt.close(confusion)
+    plt.close(comparison)
+
+
 def stack(cfg: DictConfig) -> dict[str, Any]:
     """Fit, compare and save; returns the chosen stacker's headline figures."""
     out = Path(cfg.paths.output_dir)
@@ -131,22 +167,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     reference_correct = reference.test_logits.argmax(1) == test_labels
     rows = [_row(run.name, "base", test_labels, run.test_logits.argmax(1), unseen, reference_correct,
                  publictest_acc=acc) for run, acc in zip(runs, publictest_acc, strict=True)]
-    stackers: dict[str, Stacker] = {}
-    for learner in configured_learners(cfg):
-        start = time.perf_counter()
-        val_features = meta_features([run.val_logits for run in runs], learner.features)
-        fitted = fit_by_cv(learner, val_features, val_labels, cfg.cv_folds, cfg.seed)
-        stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
-                          [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs])
-        test_proba = stacker.predict_proba([run.test_logits for run in runs])
-        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), unseen, reference_correct,
-                         features=learner.features, cv_acc=fitted.cv_accuracy,
-                         best_params=json.dumps(fitted.best_params)))
-        stackers[learner.name] = stacker
-        log.info("%s on %s: CV accuracy %.4f on PublicTest (%s), PrivateTest %.4f, %.1f s", learner.name,
-                 learner.features, fitted.cv_accuracy, fitted.best_params or "no hyperparameters",
-                 rows[-1]["privatetest_acc"], time.perf_counter() - start)
-
+    stackers, stacker_rows = _fit_stackers(cfg, runs, unseen, reference_correct)
+    rows += stacker_rows
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table.to_csv(out / "stack_table.csv", index=False)
     log.info("Stacking results (PrivateTest scored once; CV on PublicTest; gain: PrivateTest accuracy over %s, the "
@@ -157,17 +179,10 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     chosen.save(out / "meta_model.joblib")
     chosen_proba = chosen.predict_proba([run.test_logits for run in runs])
     report, confusion = write_report(out, "PrivateTest", chosen_proba, test_labels, unseen)
-    comparison = comparison_figure(table)
-    comparison.savefig(out / "comparison.png", dpi=110)
-    with SummaryWriter(str(out / "tensorboard")) as writer:
-        writer.add_figure("stack/confusion_matrix", confusion)
-        writer.add_figure("stack/comparison", comparison)
-        writer.add_text("stack/table", "\n".join("    " + line for line in table.to_string().splitlines()))
-    plt.close(confusion)
-    plt.close(comparison)
+    _write_figures(out, table, confusion)
 
     soft_vote = table.loc[table["name"] == "soft_vote", "privatetest_acc"]
-    chosen_row = next(row for row in rows if row["kind"] == "stacker" and row["name"] == chosen.name)
+    chosen_row = next(row for row in stacker_rows if row["name"] == chosen.name)
     gain, gain_low, gain_high = chosen_row["gain"], chosen_row["gain_low"], chosen_row["gain_high"]
     summary = {
         "meta": chosen.name, "features": chosen.features, "runs": chosen.run_dirs,
