@@ -52,6 +52,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     ``extra_callbacks`` are objects no config can describe, such as a tuning trial's pruning callback.
     """
     start = time.perf_counter()
+    _lightning_lines_once()
     L.seed_everything(cfg.seed, workers=True)
     run_dir = _checked_run_dir(cfg)
     ckpt_path = run_dir.checkpoint_to_resume(cfg.ckpt_path)
@@ -88,6 +89,16 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     _write_logs(loggers, run_dir, run_knobs(cfg, precision), summary, figures, trainer.global_step)
     _log_outcome(summary, run_dir)
     return summary
+
+
+def _lightning_lines_once() -> None:
+    """The ``lightning`` package gives its logger a console handler of its own and still passes each record on to the
+    root logger, where the commands' Hydra handler prints it again: every Lightning line came twice. Where the root
+    logger has a handler, Lightning's own goes."""
+    if logging.getLogger().hasHandlers():
+        lightning_logger = logging.getLogger("lightning")
+        for handler in [h for h in lightning_logger.handlers if type(h) is logging.StreamHandler]:
+            lightning_logger.removeHandler(handler)
 
 
 def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
