@@ -21,6 +21,19 @@ def test_splits_follow_usage(fer_csv: Path) -> None:
     assert [len(dm.dataset(s)) for s in ("train", "val", "test")] == [140, 42, 42]
 
 
+def test_prepare_data_parses_into_the_cache_once_and_setup_loads_it_once(fer_csv: Path, tmp_path: Path,
+                                                                        caplog) -> None:
+    caplog.set_level("INFO", logger="fer_lightning")
+    dm = FerDataModule(str(fer_csv), batch_size=16, eval_batch_size=32, cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    dm.prepare_data()  # the cache is there: nothing to parse or load
+    dm.setup()
+    assert caplog.text.count("Parsed 224 faces") == 1 and caplog.text.count("Loaded 224 faces from cache") == 1
+    no_cache = FerDataModule(str(fer_csv), batch_size=16, eval_batch_size=32)
+    no_cache.prepare_data()  # without a cache dir, setup() alone parses
+    assert caplog.text.count("Parsed 224 faces") == 1
+
+
 def test_batches_are_uint8_until_normalised(fer_csv: Path) -> None:
     dm = make_dm(fer_csv)
     images, labels = next(iter(dm.val_dataloader()))

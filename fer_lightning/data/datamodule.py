@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from fer_lightning.data.audit import DataAudit, LabelConflicts, audit_data, training_selection
 from fer_lightning.data.augment import BatchAugment
-from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, load_fer2013
+from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, existing_csv, load_fer2013
 from fer_lightning.data.mixing import BatchMix
 from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.data.teacher import teacher_targets
@@ -145,8 +145,12 @@ class FerDataModule(L.LightningDataModule):
         self.augment_rng, self.augment_py_rng = np.random.default_rng(), random.Random()
 
     def prepare_data(self) -> None:
-        if self.data is None:
-            load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)  # parse once, write the cache
+        """Parse the CSV into its cache where none holds it yet: Lightning runs this in one process per machine, before
+        every process's setup() loads the cache. Without a cache dir there is nothing to prepare; setup() parses."""
+        if self.data is not None or not self.cache_dir:
+            return
+        if not cache_file(existing_csv(self.csv_path), self.cache_dir, self.bad_rows).is_file():
+            load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None:
