@@ -121,6 +121,23 @@ def keras_figures(cfg: DictConfig) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def inference_speeds(cfg: DictConfig, plain: FaceClassifier, checkpoint: Path, bf16: bool,
+                     device: torch.device) -> dict[str, dict[str, float]]:
+    """Each of ``cfg.runtimes`` timed on PublicTest faces, batched and one at a time; an int8 runtime's graph is
+    quantised from ``plain`` first (calibrated on Training faces) where the run dir has none yet."""
+    data = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir)
+    faces = data.split("PublicTest")[0][: cfg.infer_batch]
+    int8_file = Path(cfg.paths.output_dir) / "model.int8.onnx"
+    speeds = {}
+    for runtime in cfg.runtimes:
+        if runtime.endswith("_int8") and not int8_file.exists():
+            calibration = calibration_faces(data.split("Training")[0], cfg.int8_calibration_rows)
+            int8_file.write_bytes(quantize_int8(onnx_bytes(plain.net, plain.mean, plain.std), calibration))
+        speeds[runtime] = timings(inference_candidate(runtime, checkpoint, bf16, device, int8_file), faces,
+                                  batch=cfg.infer_batch)
+    return speeds
+
+
 def bench(cfg: DictConfig) -> dict[str, Any]:
     """Timed training epochs, then inference timings with the last checkpoint; returns the figures printed."""
     with open_dict(cfg):
@@ -133,20 +150,10 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         raise FerError(f"the epoch had no training batches after the {cfg.warmup_batches} warm-up ones "
                        "(warmup_batches); nothing steady to time")
     device = torch.device(str(summary.device))
-    bf16 = inference_bf16(summary.precision, device.type)
     checkpoint = RunDir(Path(cfg.paths.output_dir)).last_checkpoint
-    data = load_fer2013(cfg.data.csv_path, cfg.data.cache_dir)
-    faces = data.split("PublicTest")[0][: cfg.infer_batch]
-    int8_file = Path(cfg.paths.output_dir) / "model.int8.onnx"
     plain = FaceClassifier.from_checkpoint(checkpoint)  # float32 on the CPU: the int8 graph's source, FLOPs
-    speeds = {}
-    for runtime in cfg.runtimes:  # the first is the headline: fer-predict's default
-        if runtime.endswith("_int8") and not int8_file.exists():
-            calibration = calibration_faces(data.split("Training")[0], cfg.int8_calibration_rows)
-            int8_file.write_bytes(quantize_int8(onnx_bytes(plain.net, plain.mean, plain.std), calibration))
-        speeds[runtime] = timings(inference_candidate(runtime, checkpoint, bf16, device, int8_file), faces,
-                                  batch=cfg.infer_batch)
-    speed = speeds[cfg.runtimes[0]]
+    speeds = inference_speeds(cfg, plain, checkpoint, inference_bf16(summary.precision, device.type), device)
+    speed = speeds[cfg.runtimes[0]]  # the first is the headline: fer-predict's default
     mflops = forward_mflops(plain.net.to(device))
     train_gflops = 3 * mflops * clock.steady_images / clock.steady_seconds / 1e3
     peak_tflops = matmul_peak_tflops(device, compute_dtype(summary.precision))
