@@ -53,7 +53,8 @@ bench vgg_resident_1024_e15 experiment=sota_short data.loader=resident data.batc
 bench relu_resident_512_compiled data.loader=resident data.batch_size=512 model.scheduler.max_lr=4e-3 compile=true
 bench relu_resident_512_cudagraphs data.loader=resident data.batch_size=512 model.scheduler.max_lr=4e-3 \
   compile=reduce-overhead
-# Twice the images a step at the same step floor, for half a point of PublicTest on the CPU: how much of it in bf16 here.
+# Batch 1024: twice the images a step at the same ~16 ms floor, for half a point of PublicTest on the CPU; this row
+# says what it costs in bf16.
 bench relu_resident_1024_e15 data.loader=resident data.batch_size=1024 model.scheduler.max_lr=5.66e-3 epochs=15
 [ -f "$OUT/bench.jsonl" ] && python3 - "$OUT/bench.jsonl" <<'PY' | tee -a "$LOGS"
 import json, sys
