@@ -85,6 +85,41 @@ def _activation(name: str, negative_slope: float) -> nn.Module:
     raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {name!r}")
 
 
+def _blocks(conv_blocks: Sequence[ConvBlock | dict], dense_blocks: Sequence[DenseBlock | dict],
+            conv_dropout: float | None, dense_dropout: float | None,
+            conv_padding: str | None) -> tuple[list[ConvBlock], list[DenseBlock]]:
+    """The blocks as dataclasses, with the net-wide knobs applied (a config cannot edit list items, so a recipe
+    changes every block's dropout or padding at once through them), checked."""
+    convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
+    denses = [b if isinstance(b, DenseBlock) else DenseBlock(**b) for b in dense_blocks]
+    if conv_dropout is not None:
+        convs = [replace(b, dropout=conv_dropout) for b in convs]
+    if dense_dropout is not None:
+        denses = [replace(b, dropout=dense_dropout) for b in denses]
+    if conv_padding is not None:
+        convs = [replace(b, padding=conv_padding) for b in convs]
+    if not convs:
+        raise ValueError("model needs at least one conv block")
+    for block in convs:
+        if block.padding not in ("same", "valid"):
+            raise ValueError(f"conv padding must be 'same' or 'valid', got {block.padding!r}")
+    return convs, denses
+
+
+def _fusable_tails(layers: list[nn.Module]) -> dict[int, ActNormPool]:
+    """Each activation -> BatchNorm -> max-pool -> dropout run of four (the study's order) as one ActNormPool,
+    keyed by the position of its activation."""
+    runs_of_four = zip(layers, layers[1:], layers[2:], layers[3:], strict=False)
+    return {
+        i: ActNormPool(act, norm, dropout)
+        for i, (act, norm, pool, dropout) in enumerate(runs_of_four)
+        if isinstance(act, nn.ReLU | nn.LeakyReLU)
+        and isinstance(norm, nn.BatchNorm2d)
+        and isinstance(pool, nn.MaxPool2d)
+        and isinstance(dropout, ByteDropout)
+    }
+
+
 class FerCNN(nn.Module):
     """Conv blocks, flatten, dense blocks, then a linear classifier over the 7 emotions.
 
@@ -116,21 +151,32 @@ class FerCNN(nn.Module):
         fuse_tails: bool = True,
     ) -> None:
         super().__init__()
-        convs = [b if isinstance(b, ConvBlock) else ConvBlock(**b) for b in conv_blocks]
-        denses = [b if isinstance(b, DenseBlock) else DenseBlock(**b) for b in dense_blocks]
-        # One knob for a recipe that changes every block's dropout at once (a config cannot edit list items).
-        if conv_dropout is not None:
-            convs = [replace(b, dropout=conv_dropout) for b in convs]
-        if dense_dropout is not None:
-            denses = [replace(b, dropout=dense_dropout) for b in denses]
-        if conv_padding is not None:
-            convs = [replace(b, padding=conv_padding) for b in convs]
-        if not convs:
-            raise ValueError("model needs at least one conv block")
-        for block in convs:
-            if block.padding not in ("same", "valid"):
-                raise ValueError(f"conv padding must be 'same' or 'valid', got {block.padding!r}")
+        convs, denses = _blocks(conv_blocks, dense_blocks, conv_dropout, dense_dropout, conv_padding)
         self._l2: list[tuple[nn.Parameter, float]] = []
+        layers, (channels, height, width) = self._conv_layers(convs, activation, in_channels, image_size,
+                                                              norm_after_activation)
+        self.features = nn.Sequential(*layers)
+        # By the position of the activation they start at; a plain dict, not registered: they own nothing, and
+        # checkpoints keep the four layers' names.
+        self.fused_tails = _fusable_tails(layers) if fuse_tails else {}
+        head: list[nn.Module] = [nn.Flatten()]
+        flat = channels * height * width
+        for block in denses:
+            dense = nn.Linear(flat, block.units)
+            head += [dense, _activation(activation, block.negative_slope), ByteDropout(block.dropout)]
+            self._l2.append((dense.weight, block.l2))
+            flat = block.units
+        self.classifier = nn.Linear(flat, num_classes)
+        self._l2.append((self.classifier.weight, output_l2))
+        head.append(self.classifier)
+        self.head = nn.Sequential(*head)
+        if keras_init:
+            init_as_keras(self)
+
+    def _conv_layers(self, convs: list[ConvBlock], activation: str, in_channels: int, image_size: int,
+                     norm_after_activation: bool) -> tuple[list[nn.Module], tuple[int, int, int]]:
+        """The conv blocks' layers in order, and the (channels, height, width) of what leaves the last one; each
+        conv's weight joins the L2 list."""
         layers: list[nn.Module] = []
         channels, height, width = in_channels, image_size, image_size
         for block in convs:
@@ -148,32 +194,7 @@ class FerCNN(nn.Module):
             channels = block.filters
         if min(height, width) < 1:
             raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
-        self.features = nn.Sequential(*layers)
-        # By the position of the activation they start at; a plain dict, not registered: they own nothing, and
-        # checkpoints keep the four layers' names.
-        runs_of_four = zip(layers, layers[1:], layers[2:], layers[3:], strict=False)
-        self.fused_tails = {
-            i: ActNormPool(act, norm, dropout)
-            for i, (act, norm, pool, dropout) in enumerate(runs_of_four)
-            if fuse_tails
-            and isinstance(act, nn.ReLU | nn.LeakyReLU)
-            and isinstance(norm, nn.BatchNorm2d)
-            and isinstance(pool, nn.MaxPool2d)
-            and isinstance(dropout, ByteDropout)
-        }
-        head: list[nn.Module] = [nn.Flatten()]
-        flat = channels * height * width
-        for block in denses:
-            dense = nn.Linear(flat, block.units)
-            head += [dense, _activation(activation, block.negative_slope), ByteDropout(block.dropout)]
-            self._l2.append((dense.weight, block.l2))
-            flat = block.units
-        self.classifier = nn.Linear(flat, num_classes)
-        self._l2.append((self.classifier.weight, output_l2))
-        head.append(self.classifier)
-        self.head = nn.Sequential(*head)
-        if keras_init:
-            init_as_keras(self)
+        return layers, (channels, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and x.device.type == "cpu"):
