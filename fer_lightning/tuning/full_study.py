@@ -96,22 +96,7 @@ def full_study(cfg: DictConfig) -> dict[str, Any]:
 
     start = time.perf_counter()
     audit = _parse_then_audit(compose(config_name="train", overrides=[*common, *cfg.final_args]).data)
-    wanted = {name: compose(config_name="tune", overrides=[f"search={name}", *cfg.search_args.get(name, [])]).n_trials
-              for name in cfg.searches}
-    to_search = [name for name in cfg.searches if _finished_trials(storage, name) < wanted[name]]
-    for name in to_search:  # created here, so that workers starting together do not race to create it
-        optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
-    # Each trial composes its own training config, so the paths go into its train_args too.
-    searches = [Stage(f"search {name}, worker {worker}", "tune",
-                      [f"search={name}", f"study_name={name}", *cfg.search_args.get(name, []), f"storage={storage}",
-                       *common, f"train_args={_hydra_list([*common, *cfg.trial_args])}",
-                       f"hydra.run.dir={out / 'logs' / f'{name}_{worker}'}"],
-                      out / "logs" / f"{name}_{worker}.log")
-                for name in to_search for worker in range(cfg.workers)]
-    log.info("Searching: %s, %d worker(s) each, logs in %s", ", ".join(to_search) or "done before", cfg.workers,
-             out / "logs")
-    run_together(searches, lambda: log.info("Trials finished: %s", "; ".join(
-        f"{name} {_finished_trials(storage, name)}/{wanted[name]}" for name in to_search)), cfg.poll_seconds)
+    _search(cfg, out, storage, common)
     timings["searches"] = time.perf_counter() - start
     start = time.perf_counter()
     audit.result()
@@ -121,15 +106,12 @@ def full_study(cfg: DictConfig) -> dict[str, Any]:
 
     start = time.perf_counter()
     finals = {name: out / "final" / name for name in cfg.searches}
-    stages = [_final_stage(name, reports[name], finals[name], common, cfg.final_args, out) for name in cfg.searches
-              if not (finals[name] / "summary.json").is_file()]
-    log.info("Training the best configs to the end: %s", ", ".join(stage.name for stage in stages) or "done before")
-    run_together(stages, poll_seconds=cfg.poll_seconds)
+    trained = _train_finals(cfg, reports, finals, common, out)
     timings["final_runs"] = time.perf_counter() - start
 
     start = time.perf_counter()
     stack_dir = out / "stack"
-    if stages or not (stack_dir / "stack.json").is_file():
+    if trained or not (stack_dir / "stack.json").is_file():
         run_together([Stage("stack", "stack", [f"runs={_hydra_list([str(path) for path in finals.values()])}",
                                                *common, *cfg.stack_args, f"hydra.run.dir={stack_dir}"],
                             out / "logs" / "stack.log")], poll_seconds=1.0)
@@ -148,6 +130,38 @@ def full_study(cfg: DictConfig) -> dict[str, Any]:
     log.info("Stack (%s): PrivateTest %.4f; %.0f s in all; study dir %s", summary["stack"]["meta"],
              summary["stack"]["test/acc"], sum(timings.values()), out)
     return summary
+
+
+def _search(cfg: DictConfig, out: Path, storage: str, common: list[str]) -> None:
+    """Each search that has fewer finished trials than it wants, ``cfg.workers`` fer-tune processes apiece, all at
+    once on the one study database; their progress logged as they run."""
+    wanted = {name: compose(config_name="tune", overrides=[f"search={name}", *cfg.search_args.get(name, [])]).n_trials
+              for name in cfg.searches}
+    to_search = [name for name in cfg.searches if _finished_trials(storage, name) < wanted[name]]
+    for name in to_search:  # created here, so that workers starting together do not race to create it
+        optuna.create_study(study_name=name, storage=storage, direction="maximize", load_if_exists=True)
+    # Each trial composes its own training config, so the paths go into its train_args too.
+    searches = [Stage(f"search {name}, worker {worker}", "tune",
+                      [f"search={name}", f"study_name={name}", *cfg.search_args.get(name, []), f"storage={storage}",
+                       *common, f"train_args={_hydra_list([*common, *cfg.trial_args])}",
+                       f"hydra.run.dir={out / 'logs' / f'{name}_{worker}'}"],
+                      out / "logs" / f"{name}_{worker}.log")
+                for name in to_search for worker in range(cfg.workers)]
+    log.info("Searching: %s, %d worker(s) each, logs in %s", ", ".join(to_search) or "done before", cfg.workers,
+             out / "logs")
+    run_together(searches, lambda: log.info("Trials finished: %s", "; ".join(
+        f"{name} {_finished_trials(storage, name)}/{wanted[name]}" for name in to_search)), cfg.poll_seconds)
+
+
+def _train_finals(cfg: DictConfig, reports: dict[str, dict[str, Any]], finals: dict[str, Path], common: list[str],
+                  out: Path) -> bool:
+    """Each search's best config trained to the end in its ``finals`` dir, all at once; whether any had to run
+    (a study continued after its final runs had finished trains none)."""
+    stages = [_final_stage(name, reports[name], finals[name], common, cfg.final_args, out) for name in cfg.searches
+              if not (finals[name] / "summary.json").is_file()]
+    log.info("Training the best configs to the end: %s", ", ".join(stage.name for stage in stages) or "done before")
+    run_together(stages, poll_seconds=cfg.poll_seconds)
+    return bool(stages)
 
 
 def _parse_then_audit(data: DictConfig) -> Future[DataAudit]:
