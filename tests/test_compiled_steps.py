@@ -105,3 +105,21 @@ def test_a_batch_size_the_guards_refuse_compiles_a_version_kept_beside_the_first
     later = compiled_on_disk(_channel_sums)  # a new process loads both versions: small and large batches alike
     for size in (300, 4):
         torch.testing.assert_close(later(_batch(size), weight, 1.0), _channel_sums(_batch(size), weight, 1.0))
+
+
+def test_a_run_with_other_threads_has_entries_of_its_own_not_a_refusal_at_every_call(
+        entries: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Dynamo guards the thread count. Keyed without it, a 1-thread run (two side by side, tests) found the entry a
+    2-thread run had compiled, and every call of it raised and caught a guard's refusal before the 1-thread version
+    ran: about a millisecond a call on the 2-core Zen 3, several calls a training step (2026-12-05)."""
+    weight, threads = torch.ones(3), torch.get_num_threads()
+    try:
+        for count in (2, 1, 2, 1):
+            torch.set_num_threads(count)
+            with caplog.at_level(logging.INFO, logger="fer_lightning.models.compiled_steps"):
+                out = compiled_on_disk(_channel_sums)(_batch(4), weight, 1.0)  # a new process each time
+            torch.testing.assert_close(out, _channel_sums(_batch(4), weight, 1.0))
+    finally:
+        torch.set_num_threads(threads)
+    assert "guards refused" not in caplog.text
+    assert len(list(entries.iterdir())) == 2

@@ -5,7 +5,8 @@ for the fused block tails (norm_pool.py) that was 10-15 s of every CPU run's fir
 A step wrapped here is compiled ahead of time (``torch.compile(...).aot_compile``, experimental in torch 2.13) for
 the first arguments of each kind it meets, with the batch dimension free, saved under inductor's cache dir
 (``TORCHINDUCTOR_CACHE_DIR``), and loaded by later processes (the study net's nine steps: about 3 s). An entry is
-keyed by everything the compiled code depends on: torch's version, the CPU's vector instructions, the source of the
+keyed by everything the compiled code depends on: torch's version, the CPU's vector instructions, the number of
+threads (its guards check it: a step compiled under two threads refuses every call under one), the source of the
 step's module, and its arguments' dtypes, layouts, non-batch sizes and plain values. The loaded function checks its
 own guards as well: where they refuse a batch (inductor's code for a reduction may hold up to some N*H*W only), a
 version is compiled for it and kept on disk beside the first, and later processes load every version.
@@ -93,8 +94,8 @@ def _kind(arg: Any) -> Any:
 def entry_path(step: Callable[..., Any], kind: tuple[Any, ...], slot: int) -> Path:
     """Where version ``slot`` of the compiled ``step`` for arguments of ``kind`` is kept."""
     module_source = inspect.getsource(sys.modules[step.__module__])
-    key = repr((_FORMAT, torch.__version__, torch.backends.cpu.get_cpu_capability(), module_source,
-                step.__qualname__, kind))
+    key = repr((_FORMAT, torch.__version__, torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(),
+                module_source, step.__qualname__, kind))
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return entries_dir() / f"{step.__name__}-{digest}-{slot}.bin"
 
