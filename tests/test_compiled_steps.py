@@ -109,9 +109,9 @@ def test_a_batch_size_the_guards_refuse_compiles_a_version_kept_beside_the_first
 
 def test_a_run_with_other_threads_has_entries_of_its_own_not_a_refusal_at_every_call(
         entries: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Dynamo guards the thread count. Keyed without it, a 1-thread run (two side by side, tests) found the entry a
-    2-thread run had compiled, and every call of it raised and caught a guard's refusal before the 1-thread version
-    ran: about a millisecond a call on the 2-core Zen 3, several calls a training step (2026-12-05)."""
+    """Dynamo guards the thread count. Keyed without it, a 1-thread run (two side by side, the tests) found the entry a
+    2-thread run had compiled, and every call raised and caught the guard's refusal before the 1-thread version ran
+    (35 us a call on the 2-core Zen 3, 2026-12-05: little time, but an exception nine times a training step)."""
     weight, threads = torch.ones(3), torch.get_num_threads()
     try:
         for count in (2, 1, 2, 1):
