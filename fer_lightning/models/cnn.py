@@ -106,6 +106,28 @@ def _blocks(conv_blocks: Sequence[ConvBlock | dict], dense_blocks: Sequence[Dens
     return convs, denses
 
 
+def _conv_layers(convs: list[ConvBlock], activation: str, in_channels: int, image_size: int,
+                 norm_after_activation: bool) -> tuple[list[nn.Module], tuple[int, int, int]]:
+    """The conv blocks' layers in order, and the (channels, height, width) of what leaves the last one."""
+    layers: list[nn.Module] = []
+    channels, height, width = in_channels, image_size, image_size
+    for block in convs:
+        kernel = tuple(block.kernel_size) if isinstance(block.kernel_size, Sequence) else (block.kernel_size,) * 2
+        conv = nn.Conv2d(channels, block.filters, kernel, padding=block.padding, bias=norm_after_activation)
+        norm, act = nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)
+        layers += [conv, act, norm] if norm_after_activation else [conv, norm, act]
+        if block.padding == "valid":
+            height, width = height - kernel[0] + 1, width - kernel[1] + 1
+        if block.pool:
+            layers.append(nn.MaxPool2d(2))
+            height, width = height // 2, width // 2
+        layers.append(ByteDropout(block.dropout))
+        channels = block.filters
+    if min(height, width) < 1:
+        raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
+    return layers, (channels, height, width)
+
+
 def _fusable_tails(layers: list[nn.Module]) -> dict[int, ActNormPool]:
     """Each activation -> BatchNorm -> max-pool -> dropout run of four (the study's order) as one ActNormPool,
     keyed by the position of its activation."""
@@ -152,9 +174,11 @@ class FerCNN(nn.Module):
     ) -> None:
         super().__init__()
         convs, denses = _blocks(conv_blocks, dense_blocks, conv_dropout, dense_dropout, conv_padding)
-        self._l2: list[tuple[nn.Parameter, float]] = []
-        layers, (channels, height, width) = self._conv_layers(convs, activation, in_channels, image_size,
-                                                              norm_after_activation)
+        layers, (channels, height, width) = _conv_layers(convs, activation, in_channels, image_size,
+                                                         norm_after_activation)
+        conv_layers = [layer for layer in layers if isinstance(layer, nn.Conv2d)]
+        self._l2: list[tuple[nn.Parameter, float]] = [(conv.weight, block.l2)
+                                                      for conv, block in zip(conv_layers, convs, strict=True)]
         self.features = nn.Sequential(*layers)
         # By the position of the activation they start at; a plain dict, not registered: they own nothing, and
         # checkpoints keep the four layers' names.
@@ -172,29 +196,6 @@ class FerCNN(nn.Module):
         self.head = nn.Sequential(*head)
         if keras_init:
             init_as_keras(self)
-
-    def _conv_layers(self, convs: list[ConvBlock], activation: str, in_channels: int, image_size: int,
-                     norm_after_activation: bool) -> tuple[list[nn.Module], tuple[int, int, int]]:
-        """The conv blocks' layers in order, and the (channels, height, width) of what leaves the last one; each
-        conv's weight joins the L2 list."""
-        layers: list[nn.Module] = []
-        channels, height, width = in_channels, image_size, image_size
-        for block in convs:
-            kernel = tuple(block.kernel_size) if isinstance(block.kernel_size, Sequence) else (block.kernel_size,) * 2
-            conv = nn.Conv2d(channels, block.filters, kernel, padding=block.padding, bias=norm_after_activation)
-            norm, act = nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)
-            layers += [conv, act, norm] if norm_after_activation else [conv, norm, act]
-            if block.padding == "valid":
-                height, width = height - kernel[0] + 1, width - kernel[1] + 1
-            if block.pool:
-                layers.append(nn.MaxPool2d(2))
-                height, width = height // 2, width // 2
-            layers.append(ByteDropout(block.dropout))
-            self._l2.append((conv.weight, block.l2))
-            channels = block.filters
-        if min(height, width) < 1:
-            raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
-        return layers, (channels, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and x.device.type == "cpu"):
