@@ -15,10 +15,11 @@ from conftest import compose_train, tiny_run_overrides
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fer_lightning.data import audit as audit_module
+from fer_lightning.data import duplicates
 from fer_lightning.data.analysis import analyze
 from fer_lightning.data.audit import audit_data, audit_summary, audit_table, training_selection
 from fer_lightning.data.csv_reader import FerDataError, cache_file, load_fer2013
-from fer_lightning.data.duplicates import aligned_correlation, nearest_pairs
+from fer_lightning.data.duplicates import aligned_correlation, aligned_scores, nearest_pairs
 from fer_lightning.training.train import train
 
 SIZES = {"Training": 60, "PublicTest": 20, "PrivateTest": 20}
@@ -124,6 +125,21 @@ def test_a_shifted_copy_aligns_and_a_different_face_does_not() -> None:
     face, other = smooth_face(rng), smooth_face(rng)
     assert aligned_correlation(face, shifted(face)) > 0.95
     assert aligned_correlation(face, other) < 0.9
+
+
+def test_pairs_scored_on_threads_keep_their_order_and_each_pairs_own_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several threads and tasks, each first face zoomed once: the copies found, and their scores, are those of
+    scoring each pair alone."""
+    rng = np.random.default_rng(5)
+    originals = [smooth_face(rng) for _ in range(6)]
+    faces = np.stack(originals + [shifted(face) for face in originals[:3]])
+    candidates = np.array([(i, j) for i in range(len(faces)) for j in range(i + 1, len(faces))])
+    monkeypatch.setattr(duplicates, "ALIGN_TASK_FACES", 2)
+    scores = aligned_scores(faces, candidates, stop_below=0.93, threads=3)
+    alone = np.array([aligned_correlation(faces[i], faces[j]) for i, j in candidates], np.float32)
+    copies = {(i, i + 6) for i in range(3)}
+    assert {tuple(pair) for pair in candidates[scores >= 0.93].tolist()} == copies
+    np.testing.assert_array_equal(scores[scores >= 0.93], alone[alone >= 0.93])
 
 
 def test_nearest_pairs_are_each_faces_closest_that_are_alike_enough_across_chunks() -> None:

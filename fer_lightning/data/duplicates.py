@@ -11,10 +11,12 @@ re-cropped copies at any threshold that keeps false matches few.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 from rich.progress import track
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -25,6 +27,7 @@ COARSE_SIDE = 6
 CENTRE_MARGIN = 8  # the centre view: the face without its outer 8 px, where background and hair differ most
 ZOOMS = (0.88, 0.94, 1.0, 1.06, 1.13)
 TEMPLATE_MARGIN = 8  # the aligned template is the face's central 32x32
+ALIGN_TASK_FACES = 512  # first faces per task of the aligning threads
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,17 @@ def nearest_pairs(views: np.ndarray, neighbours: int, min_similarity: float,
     k = min(neighbours, len(views) - 1)
     if k < 1:
         return
-    for start in range(0, len(views), chunk):
-        similarity = views[start:start + chunk] @ views.T
-        rows = np.arange(len(similarity))
-        similarity[rows, start + rows] = -np.inf  # not oneself
-        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        close = similarity[rows[:, None], nearest] >= min_similarity
-        pairs = np.stack([np.broadcast_to(start + rows[:, None], nearest.shape)[close], nearest[close]], axis=1)
-        yield np.sort(pairs, axis=1)
+    every = torch.from_numpy(np.ascontiguousarray(views, dtype=np.float32))
+    for start in range(0, len(every), chunk):
+        similarity = every[start:start + chunk] @ every.T
+        rows = torch.arange(len(similarity))
+        similarity[rows, start + rows] = -torch.inf  # not oneself
+        # torch's top-k: NumPy's argpartition took 2.5 s a chunk of 2,048 faces against FER-2013, this 0.05 s
+        # (the 2-core Zen 4 EPYC).
+        alike, nearest = similarity.topk(k, dim=1)
+        close = alike >= min_similarity
+        pairs = torch.stack([(start + rows[:, None]).expand_as(nearest)[close], nearest[close]], dim=1)
+        yield np.sort(pairs.numpy(), axis=1)
 
 
 def _zoomed(face: np.ndarray) -> list[np.ndarray]:
@@ -91,22 +97,52 @@ def _zoomed(face: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _best_match(template_face: np.ndarray, search_face: np.ndarray) -> float:
-    """The best normalised cross-correlation of the template face's centre anywhere in the other at any zoom."""
+def _best_match(template_face: np.ndarray, canvases: list[np.ndarray]) -> float:
+    """The best normalised cross-correlation of the template face's centre anywhere in ``canvases`` (another face
+    at each zoom, ``_zoomed``)."""
     inner = slice(TEMPLATE_MARGIN, IMAGE_SIDE - TEMPLATE_MARGIN)
     template = template_face[inner, inner].astype(np.float32)
-    return max(float(cv2.matchTemplate(canvas, template, cv2.TM_CCOEFF_NORMED).max())
-               for canvas in _zoomed(search_face))
+    return max(float(cv2.matchTemplate(canvas, template, cv2.TM_CCOEFF_NORMED).max()) for canvas in canvases)
 
 
-def aligned_correlation(a: np.ndarray, b: np.ndarray, stop_below: float = -1.0) -> float:
+def aligned_correlation(a: np.ndarray, b: np.ndarray, stop_below: float = -1.0,
+                        b_zoomed: list[np.ndarray] | None = None) -> float:
     """How well each face's centre is found in the other: the lower of the two best correlations.
 
     Both ways, because a nearly flat centre correlates with any smooth patch; a true copy matches both ways.
-    The second way is skipped when the first is already below ``stop_below``.
+    The second way is skipped when the first is already below ``stop_below``. ``b_zoomed``: ``_zoomed(b)``, where
+    the caller has it already.
     """
-    first = _best_match(a, b)
-    return first if first < stop_below else min(first, _best_match(b, a))
+    first = _best_match(a, _zoomed(b) if b_zoomed is None else b_zoomed)
+    return first if first < stop_below else min(first, _best_match(b, _zoomed(a)))
+
+
+def aligned_scores(faces: np.ndarray, candidates: np.ndarray, stop_below: float, threads: int,
+                   progress: bool = False) -> np.ndarray:
+    """``aligned_correlation`` of each candidate pair of ``faces`` (sorted by its first face), in their order.
+
+    Each first face is zoomed once for all its pairs, and the pairs are shared among ``threads`` threads: OpenCV
+    lets go of the GIL inside matchTemplate, so they run side by side. FER-2013's 253,938 candidates on the 2-core
+    Zen 4 EPYC: 48 s one pair at a time, 39 s with each first face zoomed once, 22-25 s on two threads. Which face
+    is searched for first does not change a score that reaches ``stop_below``: both ways are then computed.
+    """
+    if len(candidates) == 0:
+        return np.zeros(0, np.float32)
+    by_first_face = np.split(candidates, np.flatnonzero(np.diff(candidates[:, 0])) + 1)
+    tasks = [by_first_face[k:k + ALIGN_TASK_FACES] for k in range(0, len(by_first_face), ALIGN_TASK_FACES)]
+
+    def scores(task: list[np.ndarray]) -> list[float]:
+        out: list[float] = []
+        for pairs in task:
+            i = pairs[0, 0]
+            zoomed = _zoomed(faces[i])
+            out += [aligned_correlation(faces[j], faces[i], stop_below, zoomed) for j in pairs[:, 1]]
+        return out
+
+    with ThreadPoolExecutor(threads) as pool:
+        done = track(pool.map(scores, tasks), total=len(tasks), description="aligning candidate copies",
+                     disable=not progress)
+        return np.array([score for task in done for score in task], np.float32)
 
 
 def near_duplicate_pairs(images: np.ndarray, settings: NearDuplicateSettings = MEASURED,
@@ -121,9 +157,7 @@ def near_duplicate_pairs(images: np.ndarray, settings: NearDuplicateSettings = M
     found = [pairs for margin in (0, CENTRE_MARGIN)
              for pairs in nearest_pairs(coarse_view(faces, margin), settings.neighbours, settings.min_similarity)]
     candidates = np.unique(np.concatenate(found), axis=0) if found else np.zeros((0, 2), np.int64)
-    scores = np.empty(len(candidates), np.float32)
-    for n, (i, j) in enumerate(track(candidates, description="aligning candidate copies", disable=not progress)):
-        scores[n] = aligned_correlation(faces[i], faces[j], stop_below=settings.min_ncc)
+    scores = aligned_scores(faces, candidates, settings.min_ncc, torch.get_num_threads(), progress)
     keep = scores >= settings.min_ncc
     return distinct[candidates[keep]], scores[keep]
 
