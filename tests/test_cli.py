@@ -79,6 +79,8 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         (f"{missing}.ckpt: no such checkpoint file", [predict, f"ckpt={missing}.ckpt", f"inputs={finished}"]),
         (f"nothing to predict: {missing}: no such file or folder; {finished}: empty folder",
          [predict, f"onnx={onnx}", f"inputs=[{missing},{finished}]"]),
+        ("every_n_frames must be a whole number, at least 1; got 0",
+         [predict, f"onnx={onnx}", f"inputs={finished}", "every_n_frames=0"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
         (f"{missing}.ckpt: no such checkpoint file",
          [console_script("fer-export"), f"ckpt={missing}.ckpt", f"csv_path={fer_csv}"]),

@@ -15,9 +15,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
 
+from fer_lightning.cli.common import exit_on_error
 from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.tta import checked_candidates
 from fer_lightning.precision import choose_precision
 from fer_lightning.training.train import compile_kwargs, train
 
@@ -178,14 +180,39 @@ def test_compile_setting_becomes_torch_compile_arguments(setting, options) -> No
     assert compile_kwargs(setting) == options
 
 
-def test_bad_compile_setting_fails_before_the_data_loads(train_cfg) -> None:
-    with pytest.raises(ValueError, match=r"compile must be true, false or a torch\.compile mode .*got 'fast'"):
-        train(train_cfg("compile=fast", "data.csv_path=/no/such.csv"))
+@pytest.mark.parametrize(("override", "error"), [
+    ("compile=fast", "error: compile must be true, false or a torch.compile mode (default, "),
+    ("seed=-5", "error: seed must be an integer from 0 to 4294967295, or null for a random one; got -5"),
+    ("tta=[none,hflips]", "error: tta lists 'hflips'; each candidate must be one of none, hflip, shifts, "),
+    ("data.batch_size=0", "error: data.batch_size must be a whole number of faces, at least 1; got 0"),
+    ("data.batch_augment.rotate=ten", "error: data.batch_augment: rotate must be a number >= 0, got 'ten'"),
+    ("data.batch_augment.scale=[1.1,0.9]", "error: data.batch_augment: scale must be [low, high] with 0 < low <= "),
+])
+def test_a_config_mistake_is_one_error_line_before_the_data_is_read(train_cfg, override: str, error: str) -> None:
+    """What fer-train prints for it (``exit_on_error``, with the key Hydra was building where it was building one);
+    the CSV named is not there, so each is found before anything reads it."""
+    with pytest.raises(SystemExit) as exit_:
+        exit_on_error(lambda: train(train_cfg(override, "data.csv_path=/no/such.csv")))
+    assert str(exit_.value).startswith(error), exit_.value
+    assert "\n" not in str(exit_.value)
 
 
-def test_bad_class_weights_setting(train_cfg) -> None:
-    with pytest.raises(ValueError, match="class_weights must be null or 'balanced'"):
-        train(train_cfg("class_weights=inverse"))
+@pytest.mark.parametrize(("override", "error"), [
+    ("class_weights=inverse", "error: class_weights must be null or 'balanced', got 'inverse'"),
+    ("model.net.activation=gelu", "error: model.net: model activation must be one of ('relu', 'leaky_relu'), "),
+])
+def test_a_model_config_mistake_is_one_error_line_before_training(train_cfg, tmp_path: Path, override: str,
+                                                                  error: str) -> None:
+    """The model is built once the data is read (its start draws from the random state after the data's set-up)."""
+    with pytest.raises(SystemExit) as exit_:
+        exit_on_error(lambda: train(train_cfg(override)))
+    assert str(exit_.value).startswith(error), exit_.value
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_one_tta_name_alone_is_a_list_of_one() -> None:
+    assert checked_candidates("hflip") == ["hflip"]
+    assert checked_candidates(["none", "hflip_shifts"]) == ["none", "hflip_shifts"]
 
 
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,11 +27,28 @@ OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
 
 
 def exit_on_error(task: Callable[[], T], also: tuple[type[Exception], ...] = ()) -> T:
-    """Run a command's work; a FerError (or one of ``also``) ends the process with ``error: <message>``."""
+    """Run a command's work; a FerError (or one of ``also``) ends the process with ``error: <message>``, also where
+    Hydra's instantiate raised it, prefixed with the config key it was building."""
     try:
         return task()
     except (FerError, *also) as err:
         sys.exit(f"error: {err}")
+    except InstantiationException as err:
+        innermost = _innermost(err)
+        cause = innermost.__cause__
+        if not isinstance(cause, (FerError, *also)):
+            raise
+        key = next((line.removeprefix("full_key: ") for line in str(innermost).splitlines()
+                    if line.startswith("full_key: ")), None)
+        named = key is None or str(cause).startswith(key)  # messages from the DataModule name their data.* key
+        sys.exit(f"error: {cause}" if named else f"error: {key}: {cause}")
+
+
+def _innermost(err: InstantiationException) -> InstantiationException:
+    """The wrapper nearest the cause, which names the deepest config key (Hydra may wrap once per level)."""
+    while isinstance(err.__cause__, InstantiationException):
+        err = err.__cause__
+    return err
 
 
 class OutputDirCheck(Callback):

@@ -28,6 +28,7 @@ from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, existi
 from fer_lightning.data.mixing import BatchMix
 from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.data.teacher import teacher_targets
+from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def fit_normalization(train_images: np.ndarray, kind: Normalization) -> tuple[to
     if kind == "scale":
         return torch.tensor(0.0), torch.tensor(255.0)
     if kind not in ("global", "per_pixel"):
-        raise ValueError(f"data.normalization must be per_pixel, global or scale, got {kind!r}")
+        raise ConfigError(f"data.normalization must be per_pixel, global or scale, got {kind!r}")
     mean, var = pixel_moments(train_images)
     if kind == "global":  # every pixel has as many values, so the overall moments follow from the per-pixel ones
         overall = mean.mean()
@@ -119,13 +120,16 @@ class FerDataModule(L.LightningDataModule):
         loader: Loader = "auto",
     ) -> None:
         super().__init__()
+        for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if not isinstance(size, int) or size < 1:
+                raise ConfigError(f"data.{name} must be a whole number of faces, at least 1; got {size!r}")
         if sampler not in (None, "weighted"):
-            raise ValueError(f"data.sampler must be null or 'weighted', got {sampler!r}")
+            raise ConfigError(f"data.sampler must be null or 'weighted', got {sampler!r}")
         if loader not in ("auto", "dataloader", "resident"):
-            raise ValueError(f"data.loader must be auto, dataloader or resident, got {loader!r}")
+            raise ConfigError(f"data.loader must be auto, dataloader or resident, got {loader!r}")
         if loader == "resident" and train_transform is not None:
-            raise ValueError("data.loader=resident batches faces on the device, where the per-face albumentations "
-                             "train_transform cannot run: use data=fer2013_batched (batch_augment)")
+            raise ConfigError("data.loader=resident batches faces on the device, where the per-face albumentations "
+                              "train_transform cannot run: use data=fer2013_batched (batch_augment)")
         self.loader = loader
         self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
         self.drop_blank, self.dedupe, self.label_conflicts = drop_blank, dedupe, label_conflicts

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import betaincinv
 
+from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import NUM_CLASSES
 
 
@@ -39,8 +40,8 @@ class BatchMix:
 
     def __post_init__(self) -> None:
         if self.mixup_alpha < 0 or self.cutmix_alpha < 0 or not 0 <= self.p <= 1:
-            raise ValueError(f"BatchMix needs alphas >= 0 and 0 <= p <= 1, got mixup_alpha={self.mixup_alpha}, "
-                             f"cutmix_alpha={self.cutmix_alpha}, p={self.p}")
+            raise ConfigError(f"BatchMix needs alphas >= 0 and 0 <= p <= 1, got mixup_alpha={self.mixup_alpha}, "
+                              f"cutmix_alpha={self.cutmix_alpha}, p={self.p}")
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor,
                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from fer_lightning.errors import ConfigError
 from fer_lightning.faces.detectors import Box, Detector, Face
 from fer_lightning.fer2013 import IMAGE_SIDE
 
@@ -40,7 +41,7 @@ class FaceFinder:
 
     def __post_init__(self) -> None:
         if self.detect not in ("auto", "always", "never"):
-            raise ValueError(f"detect must be auto, always or never, got {self.detect!r}")
+            raise ConfigError(f"detect must be auto, always or never, got {self.detect!r}")
 
     def faces(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Face]:
         """``gray``: the picture already converted by ``to_gray``, given to detectors that need no colour."""

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from scipy.special import softmax
 from torch import nn
 
+from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.runtimes import GRAPH_RUNTIMES, RUNTIMES, GraphRunner, graph_runner, onnx_bytes
 from fer_lightning.inference.tta import tta_logits, views
@@ -49,9 +50,9 @@ class FaceClassifier:
     def __post_init__(self) -> None:
         views(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), self.tta)  # an unknown TTA fails now, not mid-way
         if self.runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+            raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.int8_graph is not None and self.runtime not in GRAPH_RUNTIMES:
-            raise ValueError(f"an int8 graph runs on {' or '.join(GRAPH_RUNTIMES)}, not {self.runtime!r}")
+            raise ConfigError(f"an int8 graph runs on {' or '.join(GRAPH_RUNTIMES)}, not {self.runtime!r}")
         self._forward = torch.compile(self.net, options={"freezing": True}) if self.runtime == "torch_compile" \
             else self.net
 

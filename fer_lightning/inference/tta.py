@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.special import log_softmax, logsumexp
 
+from fer_lightning.errors import ConfigError
+
 TTA_NAMES = ("none", "hflip", "shifts", "hflip_shifts")
 SHIFT_PX = 3
 CORNERS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -31,7 +33,7 @@ def shift(images: np.ndarray, dy: int, dx: int) -> np.ndarray:
 def views(images: np.ndarray, tta: str, shift_px: int = SHIFT_PX) -> list[np.ndarray]:
     """The views of (N, 48, 48) faces that TTA ``tta`` averages over; the first view is the faces themselves."""
     if tta not in TTA_NAMES:
-        raise ValueError(f"tta must be one of {', '.join(TTA_NAMES)}, got {tta!r}")
+        raise ConfigError(f"tta must be one of {', '.join(TTA_NAMES)}, got {tta!r}")
     out = [images]
     if "shifts" in tta:
         out += [shift(images, dy * shift_px, dx * shift_px) for dy, dx in CORNERS]
@@ -46,6 +48,18 @@ def tta_logits(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray
     return (logsumexp(per_view, axis=0) - np.log(len(per_view))).astype(np.float32)
 
 
+def checked_candidates(candidates: str | Sequence[str]) -> list[str]:
+    """``tta``'s candidates (one name alone counts as a list of one), once each is a known TTA and there is at
+    least one; ConfigError otherwise. fer-train checks them before training, since they are first used after it."""
+    names = [candidates] if isinstance(candidates, str) else list(candidates)
+    if not names:
+        raise ConfigError("tta needs at least one candidate, e.g. [none]")
+    for name in names:
+        if name not in TTA_NAMES:
+            raise ConfigError(f"tta lists {name!r}; each candidate must be one of {', '.join(TTA_NAMES)}")
+    return names
+
+
 def choose_tta(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
                candidates: Sequence[str]) -> tuple[str, dict[str, float], np.ndarray]:
     """The candidate with the best accuracy on these (validation) faces, every candidate's accuracy, and the
@@ -54,8 +68,7 @@ def choose_tta(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray
     Ties go to the earlier candidate, so list the cheaper ones first. The candidates share views (every one
     starts with the faces themselves), so each distinct view goes through ``logits_fn`` once.
     """
-    if not candidates:
-        raise ValueError("tta needs at least one candidate, e.g. [none]")
+    candidates = checked_candidates(candidates)
     seen: dict[bytes, np.ndarray] = {}
 
     def logits_once(view: np.ndarray) -> np.ndarray:

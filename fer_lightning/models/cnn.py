@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.models.dropout import ByteDropout, drop_threshold
 from fer_lightning.models.norm_pool import act_norm_pool, can_fuse
@@ -82,7 +83,7 @@ def _activation(name: str, negative_slope: float) -> nn.Module:
         return nn.ReLU(inplace=True)
     if name == "leaky_relu":
         return nn.LeakyReLU(negative_slope, inplace=True)
-    raise ValueError(f"model activation must be one of {ACTIVATIONS}, got {name!r}")
+    raise ConfigError(f"model activation must be one of {ACTIVATIONS}, got {name!r}")
 
 
 def _blocks(conv_blocks: Sequence[ConvBlock | dict], dense_blocks: Sequence[DenseBlock | dict],
@@ -99,10 +100,10 @@ def _blocks(conv_blocks: Sequence[ConvBlock | dict], dense_blocks: Sequence[Dens
     if conv_padding is not None:
         convs = [replace(b, padding=conv_padding) for b in convs]
     if not convs:
-        raise ValueError("model needs at least one conv block")
+        raise ConfigError("model needs at least one conv block")
     for block in convs:
         if block.padding not in ("same", "valid"):
-            raise ValueError(f"conv padding must be 'same' or 'valid', got {block.padding!r}")
+            raise ConfigError(f"conv padding must be 'same' or 'valid', got {block.padding!r}")
     return convs, denses
 
 
@@ -124,7 +125,7 @@ def _conv_layers(convs: list[ConvBlock], activation: str, in_channels: int, imag
         layers.append(ByteDropout(block.dropout))
         channels = block.filters
     if min(height, width) < 1:
-        raise ValueError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
+        raise ConfigError(f"conv blocks shrink a {image_size}px image to nothing; use fewer pools")
     return layers, (channels, height, width)
 
 

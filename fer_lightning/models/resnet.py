@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import NUM_CLASSES
 
 
@@ -41,8 +42,8 @@ class FerResNet(nn.Module):
                  dropout: float = 0.0, num_classes: int = NUM_CLASSES, in_channels: int = 1) -> None:
         super().__init__()
         if not widths or len(widths) != len(blocks) or min(blocks) < 1:
-            raise ValueError(f"a ResNet needs one block count (>= 1) per stage width, got widths={list(widths)}, "
-                             f"blocks={list(blocks)}")
+            raise ConfigError(f"a ResNet needs one block count (>= 1) per stage width, got widths={list(widths)}, "
+                              f"blocks={list(blocks)}")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
                                    nn.ReLU(inplace=True)]
         channels = widths[0]

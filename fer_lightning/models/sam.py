@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 
 import torch
 
+from fer_lightning.errors import ConfigError
+
 
 class SAM(torch.optim.Optimizer):
     """``base`` (an optimizer already built over the parameters) stepped with SAM's gradient; ``kept``: tensors the
@@ -28,7 +30,7 @@ class SAM(torch.optim.Optimizer):
 
     def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05, kept: Iterable[torch.Tensor] = ()) -> None:
         if rho <= 0:
-            raise ValueError(f"SAM's rho (the neighbourhood's radius) must be positive, got {rho}")
+            raise ConfigError(f"SAM's rho (the neighbourhood's radius) must be positive, got {rho}")
         super().__init__(base.param_groups, base.defaults)  # a torch optimizer's hooks, which schedulers patch
         self.base, self.rho, self.kept = base, rho, list(kept)
         self.param_groups, self.state = base.param_groups, base.state

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
@@ -38,6 +38,8 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 
 def check_request(cfg: DictConfig) -> None:
-    """FerError for a model or inputs that are not there, before anything is loaded."""
+    """FerError for a model or inputs that are not there, or a frame step below 1, before anything is loaded."""
+    if not isinstance(cfg.every_n_frames, int) or cfg.every_n_frames < 1:
+        raise ConfigError(f"every_n_frames must be a whole number, at least 1; got {cfg.every_n_frames!r}")
     named_model(cfg)
     input_files(cfg.inputs)

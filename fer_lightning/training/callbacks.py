@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 
 log = logging.getLogger(__name__)
 ACCELERATOR_CHECK_EVERY_N_STEPS = 50
@@ -31,7 +31,7 @@ class StopOnNonFiniteLoss(L.Callback):
 
     def __init__(self, every_n_steps: int | None = None, last_checkpoint: str | None = None) -> None:
         if every_n_steps is not None and every_n_steps < 1:
-            raise ValueError(f"StopOnNonFiniteLoss: every_n_steps must be at least 1, got {every_n_steps}")
+            raise ConfigError(f"StopOnNonFiniteLoss: every_n_steps must be at least 1, got {every_n_steps}")
         self.every_n_steps, self.last_checkpoint = every_n_steps, last_checkpoint
         self._unread: list[tuple[torch.Tensor, torch.Tensor, int, int, int]] = []  # (finite, loss, step, epoch, batch)
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import lightning as L
 
+from fer_lightning.errors import ConfigError
+
 log = logging.getLogger(__name__)
 EPOCHS_PLANNED_FREELY = 2  # after these, the plan only shrinks
 
@@ -31,7 +33,7 @@ class FitInMinutes(L.Callback):
 
     def __init__(self, minutes: float) -> None:
         if minutes <= 0:
-            raise ValueError(f"fit_minutes must be positive, got {minutes}")
+            raise ConfigError(f"fit_minutes must be positive, got {minutes}")
         self.budget_s = 60.0 * minutes
         self._spent_before = 0.0  # seconds of this budget spent before a resume
         self._planned: int | None = None

@@ -28,10 +28,10 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.face_classifier import FaceClassifier
-from fer_lightning.inference.tta import choose_tta
+from fer_lightning.inference.tta import checked_candidates, choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
 from fer_lightning.models.whitening import whiten_first_conv
 from fer_lightning.precision import inference_bf16, resolve_precision
@@ -43,6 +43,7 @@ from fer_lightning.training.time_budget import FitInMinutes
 log = logging.getLogger(__name__)
 
 WHITENING_FACES = 5000  # Training faces whose patches set the first conv's whitening filters
+MAX_SEED = 2**32 - 1
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
@@ -53,6 +54,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     """
     start = time.perf_counter()
     _lightning_lines_once()
+    _check_seed(cfg.seed)
+    tta_candidates = checked_candidates(cfg.tta) if cfg.test else []  # first used after training
     L.seed_everything(cfg.seed, workers=True)
     run_dir = _checked_run_dir(cfg)
     ckpt_path = run_dir.checkpoint_to_resume(cfg.ckpt_path)
@@ -82,7 +85,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     if cfg.test:
         tested = _test(trainer, model, datamodule)
         if trainer.is_global_zero:
-            figures["test/confusion_matrix"] = _report(trainer, model, datamodule, run_dir, cfg.tta, tested, summary)
+            figures["test/confusion_matrix"] = _report(trainer, model, datamodule, run_dir, tta_candidates, tested,
+                                                       summary)
     if not trainer.is_global_zero:
         return summary
     run_dir.write_summary(summary)
@@ -101,6 +105,12 @@ def _lightning_lines_once() -> None:
             lightning_logger.removeHandler(handler)
 
 
+def _check_seed(seed: Any) -> None:
+    """ConfigError unless ``seed`` is null (a random one) or an integer NumPy takes."""
+    if seed is not None and not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+        raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, or null for a random one; got {seed!r}")
+
+
 def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
     """``compile``: false, true (torch.compile's default mode) or one of its modes, as keyword arguments for
     ``nn.Module.compile`` (None: no compiling). ``reduce-overhead`` adds CUDA graphs on a GPU: one launch per step
@@ -109,8 +119,8 @@ def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
         return {} if setting else None
     if setting in COMPILE_MODES:
         return {"mode": setting}
-    raise ValueError(f"compile must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}), "
-                     f"got {setting!r}")
+    raise ConfigError(f"compile must be true, false or a torch.compile mode ({', '.join(COMPILE_MODES)}), "
+                      f"got {setting!r}")
 
 
 def _checked_run_dir(cfg: DictConfig) -> RunDir:
@@ -134,7 +144,7 @@ def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool, whit
     """The LightningModule; ``whiten`` starts its first conv from Training's patches (a few seconds), which a run
     that loads a checkpoint skips: the checkpoint's weights replace it."""
     if cfg.class_weights not in (None, "balanced"):
-        raise ValueError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
+        raise ConfigError(f"class_weights must be null or 'balanced', got {cfg.class_weights!r}")
     class_weights = datamodule.balanced_class_weights() if cfg.class_weights == "balanced" else None
     model = instantiate(cfg.model, class_weights=class_weights, channels_last=channels_last, sam_rho=cfg.sam_rho,
                         _convert_="all")
