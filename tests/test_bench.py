@@ -21,7 +21,7 @@ from torch.autograd import DeviceType
 from fer_lightning.bench.clocks import EpochClock, device_clock
 from fer_lightning.bench.speed import bench, compute_dtype, forward_mflops, matmul_peak_tflops
 from fer_lightning.bench.step_profile import StepProfiler, step_figures
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.inference.timing import timings
 
 KEYS = {"train_images_per_s", "epoch_seconds", "infer_images_per_s", "latency_ms_p50", "latency_ms_p95",
@@ -237,3 +237,14 @@ def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_ru
     assert kernels and any("Convolution" in line for line in kernels)
     with pytest.raises(SystemExit, match=r"^usage:"):
         script.main([])
+
+
+@pytest.mark.parametrize(("override", "error"), [
+    ("runtimes=[openvino,tensorrt]", r"runtimes must list one or more of torch, torch_compile, onnxruntime, openvino, "
+                                     r"onnxruntime_int8, openvino_int8; got \['openvino', 'tensorrt'\]"),
+    ("runtimes=[]", "runtimes must list one or more of"),
+    ("epochs=0", "epochs must be a whole number, at least 1; got 0"),
+])
+def test_bench_knobs_are_checked_before_the_timed_training(override: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):  # the CSV is not there: nothing was read or trained
+        bench(compose_config("bench", ["data.csv_path=/no/such.csv", override]))

@@ -18,7 +18,7 @@ from conftest import REAL_CSV, best_checkpoint, compose_config, console_script, 
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.ensemble.stack import stack
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.faces.detectors import Box, make_detector
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES
@@ -268,6 +268,13 @@ def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_chec
                                        r"onnxruntime .* more than int8_max_drop=-100"):
         export(compose_config("export", [*settings, "int8_max_drop=-100"]))
     assert not int8.exists()  # a refused file is not left behind
+
+
+@pytest.mark.parametrize(("override", "error"), [("int8=maybe", "int8 must be true or false, got 'maybe'"),
+                                               ("format=tflite", "format must be onnx, got 'tflite'")])
+def test_export_settings_are_checked_before_the_checkpoint_loads(tmp_path: Path, override: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        export(compose_config("export", [f"ckpt={tmp_path / 'never_read.ckpt'}", override]))
 
 
 def test_export_parity_fails_on_nan_and_on_drift() -> None:

@@ -36,17 +36,20 @@ from torch.utils.flop_counter import FlopCounterMode
 from fer_lightning.bench.clocks import EpochClock, device_clock
 from fer_lightning.bench.step_profile import StepProfiler
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
-from fer_lightning.inference.runtimes import onnx_bytes
+from fer_lightning.inference.runtimes import GRAPH_RUNTIMES, RUNTIMES, onnx_bytes
 from fer_lightning.inference.timing import timings
 from fer_lightning.precision import channels_last_layout, inference_bf16
 from fer_lightning.training.hparams import model_name
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.training.train import train
+
+# What ``runtimes`` can list: FaceClassifier's runtimes, and the int8 graph on either graph runtime.
+BENCH_RUNTIMES = (*RUNTIMES, *(f"{runtime}_int8" for runtime in GRAPH_RUNTIMES))
 
 
 def matmul_peak_tflops(device: torch.device, dtype: torch.dtype, side: int | None = None,
@@ -138,8 +141,18 @@ def inference_speeds(cfg: DictConfig, plain: FaceClassifier, checkpoint: Path, b
     return speeds
 
 
+def _check_knobs(cfg: DictConfig) -> None:
+    """ConfigError for fer-bench's own knobs, before the timed training rather than after it."""
+    if not isinstance(cfg.epochs, int) or cfg.epochs < 1:
+        raise ConfigError(f"epochs must be a whole number, at least 1; got {cfg.epochs!r}")
+    unknown = [runtime for runtime in cfg.runtimes if runtime not in BENCH_RUNTIMES]
+    if not cfg.runtimes or unknown:
+        raise ConfigError(f"runtimes must list one or more of {', '.join(BENCH_RUNTIMES)}; got {list(cfg.runtimes)}")
+
+
 def bench(cfg: DictConfig) -> dict[str, Any]:
     """Timed training epochs, then inference timings with the last checkpoint; returns the figures printed."""
+    _check_knobs(cfg)
     with open_dict(cfg):
         cfg.test, cfg.trainer.max_epochs = False, cfg.epochs
     keras = keras_figures(cfg) if cfg.keras else {}

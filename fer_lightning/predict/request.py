@@ -38,8 +38,10 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 
 def check_request(cfg: DictConfig) -> None:
-    """FerError for a model or inputs that are not there, or a frame step below 1, before anything is loaded."""
-    if not isinstance(cfg.every_n_frames, int) or cfg.every_n_frames < 1:
-        raise ConfigError(f"every_n_frames must be a whole number, at least 1; got {cfg.every_n_frames!r}")
+    """FerError for a model or inputs that are not there, or a frame step or batch below 1, before anything is
+    loaded."""
+    for key in ("every_n_frames", "batch_size"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise ConfigError(f"{key} must be a whole number, at least 1; got {cfg[key]!r}")
     named_model(cfg)
     input_files(cfg.inputs)
