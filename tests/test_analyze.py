@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fer_lightning.data.analysis import analyze
+from fer_lightning.errors import ConfigError
 
 
 def test_analyze_writes_pngs_and_tensorboard_images(fer_csv: Path, tmp_path: Path) -> None:
@@ -18,3 +20,8 @@ def test_analyze_writes_pngs_and_tensorboard_images(fer_csv: Path, tmp_path: Pat
     images = EventAccumulator(str(out / "tensorboard")).Reload().Tags()["images"]
     assert {"data/samples", "data/class_distribution"} <= set(images)
 
+
+
+def test_a_sample_count_below_one_is_refused_before_the_csv_is_read(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="per_class must be a whole number of faces, at least 1; got 0"):
+        analyze(str(tmp_path / "never_read.csv"), tmp_path / "analysis", per_class=0)

@@ -75,6 +75,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         ("search space keys name no value in the training config: model.nope",
          [*tune, f'train_args=["data.csv_path={fer_csv}"]', "+space={model.nope: {choices: [1]}}"]),
         (csv_missing, [*tune, f'train_args=["data.csv_path={nowhere}"]']),
+        ("n_trials must be a whole number of trials for the study to hold; got 'ten'", [*tune, "n_trials=ten"]),
         ("name exactly one model", [predict, f"inputs={finished}"]),
         (f"{missing}.ckpt: no such checkpoint file", [predict, f"ckpt={missing}.ckpt", f"inputs={finished}"]),
         (f"nothing to predict: {missing}: no such file or folder; {finished}: empty folder",

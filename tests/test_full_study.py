@@ -13,7 +13,7 @@ from conftest import CONF_DIR, ONLY_SOFT_VOTE
 from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.tuning.full_study import Stage, full_study, run_together
 
 TINY = ["trainer.accelerator=cpu", "trainer.precision=32-true", "fuse_tails=false", "trainer.max_epochs=1",
@@ -82,3 +82,12 @@ def test_a_failing_stage_is_one_error_naming_its_log(tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "bad.log"
     with pytest.raises(FerError, match=r"fer-study: search nothing exited with 1: .*\(log: .*bad\.log\)"):
         run_together([Stage("search nothing", "tune", ["search=no_such_search"], log_file)], poll_seconds=0.2)
+
+
+@pytest.mark.parametrize(("override", "error"), [("workers=0", "workers must be a whole number of processes per "
+                                                               "search, at least 1; got 0"),
+                                               ("searches=[]", "searches must name at least one conf/search/ file")])
+def test_study_knobs_are_checked_before_anything_starts(tmp_path: Path, override: str, error: str) -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"), pytest.raises(ConfigError, match=error):
+        full_study(compose("study", overrides=[f"paths.output_dir={tmp_path / 'study'}", override]))
+    assert not (tmp_path / "study").exists()
