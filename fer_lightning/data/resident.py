@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from fer_lightning.errors import ConfigError
-
 
 class ResidentBatches:
     """(uint8 images, labels) batches from tensors already on their device, in ``order()``'s order.
@@ -28,7 +26,7 @@ class ResidentBatches:
                  order: Callable[[], torch.Tensor] | None = None, drop_last: bool = False,
                  shard: tuple[int, int] = (0, 1)) -> None:
         if batch_size < 1:
-            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.images, self.labels, self.batch_size = images, labels, batch_size
         self.order, self.drop_last, (self.rank, self.world_size) = order, drop_last, shard
 

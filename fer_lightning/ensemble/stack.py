@@ -101,12 +101,12 @@ def unseen_by_all(runs: list[BaseRun]) -> np.ndarray | None:
 def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str | None, path: Path,
                                chunk: int = 2048) -> Path:
     """The stacker's probabilities for every Training face of the CSV (each base with its TTA), as a teacher
-    file for ``data.teacher``; on a GPU where there is one."""
+    file for ``data.teacher``; on a GPU where there is one, else on OpenVINO, fer-predict's CPU runtime."""
     data = load_fer2013(csv_path, cache_dir)
     training = data.usage == SPLITS.index("Training")
     images = data.images[training]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    bases = stacker.base_classifiers(inference_bf16("auto", device))
+    bases = stacker.base_classifiers(inference_bf16("auto", device), "torch" if device == "cuda" else "openvino")
     for base in bases:
         base.net.to(device)
     chunks = [stacker.predict_images(images[start:start + chunk], bases)
