@@ -11,15 +11,17 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import stack_cfg
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE
-from fer_lightning.ensemble.stack import stack
+from fer_lightning.ensemble.stack import stack, teacher_runtime
 from fer_lightning.ensemble.stack_inputs import StackingError, expand_run_dirs
 from fer_lightning.ensemble.stacking import SoftVoteClassifier, Stacker, meta_features
+from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.training.run_dir import RunDir
 
@@ -212,3 +214,12 @@ def test_saved_meta_model_predicts_new_faces_through_the_checkpoints(trained_run
     assert json.loads((tmp_path / "stack" / "stack.json").read_text())["meta"] == "logistic_regression"
     with pytest.raises(StackingError, match="expects logits of 2 runs"):
         stacker.predict_proba(from_saved_logits[None])
+
+
+def test_the_teachers_runtime_is_openvino_on_a_cpu_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert teacher_runtime("auto") == "openvino" and teacher_runtime("torch") == "torch"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert teacher_runtime("auto") == "torch"
+    with pytest.raises(ConfigError, match="teacher_runtime must be auto or one of torch, "):
+        teacher_runtime("tensorrt")

@@ -37,8 +37,10 @@ from fer_lightning.ensemble.stacking import (
     fit_by_cv,
     meta_features,
 )
+from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.host_memory import keep_freed_memory
+from fer_lightning.inference.runtimes import RUNTIMES
 from fer_lightning.precision import inference_bf16
 from fer_lightning.training.reports import classification_metrics, paired_gain, write_report
 
@@ -98,15 +100,26 @@ def unseen_by_all(runs: list[BaseRun]) -> np.ndarray | None:
     return None if any(mask is None for mask in masks) else np.logical_and.reduce(masks)
 
 
-def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str | None, path: Path,
+def teacher_runtime(setting: str) -> str:
+    """``teacher_runtime``: ``auto`` is torch on a GPU where there is one, else OpenVINO (fer-predict's CPU
+    runtime: 1.2x torch's faces per second in bf16 and 1.8x in float32 on a Zen 4 EPYC, docs/results.md); or
+    one of FaceClassifier's runtimes by name."""
+    if setting == "auto":
+        return "torch" if torch.cuda.is_available() else "openvino"
+    if setting not in RUNTIMES:
+        raise ConfigError(f"teacher_runtime must be auto or one of {', '.join(RUNTIMES)}, got {setting!r}")
+    return setting
+
+
+def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str | None, path: Path, runtime: str,
                                chunk: int = 2048) -> Path:
-    """The stacker's probabilities for every Training face of the CSV (each base with its TTA), as a teacher
-    file for ``data.teacher``; on a GPU where there is one, else on OpenVINO, fer-predict's CPU runtime."""
+    """The stacker's probabilities for every Training face of the CSV (each base with its TTA, on ``runtime``), as a
+    teacher file for ``data.teacher``; on a GPU where there is one."""
     data = load_fer2013(csv_path, cache_dir)
     training = data.usage == SPLITS.index("Training")
     images = data.images[training]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    bases = stacker.base_classifiers(inference_bf16("auto", device), "torch" if device == "cuda" else "openvino")
+    bases = stacker.base_classifiers(inference_bf16("auto", device), runtime)
     for base in bases:
         base.net.to(device)
     chunks = [stacker.predict_images(images[start:start + chunk], bases)
@@ -154,6 +167,7 @@ def _write_figures(out: Path, table: pd.DataFrame, confusion: Figure) -> None:
 
 def stack(cfg: DictConfig) -> dict[str, Any]:
     """Fit, compare and save; returns the chosen stacker's headline figures."""
+    runtime = teacher_runtime(cfg.teacher_runtime) if cfg.teacher else None  # checked before the stackers' fits
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = [BaseRun.load(path) for path in checked_run_dirs(cfg)]
@@ -199,7 +213,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     if cfg.teacher:
         if cfg.keep_freed_memory:  # each chunk's activations are hundreds of MB, faulted in afresh otherwise (2.2x)
             keep_freed_memory()
-        summary["teacher"] = str(write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE))
+        summary["teacher"] = str(write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE,
+                                                            runtime))
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), %+.4f over %s (paired 95%% interval "
              "%+.4f to %+.4f), macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"], *summary["test/acc_ci95"],
