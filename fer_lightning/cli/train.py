@@ -58,9 +58,12 @@ def _train(cfg: DictConfig) -> float:
     exit_on_error(lambda: existing_csv(cfg.data.csv_path))  # before the training stack's imports (fer_lightning.cli)
     if cfg.ckpt_path not in (None, "last"):  # "last" is resume='s, checked when it expanded
         exit_on_error(lambda: existing_checkpoint(cfg.ckpt_path))
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     from fer_lightning.training.train import train
 
-    return exit_on_error(lambda: train(cfg).val_acc_best)
+    # Lightning's own verdict on trainer.* (a GPU asked for where there is none, devices=0) is a config mistake too.
+    return exit_on_error(lambda: train(cfg).val_acc_best, also=(MisconfigurationException,))
 
 
 def main() -> None:
