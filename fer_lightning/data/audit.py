@@ -106,6 +106,7 @@ def _save_audit(cache: Path, audit: DataAudit) -> None:
 
 
 def _audit(data: FerArrays, settings: NearDuplicateSettings, progress: bool) -> DataAudit:
+    log.info("Auditing %d faces for blanks and copies", len(data.labels))
     start = time.perf_counter()
     pixel_std = data.images.reshape(len(data.images), -1).std(axis=1)
     exact_of = exact_groups(data.images)
