@@ -108,8 +108,8 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
 def test_a_trainer_setting_lightning_refuses_is_one_line_naming_the_trainer(tmp_path: Path, fer_csv: Path) -> None:
     result = run_train(tmp_path, f"data.csv_path={fer_csv}", "trainer.accelerator=cpu", "trainer.devices=0")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
-        "error: trainer: `Trainer(devices=0)` value is not a valid input using cpu accelerator.")
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: trainer: ") and "devices=0" in last  # Lightning's reason, on one line
 
 
 def test_uncreatable_output_dir_is_one_clear_line_for_runs_and_sweeps(tmp_path: Path) -> None:
