@@ -139,7 +139,7 @@ def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | Non
     for learner in configured_learners(cfg):
         start = time.perf_counter()
         val_features = meta_features([run.val_logits for run in runs], learner.features)
-        fitted = fit_by_cv(learner, val_features, val_labels, cfg.cv_folds, cfg.seed)
+        fitted = fit_by_cv(learner, val_features, val_labels, cfg.cv_folds, cfg.seed, torch.get_num_threads())
         stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
                           [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs])
         test_proba = stacker.predict_proba([run.test_logits for run in runs])
