@@ -18,11 +18,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE
-from fer_lightning.ensemble.stack import stack, teacher_runtime
+from fer_lightning.ensemble.stack import configured_learners, stack, teacher_runtime
 from fer_lightning.ensemble.stack_inputs import StackingError, expand_run_dirs
-from fer_lightning.ensemble.stacking import SoftVoteClassifier, Stacker, meta_features
+from fer_lightning.ensemble.stacking import SoftVoteClassifier, Stacker, fit_by_cv, meta_features
 from fer_lightning.errors import ConfigError
-from fer_lightning.fer2013 import SPLITS
+from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 from fer_lightning.training.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,3 +223,15 @@ def test_the_teachers_runtime_is_openvino_on_a_cpu_unless_named(monkeypatch: pyt
     assert teacher_runtime("auto") == "torch"
     with pytest.raises(ConfigError, match="teacher_runtime must be auto or one of torch, "):
         teacher_runtime("tensorrt")
+
+
+def test_cv_on_threads_chooses_and_scores_as_on_one(tmp_path: Path) -> None:
+    """The study's decision-tree grid and the bagged trees (each fit seeded), on one thread and on three."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, len(CLASS_NAMES), 400)
+    features = np.eye(len(CLASS_NAMES))[labels].repeat(2, axis=1) + rng.normal(0, 0.8, (400, 2 * len(CLASS_NAMES)))
+    for meta in ("decision_tree", "bagged_trees"):
+        learner = configured_learners(stack_cfg([tmp_path, tmp_path], tmp_path, f"meta={meta}"))[0]
+        one, three = (fit_by_cv(learner, features, labels, folds=3, seed=0, threads=n) for n in (1, 3))
+        assert (one.best_params, one.cv_accuracy) == (three.best_params, three.cv_accuracy)
+        assert one.cv_accuracy > 0.3  # the features carry the labels: a fit that learned nothing would not pass

@@ -126,8 +126,9 @@ def fit_by_cv(learner: MetaLearner, features: np.ndarray, labels: np.ndarray, fo
     """Grid search by stratified k-fold CV, then refit on all the rows given (PublicTest, never PrivateTest).
 
     The grid's fits run on ``threads`` threads: scikit-learn's trees let go of the GIL while they grow, and threads
-    start no processes. The same scores and choices on any number (each fit has its own seed); on two cores the
-    study's decision-tree grid took 16 s instead of 29 (the 2-core Zen 4 EPYC, docs/results.md).
+    start no processes. The same scores and choices on any number (each fit has its own seed); on two threads the
+    study's decision-tree grid took 13 s instead of 24 on the 2-core Zen 4 EPYC (docs/results.md), and gradient
+    boosting, which holds the GIL between its small steps, 4 s instead of 2.
     """
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     search = GridSearchCV(learner.estimator, [learner.grid or {}], cv=cv, scoring="accuracy", refit=True,
