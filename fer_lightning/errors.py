@@ -10,3 +10,9 @@ class FerError(Exception):
 class ConfigError(FerError, ValueError):
     """A config value that cannot work: the message names the value and what it takes. Raised while the run is
     being built, before any training, so a typo costs seconds, not a run."""
+
+
+def check_whole_number(key: str, value: object, of: str = "") -> None:
+    """ConfigError unless ``value`` is a whole number of at least 1 (``of``: of what, for the message)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a whole number{f' of {of}' if of else ''}, at least 1; got {value!r}")

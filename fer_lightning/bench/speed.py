@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fer_lightning.bench.clocks import EpochClock, device_clock
 from fer_lightning.bench.step_profile import StepProfiler
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.errors import ConfigError, FerError, check_whole_number
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier
@@ -143,8 +143,7 @@ def inference_speeds(cfg: DictConfig, plain: FaceClassifier, checkpoint: Path, b
 
 def _check_knobs(cfg: DictConfig) -> None:
     """ConfigError for fer-bench's own knobs, before the timed training rather than after it."""
-    if not isinstance(cfg.epochs, int) or cfg.epochs < 1:
-        raise ConfigError(f"epochs must be a whole number, at least 1; got {cfg.epochs!r}")
+    check_whole_number("epochs", cfg.epochs)
     unknown = [runtime for runtime in cfg.runtimes if runtime not in BENCH_RUNTIMES]
     if not cfg.runtimes or unknown:
         raise ConfigError(f"runtimes must list one or more of {', '.join(BENCH_RUNTIMES)}; got {list(cfg.runtimes)}")

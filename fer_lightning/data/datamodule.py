@@ -28,7 +28,7 @@ from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, existi
 from fer_lightning.data.mixing import BatchMix
 from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.data.teacher import teacher_targets
-from fer_lightning.errors import ConfigError
+from fer_lightning.errors import ConfigError, check_whole_number
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,8 @@ class FerDataModule(L.LightningDataModule):
         loader: Loader = "auto",
     ) -> None:
         super().__init__()
-        for name, size in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not isinstance(size, int) or size < 1:
-                raise ConfigError(f"data.{name} must be a whole number of faces, at least 1; got {size!r}")
+        check_whole_number("data.batch_size", batch_size, "faces")
+        check_whole_number("data.eval_batch_size", eval_batch_size, "faces")
         if sampler not in (None, "weighted"):
             raise ConfigError(f"data.sampler must be null or 'weighted', got {sampler!r}")
         if loader not in ("auto", "dataloader", "resident"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.errors import FerError, check_whole_number
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
@@ -40,8 +40,7 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 def check_request(cfg: DictConfig) -> None:
     """FerError for a model or inputs that are not there, or a frame step or batch below 1, before anything is
     loaded."""
-    for key in ("every_n_frames", "batch_size"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ConfigError(f"{key} must be a whole number, at least 1; got {cfg[key]!r}")
+    check_whole_number("every_n_frames", cfg.every_n_frames)
+    check_whole_number("batch_size", cfg.batch_size)
     named_model(cfg)
     input_files(cfg.inputs)

@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.audit import DataAudit, audit_data
 from fer_lightning.data.csv_reader import cache_file, load_fer2013
-from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.errors import ConfigError, FerError, check_whole_number
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.tuning.exported_models import STUDIES_DIR
 from fer_lightning.tuning.tune import FINISHED
@@ -88,8 +88,7 @@ def _finished_trials(storage: str, study_name: str) -> int:
 
 def full_study(cfg: DictConfig) -> dict[str, Any]:
     """Searches, final runs, stack; writes study.json in the study dir and returns it."""
-    if not isinstance(cfg.workers, int) or cfg.workers < 1:
-        raise ConfigError(f"workers must be a whole number of processes per search, at least 1; got {cfg.workers!r}")
+    check_whole_number("workers", cfg.workers, "processes per search")
     if not cfg.searches:
         raise ConfigError("searches must name at least one conf/search/ file, e.g. [relu_random]")
     out = Path(cfg.paths.output_dir).resolve()
