@@ -229,6 +229,25 @@ def test_predicting_with_a_checkpoint_loads_neither_lightning_nor_scikit_learn()
     assert done.stdout.strip() == "[]"
 
 
+def test_tensorboard_files_are_written_without_importing_tensorflow(tmp_path: Path) -> None:
+    """Where TensorFlow is installed, TensorBoard writes through it unless told otherwise (fer_lightning/__init__.py):
+    seconds and hundreds of MB at every command's start. A stand-in TensorFlow that fails on import shows whether
+    anything still reaches for it, whether or not the real one is installed here."""
+    stand_in = tmp_path / "site" / "tensorflow"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("raise RuntimeError('TensorFlow was imported')\n")
+    code = ("import sys, fer_lightning\n"
+            "from torch.utils.tensorboard import SummaryWriter\n"
+            "with SummaryWriter(sys.argv[1]) as writer:\n"
+            "    writer.add_scalar('val/acc', 0.5, 0)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tb")], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    scalars = EventAccumulator(str(tmp_path / "tb")).Reload().Scalars("val/acc")
+    assert [(s.step, s.value) for s in scalars] == [(0, 0.5)]
+
+
 def test_photo_sheets_are_made_and_scored_by_their_commands(tmp_path: Path, fer_csv: Path) -> None:
     photos = tmp_path / "photos"
     made = subprocess.run([console_script("fer-photo-sheets"), f"csv_path={fer_csv}", f"out={photos}", "pictures=4",
