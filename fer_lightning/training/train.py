@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     ``extra_callbacks`` are objects no config can describe, such as a tuning trial's pruning callback.
     """
     start = time.perf_counter()
-    _lightning_lines_once()
+    _quiet_lightning()
     _check_seed(cfg.seed)
     tta_candidates = checked_candidates(cfg.tta) if cfg.test else []  # first used after training
     L.seed_everything(cfg.seed, workers=True)
@@ -95,14 +96,26 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     return summary
 
 
-def _lightning_lines_once() -> None:
-    """The ``lightning`` package gives its logger a console handler of its own and still passes each record on to the
+def _quiet_lightning() -> None:
+    """Lightning's lines once each, and none that a user can do nothing about.
+
+    The ``lightning`` package gives its logger a console handler of its own and still passes each record on to the
     root logger, where the commands' Hydra handler prints it again: every Lightning line came twice. Where the root
-    logger has a handler, Lightning's own goes."""
+    logger has a handler, Lightning's own goes. Left out: Lightning's advertisement for its cloud logger, its own
+    use of an API torch deprecates, and the model summary's note that it counts bf16 weights as 32-bit.
+    """
     if logging.getLogger().hasHandlers():
         lightning_logger = logging.getLogger("lightning")
         for handler in [h for h in lightning_logger.handlers if type(h) is logging.StreamHandler]:
             lightning_logger.removeHandler(handler)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_not_an_advertisement)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"Precision \S+ is not supported by the model summary")
+
+
+def _not_an_advertisement(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("💡 Tip:")
 
 
 def _check_seed(seed: Any) -> None:
