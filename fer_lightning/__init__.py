@@ -2,7 +2,7 @@
 
 TensorBoard writes its event files through TensorFlow wherever TensorFlow is installed (the `keras` extra, for
 fer-bench's Keras yardstick, or a user's own environment), and torch's SummaryWriter then imports all of it: on a
-2-core Zen 4 EPYC, 7 s more at the start of every fer-train, fer-stack and fer-analyze, 660 MB more memory and
+2-core Zen 4 EPYC, 7 s more at the start of every fer-train, fer-stack and fer-analyze, 640 MiB more memory and
 TensorFlow's log lines on stderr, for the same files. TensorBoard takes a module named ``tensorboard.compat.notf``
 as the sign to use its own TensorFlow-free writer (its build without TensorFlow); registering an empty one, before
 anything imports TensorBoard, costs nothing and leaves TensorFlow itself importable for whoever wants it.
