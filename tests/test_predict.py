@@ -41,6 +41,12 @@ def run_predict(tmp_path: Path, *overrides: str) -> tuple[dict, pd.DataFrame]:
     return summary, pd.read_csv(tmp_path / "out" / "predictions.csv")
 
 
+def terminal_rows(printed: str, columns: int) -> list[list[str]]:
+    """The first ``columns`` cells of each row of the tables fer-predict printed."""
+    return [[cell.strip() for cell in line.strip("│").split("│")[:columns]] for line in printed.splitlines()
+            if line.startswith("│")]
+
+
 def write_faces(folder: Path, faces: np.ndarray) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"face_{i:02d}.png" for i in range(len(faces))]
@@ -49,11 +55,15 @@ def write_faces(folder: Path, faces: np.ndarray) -> list[Path]:
     return paths
 
 
-def test_48px_faces_skip_detection_and_match_the_checkpoint(trained_runs: list[Path], tmp_path: Path) -> None:
+def test_48px_faces_skip_detection_and_match_the_checkpoint(trained_runs: list[Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     faces = private_faces(trained_runs)[:12]
     write_faces(tmp_path / "faces", faces)
     ckpt = best_checkpoint(trained_runs[0])
-    summary, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'faces'}", "batch_size=5")
+    summary, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'faces'}", "batch_size=5", "show=5")
+    printed = capsys.readouterr().out  # the terminal's table: the first 5 faces, then where the rest are
+    assert terminal_rows(printed, 3) == [[f"face_{i:02d}.png", "0", table.emotion[i]] for i in range(5)]
+    assert printed.splitlines()[-1] == f"7 more rows in {tmp_path / 'out' / 'predictions.csv'}"
     assert summary["faces"] == 12 and summary["failed"] == 0
     assert (table[["x", "y", "w", "h"]].to_numpy() == [0, 0, 48, 48]).all()
     tta = json.loads((trained_runs[0] / "summary.json").read_text())["tta"]  # tta=auto: the run's pick
@@ -140,7 +150,8 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
     return path
 
 
-def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: list[Path], tmp_path: Path) -> None:
+def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: list[Path], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     # One face walks right 10 px a frame, another stays put; 20 frames at 10 fps, every 2nd predicted.
     frames = [scene_with_faces([(10 + 10 * i, 40, 0.5), (420, 250, 0.6)]) for i in range(20)]
     video = write_video(tmp_path / "walk.avi", frames)
@@ -160,6 +171,8 @@ def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: l
         assert sum(face["emotion_share"].values()) == pytest.approx(1, abs=1e-3)
         assert cv2.imread(str(tmp_path / "out" / face["timeline"])).shape[:2] == (396, 880)
     assert json.loads((tmp_path / "out" / "predictions.json").read_text())["videos"] == summary["videos"]
+    assert terminal_rows(capsys.readouterr().out, 4) == [  # one row per face in the terminal's table
+        ["walk.avi", str(face["face_id"]), "10", face["dominant_emotion"]] for face in clip["per_face"]]
 
 
 def test_broken_and_empty_videos_are_named_and_the_rest_still_predicted(trained_runs: list[Path],

@@ -30,6 +30,7 @@ from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
 from fer_lightning.inference.runtimes import GRAPH_RUNTIMES
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.annotation import annotate
+from fer_lightning.predict.console import show_results
 from fer_lightning.predict.media import (
     IMAGE_SUFFIXES,
     MediaError,
@@ -237,6 +238,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
                "failed": len(errors), "errors": errors, "videos": videos}
     (out_dir / "predictions.json").write_text(json.dumps(
         {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
+    if cfg.show:
+        show_results(table, videos, cfg.show, out_dir / "predictions.csv")
     log.info("%d faces in %d pictures from %d files (%d without a face, %d failed); wrote %s",
              summary["faces"], summary["pictures"], len(files), summary["pictures_without_face"], len(errors),
              out_dir / "predictions.csv")
