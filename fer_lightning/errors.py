@@ -12,7 +12,7 @@ class ConfigError(FerError, ValueError):
     being built, before any training, so a typo costs seconds, not a run."""
 
 
-def check_whole_number(key: str, value: object, of: str = "") -> None:
-    """ConfigError unless ``value`` is a whole number of at least 1 (``of``: of what, for the message)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a whole number{f' of {of}' if of else ''}, at least 1; got {value!r}")
+def check_whole_number(key: str, value: object, of: str = "", least: int = 1) -> None:
+    """ConfigError unless ``value`` is a whole number of at least ``least`` (``of``: of what, for the message)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{key} must be a whole number{f' of {of}' if of else ''}, at least {least}; got {value!r}")

@@ -84,6 +84,8 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
          [predict, f"onnx={onnx}", f"inputs={finished}", "every_n_frames=0"]),
         ("batch_size must be a whole number, at least 1; got -1",
          [predict, f"onnx={onnx}", f"inputs={finished}", "batch_size=-1"]),
+        ("show must be a whole number of faces, at least 0; got 'all'",
+         [predict, f"onnx={onnx}", f"inputs={finished}", "show=all"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
         (f"{missing}.ckpt: no such checkpoint file",
          [console_script("fer-export"), f"ckpt={missing}.ckpt", f"csv_path={fer_csv}"]),

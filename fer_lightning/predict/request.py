@@ -38,9 +38,10 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 
 def check_request(cfg: DictConfig) -> None:
-    """FerError for a model or inputs that are not there, or a frame step or batch below 1, before anything is
-    loaded."""
+    """FerError for a model or inputs that are not there, a frame step or batch below 1 or a count of faces to show
+    below 0, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
+    check_whole_number("show", cfg.show, of="faces", least=0)
     named_model(cfg)
     input_files(cfg.inputs)
