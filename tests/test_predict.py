@@ -24,6 +24,7 @@ from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
+from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import load_model, predict
 from fer_lightning.training.run_dir import RunDir, RunSummary
@@ -209,6 +210,42 @@ def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp
         np.testing.assert_allclose(onnx_model.logits(faces[:n]), plain.logits(faces[:n]), atol=1e-4)
     _, via_onnx = run_predict(tmp_path, f"onnx={tmp_path / 'm.onnx'}", f"inputs={tmp_path / 'faces'}")
     np.testing.assert_allclose(via_onnx[PROBA].to_numpy(), plain.predict_proba(faces), atol=1e-4)
+
+
+class MouthReader:
+    """A stand-in model that reads one class from one part of the face: Happy's probability is the mean brightness
+    of rows 32-39, columns 16-31 (where a mouth would be); the other six share the rest."""
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        happy = images[:, 32:40, 16:32].mean((1, 2)) / 255
+        proba = np.repeat(((1 - happy) / 6)[:, None], len(CLASS_NAMES), axis=1)
+        proba[:, CLASS_NAMES.index("Happy")] = happy
+        return proba
+
+
+def test_occlusion_maps_point_at_the_part_of_the_face_the_answer_comes_from() -> None:
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 100, (3, 48, 48), dtype=np.uint8)
+    faces[:, 32:40, 16:32] = 250  # a bright mouth: hiding any of it lowers Happy
+    maps = occlusion_maps(MouthReader(), faces, np.full(3, CLASS_NAMES.index("Happy")), batch_size=50)
+    assert maps.shape == (3, 48, 48) and maps.dtype == np.float32
+    for drops in maps:
+        inside = np.zeros((48, 48), bool)
+        inside[32:40, 16:32] = True
+        peak = np.unravel_index(drops.argmax(), drops.shape)
+        assert inside[peak] and drops[inside].min() > 0
+        assert np.abs(drops[:24]).max() == 0  # hiding the top half, which the model never reads, changes nothing
+    picture = explanation_picture(faces[0], maps[0], "Happy 90%")
+    assert picture.shape == (28 + 48 * 4, 2 * 48 * 4, 3)
+
+
+def test_explain_writes_a_map_for_each_photo_face(trained_runs: list[Path], tmp_path: Path) -> None:
+    photos = write_faces(tmp_path / "faces", private_faces(trained_runs)[:3])
+    summary, _ = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={tmp_path / 'faces'}",
+                             "explain=true", "batch_size=64")
+    written = sorted((tmp_path / "out" / "explained").rglob("face0.png"))
+    assert [path.parent.name for path in written] == [photo.name for photo in photos] and summary["faces"] == 3
+    assert cv2.imread(str(written[0])).shape == (28 + 48 * 4, 2 * 48 * 4, 3)
 
 
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")

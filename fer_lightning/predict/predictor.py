@@ -39,6 +39,7 @@ from fer_lightning.predict.media import (
     video_frames,
     video_info,
 )
+from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.request import input_files, named_model
 from fer_lightning.predict.video_summary import plot_timeline, summarise_video
 from fer_lightning.training.run_dir import RunDir
@@ -118,6 +119,7 @@ class Predictor:
     batch_size: int = 256
     annotate: bool = True
     tracking: dict[str, Any] = field(default_factory=dict)
+    explain: bool = False  # an occlusion map per photo face under explained/ (occlusion.py)
     rows: list[dict[str, Any]] = field(default_factory=list)
     _pending: list[Picture] = field(default_factory=list)
     _trackers: dict[Path, FaceTracker] = field(default_factory=dict)
@@ -139,7 +141,7 @@ class Predictor:
         """Predict every pending face in one batch, then write rows and annotated copies."""
         crops = [crop for picture in self._pending for crop in picture.crops]
         proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
-        start = 0
+        start, explained = 0, []
         for picture in self._pending:
             mine = proba[start:start + len(picture.crops)]
             start += len(picture.crops)
@@ -147,7 +149,22 @@ class Predictor:
             if picture.image is not None:
                 labels = [f"{CLASS_NAMES[p.argmax()]} {p.max():.0%}" for p in mine]
                 self._write_annotated(picture, list(zip(picture.boxes, labels, strict=True)))
+            if self.explain and picture.frame is None:
+                faces = enumerate(zip(picture.crops, mine, strict=True))
+                explained += [(picture.path, i, crop, p) for i, (crop, p) in faces]
+        if explained:
+            self._write_explanations(explained)
         self._pending = []
+
+    def _write_explanations(self, faces: list[tuple[Path, int, np.ndarray, np.ndarray]]) -> None:
+        """explained/<the photo's path>/face<i>.png for each (photo, face number, crop, probabilities)."""
+        targets = np.array([proba.argmax() for *_, proba in faces])
+        maps = occlusion_maps(self.model, np.stack([crop for _, _, crop, _ in faces]), targets, self.batch_size)
+        for (path, i, crop, proba), drops in zip(faces, maps, strict=True):
+            target = mirrored(self.out_dir / "explained", path) / f"face{i}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            label = f"{CLASS_NAMES[proba.argmax()]} {proba.max():.0%}"
+            cv2.imwrite(str(target), explanation_picture(crop, drops, label))
 
     def _write_annotated(self, picture: Picture, labelled: list[tuple[Box, str]]) -> None:
         target = mirrored(self.out_dir / "annotated", picture.path)
@@ -212,7 +229,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         log.error(problem)
     out_dir = Path(cfg.paths.output_dir)
     finder = FaceFinder(make_detector(**cfg.detector), cfg.detect, cfg.margin, cfg.level_eyes_above)
-    predictor = Predictor(model, finder, out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking))
+    predictor = Predictor(model, finder, out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking), cfg.explain)
     with Progress(disable=not cfg.progress) as progress:
         task = progress.add_task("files", total=len(files))
         for path in files:
