@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,7 +19,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE
-from fer_lightning.ensemble.stack import configured_learners, stack, teacher_runtime
+from fer_lightning.ensemble.stack import comparison_figure, configured_learners, stack, teacher_runtime
 from fer_lightning.ensemble.stack_inputs import StackingError, expand_run_dirs
 from fer_lightning.ensemble.stacking import SoftVoteClassifier, Stacker, fit_by_cv, meta_features
 from fer_lightning.errors import ConfigError
@@ -87,6 +88,22 @@ def test_stacker_learns_what_no_base_model_knows(tmp_path: Path, features: str) 
                  "metrics.json", "stack.json"):
         assert (tmp_path / "stack" / name).is_file(), name
     assert list((tmp_path / "stack" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_comparison_keeps_room_for_its_bars_beside_long_run_names(tmp_path: Path) -> None:
+    """A run's name carries its overrides (sota_recipes.txt's are 150 characters): unwrapped, they left the bars no
+    width and matplotlib's constrained layout gave up, warning, with the names cut off at the figure's edge."""
+    long = "2026-12-06_00-19-15_6140 (experiment=sota_short seed=96 " + "data.batch_mix.cutmix_alpha=1.0 " * 4 + ")"
+    table = pd.DataFrame({"name": [long, long.replace("96", "97"), "soft_vote"], "kind": ["base", "base", "stacker"],
+                          "privatetest_acc": [0.70, 0.71, 0.72], "privatetest_acc_low": [0.68, 0.69, 0.70],
+                          "privatetest_acc_high": [0.72, 0.73, 0.74]})
+    figure = comparison_figure(table)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied because axes sizes collapsed to zero"
+        figure.savefig(tmp_path / "comparison.png")
+    labels = [tick.get_text() for tick in figure.axes[0].get_yticklabels()]
+    assert len(labels) == 3 and all(len(line) <= 45 for label in labels for line in label.splitlines())
+    assert [" ".join(label.splitlines()) for label in labels] == [long, long.replace("96", "97"), "soft_vote"]
 
 
 def test_unseen_faces_are_those_no_base_run_saw_in_training(tmp_path: Path) -> None:

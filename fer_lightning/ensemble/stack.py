@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from fer_lightning.precision import inference_bf16
 from fer_lightning.training.reports import classification_metrics, paired_gain, write_report
 
 log = logging.getLogger(__name__)
+LABEL_WIDTH = 45  # characters a line of a name in comparison.png
 TABLE_COLUMNS = ["name", "kind", "features", "publictest_acc", "cv_acc", "privatetest_acc", "privatetest_acc_low",
                  "privatetest_acc_high", "gain", "gain_low", "gain_high", "privatetest_f1_macro",
                  "privatetest_acc_unseen", "best_params"]
@@ -70,15 +72,26 @@ def comparison_figure(table: pd.DataFrame) -> Figure:
         ordered["name"] != "soft_vote", "tab:orange")
     accuracy, low, high = (ordered[column].to_numpy() * 100 for column in
                            ("privatetest_acc", "privatetest_acc_low", "privatetest_acc_high"))
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(ordered) + 1.5), layout="constrained")
-    ax.barh(ordered["name"], accuracy, color=colors, xerr=(accuracy - low, high - accuracy), capsize=3,
-            error_kw={"elinewidth": 1, "ecolor": "black"})
+    # A run's name carries its overrides: wrapped, or a long one leaves the bars no room (constrained layout gives up).
+    labels = [textwrap.fill(name, LABEL_WIDTH) for name in ordered["name"]]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(10, 0.22 * lines + 0.25 * len(labels) + 1.2), layout="constrained")
+    ax.barh(range(len(labels)), accuracy, color=colors, xerr=(accuracy - low, high - accuracy), capsize=3,
+            error_kw={"elinewidth": 1, "ecolor": "black"}, tick_label=labels)
     for y, (acc, top) in enumerate(zip(accuracy, high, strict=True)):
         ax.text(top + 0.4, y, f"{acc:.2f}", va="center")
     ax.set(xlim=(max(float(low.min()) - 3, 0), float(high.max()) + 4), xlabel="PrivateTest accuracy (%), 95% interval")
     fig.suptitle("Base models (grey), soft voting (orange), stackers (blue)")  # over the figure: run names are long
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def _printable(table: pd.DataFrame) -> str:
+    """The table for the log: the names last and left-aligned, so that long run names do not push the figures
+    apart."""
+    width = table["name"].str.len().max()
+    shown = table.drop(columns=["best_params", "name"]).assign(name=table["name"].str.ljust(width))
+    return shown.to_string(index=False, na_rep="", float_format="{:.4f}".format, justify="left")
 
 
 def _row(name: str, kind: str, labels: np.ndarray, predictions: np.ndarray, unseen: np.ndarray | None,
@@ -186,8 +199,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table.to_csv(out / "stack_table.csv", index=False)
     log.info("Stacking results (PrivateTest scored once; CV on PublicTest; gain: PrivateTest accuracy over %s, the "
-             "run best on PublicTest, with its paired 95%% interval):\n%s", reference.name,
-             table.drop(columns="best_params").to_string(index=False, na_rep="", float_format="{:.4f}".format))
+             "run best on PublicTest, with its paired 95%% interval):\n%s", reference.name, _printable(table))
 
     chosen = stackers[cfg.meta.name]
     chosen.save(out / "meta_model.joblib")
