@@ -227,7 +227,7 @@ def test_occlusion_maps_point_at_the_part_of_the_face_the_answer_comes_from() ->
     rng = np.random.default_rng(0)
     faces = rng.integers(0, 100, (3, 48, 48), dtype=np.uint8)
     faces[:, 32:40, 16:32] = 250  # a bright mouth: hiding any of it lowers Happy
-    maps = occlusion_maps(MouthReader(), faces, np.full(3, CLASS_NAMES.index("Happy")), batch_size=50)
+    maps = occlusion_maps(MouthReader().predict_proba, faces, np.full(3, CLASS_NAMES.index("Happy")), batch_size=50)
     assert maps.shape == (3, 48, 48) and maps.dtype == np.float32
     for drops in maps:
         inside = np.zeros((48, 48), bool)

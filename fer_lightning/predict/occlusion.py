@@ -10,7 +10,7 @@ nets end in a 2x2 map, too coarse for Grad-CAM).
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -22,15 +22,11 @@ STRIDE = 4  # 11 x 11 = 121 positions on a 48x48 crop, each pixel under 1 to 4 o
 SCALE = 4  # the saved picture's pixels per crop pixel
 
 
-class ProbabilityModel(Protocol):
-    def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
-
-
-def occlusion_maps(model: ProbabilityModel, faces: np.ndarray, targets: np.ndarray, batch_size: int = 256,
-                   patch: int = PATCH, stride: int = STRIDE) -> np.ndarray:
-    """(N, 48, 48): for each face, each pixel's mean drop in the probability of class ``targets[i]`` over the
-    hidden squares that cover it. Positive where the answer needs that part of the face, negative where hiding it
-    made the model surer."""
+def occlusion_maps(predict_proba: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, targets: np.ndarray,
+                   batch_size: int = 256, patch: int = PATCH, stride: int = STRIDE) -> np.ndarray:
+    """(N, 48, 48): for each face, each pixel's mean drop in the probability of class ``targets[i]`` (as
+    ``predict_proba`` gives it for uint8 faces) over the hidden squares that cover it. Positive where the answer
+    needs that part of the face, negative where hiding it made the model surer."""
     count, side = len(faces), faces.shape[-1]
     starts = range(0, side - patch + 1, stride)
     corners = [(y, x) for y in starts for x in starts]
@@ -40,8 +36,8 @@ def occlusion_maps(model: ProbabilityModel, faces: np.ndarray, targets: np.ndarr
     for k, (y, x) in enumerate(corners):
         hidden[:, k, y:y + patch, x:x + patch] = fill
     flat = hidden.reshape(-1, side, side)
-    proba = np.concatenate([model.predict_proba(flat[i:i + batch_size]) for i in range(0, len(flat), batch_size)])
-    base = model.predict_proba(faces)[rows, targets]
+    proba = np.concatenate([predict_proba(flat[i:i + batch_size]) for i in range(0, len(flat), batch_size)])
+    base = predict_proba(faces)[rows, targets]
     drops = base[:, None] - proba.reshape(count, len(corners), -1)[rows, :, targets]  # (N, K)
     total, covered = np.zeros((count, side, side)), np.zeros((side, side))
     for k, (y, x) in enumerate(corners):

@@ -138,7 +138,7 @@ class Predictor:
             self.flush()
 
     def flush(self) -> None:
-        """Predict every pending face in one batch, then write rows and annotated copies."""
+        """Predict every pending face in one batch, then write rows, annotated copies and explanations."""
         crops = [crop for picture in self._pending for crop in picture.crops]
         proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
         start, explained = 0, []
@@ -159,7 +159,8 @@ class Predictor:
     def _write_explanations(self, faces: list[tuple[Path, int, np.ndarray, np.ndarray]]) -> None:
         """explained/<the photo's path>/face<i>.png for each (photo, face number, crop, probabilities)."""
         targets = np.array([proba.argmax() for *_, proba in faces])
-        maps = occlusion_maps(self.model, np.stack([crop for _, _, crop, _ in faces]), targets, self.batch_size)
+        crops = np.stack([crop for _, _, crop, _ in faces])
+        maps = occlusion_maps(self.model.predict_proba, crops, targets, self.batch_size)
         for (path, i, crop, proba), drops in zip(faces, maps, strict=True):
             target = mirrored(self.out_dir / "explained", path) / f"face{i}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
