@@ -26,7 +26,7 @@ from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.photo_sheets import make_sheets, score
-from fer_lightning.predict.predictor import load_model, predict
+from fer_lightning.predict.predictor import Predictor, load_model, predict
 from fer_lightning.training.run_dir import RunDir, RunSummary
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
@@ -101,6 +101,35 @@ def test_bad_inputs_are_named_and_the_rest_still_predicted(trained_runs: list[Pa
     assert set(table.file) == {str(p) for p in good} | {str(blank)}
     assert result.stderr.strip().splitlines()[-1] == \
         "error: 4 input(s) failed (each named above); the rest were predicted"
+
+
+class FailsOnThirdBatch:
+    """A stand-in model that answers twice, then fails as a killed or crashed run would."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        self.batches += 1
+        if self.batches == 3:
+            raise KeyboardInterrupt
+        return np.full((len(images), len(CLASS_NAMES)), 1 / len(CLASS_NAMES))
+
+
+def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("an earlier run's rows\n")  # a run dir used again starts empty
+    predictor = Predictor(FailsOnThirdBatch(), FaceFinder(make_detector("haar"), "auto", 0.0, None), out,
+                          batch_size=2, annotate=False)
+    faces = np.random.default_rng(0).integers(0, 256, (7, 48, 48), dtype=np.uint8)
+    with pytest.raises(KeyboardInterrupt):
+        for i, face in enumerate(faces):
+            predictor.add(tmp_path / f"face_{i}.png", None, face)
+    table = pd.read_csv(out / "predictions.csv")
+    assert table.file.tolist() == [str(tmp_path / f"face_{i}.png") for i in range(4)]
+    assert table.columns[:6].tolist() == ["file", "frame", "time_s", "face", "face_id", "status"]
+    np.testing.assert_allclose(table[PROBA].to_numpy(), 1 / len(CLASS_NAMES), atol=1e-4)
 
 
 def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm"}
+COLUMNS = ["file", "frame", "time_s", "face", "face_id", "status", "x", "y", "w", "h", "detector_score", "emotion",
+           "confidence", *(f"p_{name}" for name in CLASS_NAMES)]  # predictions.csv's, whichever row comes first
 
 
 class EmotionModel(Protocol):
@@ -113,6 +115,10 @@ class Picture:
 
 @dataclass
 class Predictor:
+    """Faces gathered across pictures and predicted a batch at a time. Each batch's rows are added to
+    predictions.csv as it is predicted, so a run that is stopped (a long video, a large folder) keeps what it
+    had done, less one batch at most; predict() writes the whole table again at the end."""
+
     model: EmotionModel
     finder: FaceFinder
     out_dir: Path
@@ -123,6 +129,14 @@ class Predictor:
     rows: list[dict[str, Any]] = field(default_factory=list)
     _pending: list[Picture] = field(default_factory=list)
     _trackers: dict[Path, FaceTracker] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(columns=COLUMNS).to_csv(self.csv_path, index=False)  # a run dir used again starts empty
+
+    @property
+    def csv_path(self) -> Path:
+        return self.out_dir / "predictions.csv"
 
     def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
         gray = to_gray(image)
@@ -141,11 +155,11 @@ class Predictor:
         """Predict every pending face in one batch, then write rows, annotated copies and explanations."""
         crops = [crop for picture in self._pending for crop in picture.crops]
         proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
-        start, explained = 0, []
+        start, explained, rows = 0, [], []
         for picture in self._pending:
             mine = proba[start:start + len(picture.crops)]
             start += len(picture.crops)
-            self.rows += _rows(picture, mine)
+            rows += _rows(picture, mine)
             if picture.image is not None:
                 labels = [f"{CLASS_NAMES[p.argmax()]} {p.max():.0%}" for p in mine]
                 self._write_annotated(picture, list(zip(picture.boxes, labels, strict=True)))
@@ -154,6 +168,8 @@ class Predictor:
                 explained += [(picture.path, i, crop, p) for i, (crop, p) in faces]
         if explained:
             self._write_explanations(explained)
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(self.csv_path, mode="a", header=False, index=False)
+        self.rows += rows
         self._pending = []
 
     def _write_explanations(self, faces: list[tuple[Path, int, np.ndarray, np.ndarray]]) -> None:
@@ -245,11 +261,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
                 errors.append(str(err))
             progress.advance(task)
         predictor.flush()
-    table = pd.DataFrame(predictor.rows)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_dir / "predictions.csv", index=False)
-    status = table["status"] if len(table) else pd.Series(dtype=str)
-    pictures = len(table[["file", "frame"]].drop_duplicates()) if len(table) else 0
+    table = pd.DataFrame(predictor.rows, columns=COLUMNS)
+    table.to_csv(predictor.csv_path, index=False)  # once more, whole: its columns' formats then agree throughout
+    status = table["status"]
+    pictures = len(table[["file", "frame"]].drop_duplicates())
     videos = _video_summaries(table, out_dir, cfg.video.smooth_frames, cfg.video.timelines) if len(table) else []
     summary = {"model": description, "detector": cfg.detector.name, "files": len(files), "pictures": pictures,
                "faces": int((status == "ok").sum()), "pictures_without_face": int((status == "no_face").sum()),
