@@ -1,4 +1,5 @@
-"""How far an accuracy can be trusted: its own interval, and the paired interval of a gap between two models."""
+"""How far an accuracy can be trusted: its own interval, and the paired interval of a gap between two models;
+the figure of a run's most confident mistakes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_lightning.training.reports import accuracy_interval, paired_gain
+from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.training.reports import accuracy_interval, mistakes_figure, paired_gain
 from fer_lightning.training.run_dir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,3 +70,20 @@ def test_paired_gains_script_compares_runs_face_by_face(tmp_path: Path) -> None:
             f"({low * 100:+.2f} to {high * 100:+.2f})")
     assert "gain +5.71 points" in line  # 40 faces of 700
     assert result.stdout.count(line) == 2, result.stdout  # PublicTest and PrivateTest
+
+
+def test_mistakes_are_each_true_class_s_most_confident_wrong_answers() -> None:
+    labels = np.repeat(np.arange(7), 5)  # five faces of each class
+    scores = np.zeros((35, 7))
+    scores[np.arange(35), labels] = 5.0  # right, confidently ...
+    for face, margin in {0: 4.0, 1: 9.0, 2: 6.0}.items():  # ... but Angry faces 0-2 are called Happy (3)
+        scores[face] = 0.0
+        scores[face, 3] = margin  # softmax: e^m / (e^m + 6) = 90%, 100%, 99%
+    images = np.arange(35, dtype=np.uint8)[:, None, None].repeat(48, 1).repeat(48, 2)  # face i is all grey level i
+    figure = mistakes_figure(images, scores, labels, per_class=4)
+    angry = figure.axes[:4]
+    shown = [int(ax.get_images()[0].get_array()[0, 0]) for ax in angry if ax.get_images()]
+    assert shown == [1, 2, 0]  # the three wrong answers, most confident first; nothing else in the row
+    assert [ax.get_title() for ax in angry[:3]] == ["Happy 100%", "Happy 99%", "Happy 90%"]
+    assert angry[0].get_ylabel() == CLASS_NAMES[0]
+    assert not any(ax.get_images() for ax in figure.axes[4:])  # every other class was answered right

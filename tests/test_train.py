@@ -27,7 +27,7 @@ KNOBS = {"model", "whiten_first_conv", "optimizer", "scheduler", "peak_lr", "wei
          "label_smoothing", "sam_rho", "conv_dropout", "dense_dropout", "augmentation", "batch_size", "max_epochs",
          "fit_minutes", "seed", "precision"}
 RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
-             "logits_val.npz", "logits_test.npz"}
+             "mistakes.png", "logits_val.npz", "logits_test.npz"}
 
 
 @pytest.mark.parametrize("model", ["relu", "leaky"])
@@ -69,6 +69,7 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
             "test/f1_macro", "hp/test_acc", "hp/test_acc_low", "hp/test_acc_high", "hp/val_acc_best"} <= scalars
     confusion = events.Images("test/confusion_matrix")[0]
     assert confusion.width <= 700  # legible at TensorBoard's default card size, not scaled down from 1,500 px
+    assert events.Images("test/mistakes")
     start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     hparams = HParamsPluginData.FromString(start).session_start_info.hparams
     assert set(hparams) == KNOBS  # the knobs runs differ in, not every flattened config path

@@ -1,5 +1,5 @@
-"""What a finished run leaves behind: metrics.json, a classification report, confusion matrix and curve plots;
-and how far an accuracy on a few thousand faces can be trusted."""
+"""What a finished run leaves behind: metrics.json, a classification report, confusion matrix, its most confident
+mistakes and curve plots; and how far an accuracy on a few thousand faces can be trusted."""
 
 from __future__ import annotations
 
@@ -76,6 +76,30 @@ def confusion_figure(labels: np.ndarray, predictions: np.ndarray, title: str = "
     ax.set(xticks=LABELS, yticks=LABELS, xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES, xlabel="predicted",
            ylabel="true", title=f"{title} confusion matrix: share of each true class, count".strip())
     ax.tick_params(axis="x", rotation=45)
+    return fig
+
+
+def mistakes_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray, per_class: int = 8,
+                    title: str = "") -> Figure:
+    """For each true class (a row), the faces the model got wrong most confidently, each with its predicted class
+    and probability. On FER-2013 many of them are faces whose label is doubtful, which no accuracy figure shows."""
+    proba = np.exp(scores - scores.max(1, keepdims=True))
+    proba /= proba.sum(1, keepdims=True)
+    predicted, confidence = proba.argmax(1), proba.max(1)
+    fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(1.3 * per_class + 1.2, 1.55 * len(CLASS_NAMES)),
+                             layout="constrained", squeeze=False)
+    for row, name in enumerate(CLASS_NAMES):
+        wrong = np.flatnonzero((labels == row) & (predicted != row))
+        chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:per_class]
+        axes[row, 0].set_ylabel(name, fontsize=10)
+        for column, ax in enumerate(axes[row]):
+            ax.set(xticks=[], yticks=[])
+            ax.spines[:].set_visible(False)
+            if column < len(chosen):
+                face = chosen[column]
+                ax.imshow(images[face], cmap="gray", vmin=0, vmax=255)
+                ax.set_title(f"{CLASS_NAMES[predicted[face]]} {confidence[face]:.0%}", fontsize=8)
+    fig.suptitle(f"{title} most confident mistakes: true class (rows), predicted class and probability".strip())
     return fig
 
 

@@ -37,7 +37,7 @@ from fer_lightning.models.classifier import EmotionClassifier
 from fer_lightning.models.whitening import whiten_first_conv
 from fer_lightning.precision import inference_bf16, resolve_precision
 from fer_lightning.training.hparams import run_knobs
-from fer_lightning.training.reports import curves_figure, write_report
+from fer_lightning.training.reports import curves_figure, mistakes_figure, write_report
 from fer_lightning.training.run_dir import RunDir, RunSummary
 from fer_lightning.training.time_budget import FitInMinutes
 
@@ -86,8 +86,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     if cfg.test:
         tested = _test(trainer, model, datamodule)
         if trainer.is_global_zero:
-            figures["test/confusion_matrix"] = _report(trainer, model, datamodule, run_dir, tta_candidates, tested,
-                                                       summary)
+            figures.update(_report(trainer, model, datamodule, run_dir, tta_candidates, tested, summary))
     if not trainer.is_global_zero:
         return summary
     run_dir.write_summary(summary)
@@ -203,12 +202,13 @@ def _test(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModul
 
 
 def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule, run_dir: RunDir,
-            tta_candidates: Sequence[str], test_results: dict[str, float], summary: RunSummary) -> Figure:
+            tta_candidates: Sequence[str], test_results: dict[str, float], summary: RunSummary) -> dict[str, Figure]:
     """Rank 0's part of the one PrivateTest pass: pick TTA on PublicTest, save logits, write the report.
 
     The report and the saved logits use the TTA that scored best on PublicTest, so stacking and fer-predict see
     the same predictions the report describes; they run on every face in one process, so they do not depend on
-    how DDP shared the test set out. Fills in the summary's PrivateTest fields and returns the confusion matrix.
+    how DDP shared the test set out. Fills in the summary's PrivateTest fields and returns the confusion matrix and
+    the most confident mistakes, for TensorBoard.
     """
     best = _best_checkpoint(trainer)
     device = trainer.strategy.root_device
@@ -226,6 +226,8 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
     run_dir.save_logits("PublicTest", val_logits, val_labels)
     run_dir.save_logits("PrivateTest", test_logits, test_labels, unseen)
     report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels, unseen)
+    mistakes = mistakes_figure(test_images, test_logits, test_labels, title="PrivateTest")
+    mistakes.savefig(run_dir.path / "mistakes.png", dpi=100)
     summary.val_acc = float(np.mean(val_logits.argmax(1) == val_labels))
     summary.test_acc, summary.test_f1_macro = report["accuracy"], report["macro"]["f1"]
     summary.test_acc_ci95 = report["accuracy_ci95"]
@@ -234,7 +236,7 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
     unseen_report = report["unseen"]
     summary.test_acc_unseen, summary.test_f1_macro_unseen = unseen_report["accuracy"], unseen_report["macro"]["f1"]
     summary.test_unseen_faces = unseen_report["n"]
-    return confusion
+    return {"test/confusion_matrix": confusion, "test/mistakes": mistakes}
 
 
 def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any], summary: RunSummary,
