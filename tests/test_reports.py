@@ -72,7 +72,7 @@ def test_paired_gains_script_compares_runs_face_by_face(tmp_path: Path) -> None:
     assert result.stdout.count(line) == 2, result.stdout  # PublicTest and PrivateTest
 
 
-def test_mistakes_are_each_true_class_s_most_confident_wrong_answers() -> None:
+def test_mistakes_show_each_true_class_wrong_answers_most_confident_first() -> None:
     labels = np.repeat(np.arange(7), 5)  # five faces of each class
     scores = np.zeros((35, 7))
     scores[np.arange(35), labels] = 5.0  # right, confidently ...
