@@ -86,6 +86,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
          [predict, f"onnx={onnx}", f"inputs={finished}", "batch_size=-1"]),
         ("show must be a whole number of faces, at least 0; got 'all'",
          [predict, f"onnx={onnx}", f"inputs={finished}", "show=all"]),
+        ("explain must be true or false, got 'yes'", [predict, f"onnx={onnx}", f"inputs={finished}", "explain=yes"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
         (f"{missing}.ckpt: no such checkpoint file",
          [console_script("fer-export"), f"ckpt={missing}.ckpt", f"csv_path={fer_csv}"]),

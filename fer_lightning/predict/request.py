@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fer_lightning.errors import FerError, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, check_whole_number
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
@@ -38,10 +38,13 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 
 def check_request(cfg: DictConfig) -> None:
-    """FerError for a model or inputs that are not there, a frame step or batch below 1 or a count of faces to show
-    below 0, before anything is loaded."""
+    """FerError for a model or inputs that are not there, a frame step or batch below 1, a count of faces to show
+    below 0 or a switch that is not true or false, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
     check_whole_number("show", cfg.show, of="faces", least=0)
+    for switch in ("annotate", "explain", "progress"):
+        if not isinstance(cfg[switch], bool):
+            raise ConfigError(f"{switch} must be true or false, got {cfg[switch]!r}")
     named_model(cfg)
     input_files(cfg.inputs)
