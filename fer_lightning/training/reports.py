@@ -86,8 +86,9 @@ def mistakes_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray, 
     proba = np.exp(scores - scores.max(1, keepdims=True))
     proba /= proba.sum(1, keepdims=True)
     predicted, confidence = proba.argmax(1), proba.max(1)
+    # 80 dpi: each 48-pixel face still at twice its size, in 3/4 of the bytes 100 took (GPU sessions bring these back)
     fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(1.3 * per_class + 1.2, 1.55 * len(CLASS_NAMES)),
-                             layout="constrained", squeeze=False)
+                             dpi=80, layout="constrained", squeeze=False)
     for row, name in enumerate(CLASS_NAMES):
         wrong = np.flatnonzero((labels == row) & (predicted != row))
         chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:per_class]

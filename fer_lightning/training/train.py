@@ -227,7 +227,7 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
     run_dir.save_logits("PrivateTest", test_logits, test_labels, unseen)
     report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels, unseen)
     mistakes = mistakes_figure(test_images, test_logits, test_labels, title="PrivateTest")
-    mistakes.savefig(run_dir.path / "mistakes.png", dpi=100)
+    mistakes.savefig(run_dir.path / "mistakes.png")
     summary.val_acc = float(np.mean(val_logits.argmax(1) == val_labels))
     summary.test_acc, summary.test_f1_macro = report["accuracy"], report["macro"]["f1"]
     summary.test_acc_ci95 = report["accuracy_ci95"]
