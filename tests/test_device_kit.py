@@ -75,5 +75,5 @@ def test_the_student_sessions_run_composes() -> None:
     command = next(shlex.split(line) for line in script.splitlines() if "fer-train experiment=distill" in line)
     fixed = [arg for arg in command[command.index("fer-train") + 1:] if "$" not in arg and "=" in arg]
     cfg = compose_train([*fixed, "data.teacher=/device/teacher_train.npz", "fit_minutes=2.6"])
-    assert cfg.data.teacher_weight > 0 and cfg.data.batch_size == 512
+    assert cfg.data.teacher_weight > 0 and cfg.data.batch_size == 512 and cfg.trainer.max_epochs == 100
     assert cfg.model.scheduler._target_.endswith("OneCycleLR")  # what fit_minutes can resize
