@@ -20,6 +20,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.training.run_dir import LOGIT_FILES, RunDir
+from fer_lightning.training.sweep_summary import sweep_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -146,6 +147,7 @@ def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path, launcher: list
     overrides = [(p.parent / ".hydra" / "overrides.yaml").read_text() for p in jobs]
     assert "model=relu" in overrides[0] and "model=leaky" in overrides[1]
     summary = pd.read_csv(jobs[0].parents[1] / "sweep_summary.csv")
+    assert (jobs[0].parents[1] / "sweep_summary.png").is_file()
     assert summary["job"].tolist() == [0, 1]
     assert summary["overrides"].str.contains("model=relu").tolist() == [True, False]
     assert summary["test/acc"].between(0, 1).all()
@@ -154,6 +156,19 @@ def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path, launcher: list
     events = EventAccumulator(str(jobs[1].parent / "tensorboard")).Reload()
     start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     assert HParamsPluginData.FromString(start).session_start_info.hparams["model"].string_value == "leaky"
+
+
+def test_the_sweep_figure_shows_each_job_with_both_splits() -> None:
+    table = pd.DataFrame({"job": [0, 1], "overrides": ["model=relu seed=1", "model=leaky seed=1"],
+                          "val/acc_best": [0.61, 0.66], "test/acc": [0.62, 0.64], "test/acc_low": [0.60, 0.62],
+                          "test/acc_high": [0.64, 0.66]})
+    figure = sweep_figure(table)
+    ax = figure.axes[0]
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == ["1: model=leaky seed=1", "0: model=relu seed=1"]
+    assert [bar.get_width() for bar in ax.patches] == pytest.approx([64, 62])  # PrivateTest, job 0 at the top
+    assert ax.collections[-1].get_offsets()[:, 0].tolist() == pytest.approx([66, 61])  # PublicTest's diamonds
+    low, high = ax.get_xlim()
+    assert low <= 58 and high >= 70  # room for every bar, interval and diamond
 
 
 def test_runs_started_together_get_a_run_dir_each(tmp_path: Path, fer_csv: Path) -> None:

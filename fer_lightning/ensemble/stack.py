@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -43,10 +42,9 @@ from fer_lightning.fer2013 import SPLITS
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.runtimes import RUNTIMES
 from fer_lightning.precision import inference_bf16
-from fer_lightning.training.reports import classification_metrics, paired_gain, write_report
+from fer_lightning.training.reports import accuracy_bars, classification_metrics, paired_gain, write_report
 
 log = logging.getLogger(__name__)
-LABEL_WIDTH = 45  # characters a line of a name in comparison.png
 TABLE_COLUMNS = ["name", "kind", "features", "publictest_acc", "cv_acc", "privatetest_acc", "privatetest_acc_low",
                  "privatetest_acc_high", "gain", "gain_low", "gain_high", "privatetest_f1_macro",
                  "privatetest_acc_unseen", "best_params"]
@@ -72,17 +70,8 @@ def comparison_figure(table: pd.DataFrame) -> Figure:
         ordered["name"] != "soft_vote", "tab:orange")
     accuracy, low, high = (ordered[column].to_numpy() * 100 for column in
                            ("privatetest_acc", "privatetest_acc_low", "privatetest_acc_high"))
-    # A run's name carries its overrides: wrapped, or a long one leaves the bars no room (constrained layout gives up).
-    labels = [textwrap.fill(name, LABEL_WIDTH) for name in ordered["name"]]
-    lines = sum(label.count("\n") + 1 for label in labels)
-    fig, ax = plt.subplots(figsize=(10, 0.22 * lines + 0.25 * len(labels) + 1.2), layout="constrained")
-    ax.barh(range(len(labels)), accuracy, color=colors, xerr=(accuracy - low, high - accuracy), capsize=3,
-            error_kw={"elinewidth": 1, "ecolor": "black"}, tick_label=labels)
-    for y, (acc, top) in enumerate(zip(accuracy, high, strict=True)):
-        ax.text(top + 0.4, y, f"{acc:.2f}", va="center")
-    ax.set(xlim=(max(float(low.min()) - 3, 0), float(high.max()) + 4), xlabel="PrivateTest accuracy (%), 95% interval")
+    fig, _ = accuracy_bars(ordered["name"].tolist(), accuracy, low, high, colors.tolist())
     fig.suptitle("Base models (grey), soft voting (orange), stackers (blue)")  # over the figure: run names are long
-    ax.grid(axis="x", alpha=0.3)
     return fig
 
 

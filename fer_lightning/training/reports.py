@@ -4,12 +4,15 @@ mistakes and curve plots; and how far an accuracy on a few thousand faces can be
 from __future__ import annotations
 
 import json
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import binomtest, norm
@@ -18,6 +21,7 @@ from sklearn.metrics import classification_report, confusion_matrix, precision_r
 from fer_lightning.fer2013 import CLASS_NAMES
 
 LABELS = list(range(len(CLASS_NAMES)))
+LABEL_WIDTH = 45  # characters in a line of a bar's name
 
 
 def accuracy_interval(correct: np.ndarray) -> tuple[float, float]:
@@ -102,6 +106,25 @@ def mistakes_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray, 
                 ax.set_title(f"{CLASS_NAMES[predicted[face]]} {confidence[face]:.0%}", fontsize=8)
     fig.suptitle(f"{title} most confident mistakes: true class (rows), predicted class and probability".strip())
     return fig
+
+
+def accuracy_bars(names: Sequence[str], accuracy: np.ndarray, low: np.ndarray, high: np.ndarray,
+                  colors: Sequence[str]) -> tuple[Figure, Axes]:
+    """One bar per name, the first at the bottom: an accuracy in percent with its 95% interval and its value.
+
+    Names are wrapped and the figure sized to them: a run's name carries its overrides, and a long one left the bars
+    no width (matplotlib's constrained layout gave up and cut the names off).
+    """
+    labels = [textwrap.fill(name, LABEL_WIDTH) for name in names]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(10, 0.22 * lines + 0.25 * len(labels) + 1.2), layout="constrained")
+    ax.barh(range(len(labels)), accuracy, color=colors, xerr=(accuracy - low, high - accuracy), capsize=3,
+            error_kw={"elinewidth": 1, "ecolor": "black"}, tick_label=labels)
+    for y, (acc, top) in enumerate(zip(accuracy, high, strict=True)):
+        ax.text(top + 0.4, y, f"{acc:.2f}", va="center")
+    ax.set(xlim=(max(float(low.min()) - 3, 0), float(high.max()) + 4), xlabel="PrivateTest accuracy (%), 95% interval")
+    ax.grid(axis="x", alpha=0.3)
+    return fig, ax
 
 
 def curves_figure(metrics_csv: Path) -> Figure:
