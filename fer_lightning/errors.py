@@ -16,3 +16,9 @@ def check_whole_number(key: str, value: object, of: str = "", least: int = 1) ->
     """ConfigError unless ``value`` is a whole number of at least ``least`` (``of``: of what, for the message)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigError(f"{key} must be a whole number{f' of {of}' if of else ''}, at least {least}; got {value!r}")
+
+
+def check_switch(key: str, value: object) -> None:
+    """ConfigError unless ``value`` is true or false (a typo such as ``yes`` would otherwise count as on)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")

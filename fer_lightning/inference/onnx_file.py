@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from scipy.special import softmax
 
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.errors import ConfigError, FerError, check_switch
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
@@ -117,8 +117,7 @@ def export(cfg: DictConfig) -> dict[str, float]:
     time each backend; returns the figures printed."""
     if cfg.format != "onnx":
         raise ConfigError(f"format must be onnx, got {cfg.format!r}")
-    if not isinstance(cfg.int8, bool):
-        raise ConfigError(f"int8 must be true or false, got {cfg.int8!r}")
+    check_switch("int8", cfg.int8)
     classifier = FaceClassifier.from_checkpoint(cfg.ckpt)
     target = Path(cfg.out) if cfg.out else Path(cfg.ckpt).with_suffix(".onnx")
     export_onnx(classifier, target, cfg.opset)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fer_lightning.errors import ConfigError, FerError, check_whole_number
+from fer_lightning.errors import FerError, check_switch, check_whole_number
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
@@ -44,7 +44,6 @@ def check_request(cfg: DictConfig) -> None:
     check_whole_number("batch_size", cfg.batch_size)
     check_whole_number("show", cfg.show, of="faces", least=0)
     for switch in ("annotate", "explain", "progress"):
-        if not isinstance(cfg[switch], bool):
-            raise ConfigError(f"{switch} must be true or false, got {cfg[switch]!r}")
+        check_switch(switch, cfg[switch])
     named_model(cfg)
     input_files(cfg.inputs)
