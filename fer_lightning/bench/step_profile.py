@@ -36,8 +36,8 @@ class StepProfiler(L.Callback):
     """Profiles ``steps`` training steps that end one batch before fer-bench's ``warmup_batches`` do: inside the
     warm-up, so the profiler's cost stays out of the timed figures, and after its first batch, which builds kernels.
 
-    After them ``figures`` holds the per-step figures and ``table`` the operations by host time (and by device
-    time on a GPU).
+    After them ``figures`` holds the per-step figures and ``table`` the operations by host time (by device time on a
+    GPU), then by how often they ran.
     """
 
     def __init__(self, steps: int, warmup_batches: int) -> None:
@@ -67,8 +67,11 @@ class StepProfiler(L.Callback):
             self._profile.stop()
             operations = self._profile.key_averages()
             self.figures = step_figures(operations, seconds, self.steps, self._on_gpu)
-            self.table = operations.table(sort_by="self_device_time_total" if self._on_gpu else "self_cpu_time_total",
-                                          row_limit=30)
+            by_time = operations.table(sort_by="self_device_time_total" if self._on_gpu else "self_cpu_time_total",
+                                       row_limit=30)
+            # Where the host is what a step waits for, how many operations it dispatches counts, whatever each costs.
+            by_count = operations.table(sort_by="count", row_limit=40)
+            self.table = f"By time, {self.steps} steps:\n{by_time}\nBy count, {self.steps} steps:\n{by_count}"
             self._profile = None
 
 
