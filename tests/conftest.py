@@ -154,7 +154,7 @@ def best_checkpoint(run_dir: Path) -> Path:
 
 
 ONLY_SOFT_VOTE = [f"~meta@compare.{name}" for name in
-                  ("logistic_regression", "random_forest", "gradient_boosting", "bagged_trees")]
+                  ("decision_tree", "logistic_regression", "random_forest", "gradient_boosting", "bagged_trees")]
 
 
 def stack_cfg(runs: list[Path], out: Path, *overrides: str) -> DictConfig:

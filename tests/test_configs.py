@@ -83,6 +83,12 @@ def test_every_meta_learner_is_a_classifier_with_a_valid_grid(tmp_path: Path) ->
         learner.estimator.set_params(**{key: values[0] for key, values in learner.grid.items()})
 
 
+def test_the_study_meta_learner_is_compared_whichever_is_chosen(tmp_path: Path) -> None:
+    cfg = compose_config("stack", [f"paths.output_dir={tmp_path}", "runs=[a,b]", "meta=soft_vote"])
+    names = [learner.name for learner in configured_learners(cfg)]
+    assert names[0] == "soft_vote" and sorted(names) == sorted(options("meta"))  # each once, decision_tree among them
+
+
 @pytest.mark.parametrize("model", ["relu", "leaky"])
 def test_best_recipe_keeps_the_study_layers_and_lowers_conv_dropout(tmp_path: Path, model: str) -> None:
     cfg = compose_train([*base_overrides(tmp_path), "experiment=best", f"model={model}"])
