@@ -52,8 +52,8 @@ def test_bench_reports_training_and_inference_speed(tmp_path: Path, fer_csv: Pat
     # The profiled step (the warm-up's second): a CNN's forward and backward are many operations, none on a GPU.
     assert figures["profile_step_ms"] > 0 and figures["profile_aten_ops"] > 50
     assert "profile_device_busy_ms" not in figures
-    by_time, by_count = (tmp_path / "run" / "profile.txt").read_text().split("By count, 1 steps:")
-    assert by_time.startswith("By time, 1 steps:") and "aten::convolution_backward" in by_time
+    by_time, by_count = (tmp_path / "run" / "profile.txt").read_text().split("By count, over 1 step:")
+    assert by_time.startswith("By time, over 1 step:") and "aten::convolution_backward" in by_time
     counts = [int(line.split()[-1]) for line in by_count.splitlines() if line.strip().startswith("aten::")]
     assert len(counts) > 10 and counts == sorted(counts, reverse=True)  # the most frequent operations first
 

@@ -71,7 +71,8 @@ class StepProfiler(L.Callback):
                                        row_limit=30)
             # Where the host is what a step waits for, how many operations it dispatches counts, whatever each costs.
             by_count = operations.table(sort_by="count", row_limit=40)
-            self.table = f"By time, {self.steps} steps:\n{by_time}\nBy count, {self.steps} steps:\n{by_count}"
+            steps = f"{self.steps} step{'s' if self.steps > 1 else ''}"
+            self.table = f"By time, over {steps}:\n{by_time}\nBy count, over {steps}:\n{by_count}"
             self._profile = None
 
 
