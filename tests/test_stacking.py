@@ -225,10 +225,14 @@ def test_saved_meta_model_predicts_new_faces_through_the_checkpoints(trained_run
     with np.load(tmp_path / "stack" / TEACHER_FILE) as teacher:
         np.testing.assert_array_equal(teacher["lines"], data.lines[training])
         np.testing.assert_allclose(teacher["probabilities"], stacker.predict_images(data.images[training]), atol=1e-5)
+        probabilities = teacher["probabilities"]
+    summary = json.loads((tmp_path / "stack" / "stack.json").read_text())
+    assert summary["teacher_train/acc"] == pytest.approx(np.mean(probabilities.argmax(1) == data.labels[training]))
+    assert summary["teacher_train/confidence"] == pytest.approx(probabilities.max(1).mean())
     images, _ = data.split("PrivateTest")
     from_saved_logits = stacker.predict_proba([np.load(run / "logits_test.npz")["logits"] for run in trained_runs])
     np.testing.assert_allclose(stacker.predict_images(images), from_saved_logits, atol=1e-4)
-    assert json.loads((tmp_path / "stack" / "stack.json").read_text())["meta"] == "logistic_regression"
+    assert summary["meta"] == "logistic_regression"
     with pytest.raises(StackingError, match="expects logits of 2 runs"):
         stacker.predict_proba(from_saved_logits[None])
 

@@ -114,9 +114,11 @@ def teacher_runtime(setting: str) -> str:
 
 
 def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str | None, path: Path, runtime: str,
-                               chunk: int = 2048) -> Path:
+                               chunk: int = 2048) -> dict[str, Any]:
     """The stacker's probabilities for every Training face of the CSV (each base with its TTA, on ``runtime``), as a
-    teacher file for ``data.teacher``; on a GPU where there is one."""
+    teacher file for ``data.teacher``; on a GPU where there is one. Returns the file and how the teacher fits
+    Training: how often its top class is the label and its mean top probability (a teacher that is right and sure on
+    nearly every face teaches little beyond the labels)."""
     data = load_fer2013(csv_path, cache_dir)
     training = data.usage == SPLITS.index("Training")
     images = data.images[training]
@@ -126,9 +128,14 @@ def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str |
         base.net.to(device)
     chunks = [stacker.predict_images(images[start:start + chunk], bases)
               for start in track(range(0, len(images), chunk), description="Teacher on Training faces")]
-    write_teacher(path, data.lines[training], np.concatenate(chunks))
-    log.info("Wrote %s: %s's probabilities for %d Training faces", path, stacker.name, len(images))
-    return path
+    probabilities = np.concatenate(chunks)
+    write_teacher(path, data.lines[training], probabilities)
+    fit = {"teacher": str(path), "teacher_train/acc": float(np.mean(probabilities.argmax(1) == data.labels[training])),
+           "teacher_train/confidence": float(probabilities.max(1).mean())}
+    log.info("Wrote %s: %s's probabilities for %d Training faces (its top class is the label on %.1f%% of them, "
+             "mean top probability %.3f)", path, stacker.name, len(images), 100 * fit["teacher_train/acc"],
+             fit["teacher_train/confidence"])
+    return fit
 
 
 def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | None,
@@ -214,8 +221,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     if cfg.teacher:
         if cfg.keep_freed_memory:  # each chunk's activations are hundreds of MB, faulted in afresh otherwise (2.2x)
             keep_freed_memory()
-        summary["teacher"] = str(write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE,
-                                                            runtime))
+        summary |= write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE, runtime)
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), %+.4f over %s (paired 95%% interval "
              "%+.4f to %+.4f), macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"], *summary["test/acc_ci95"],
