@@ -8,13 +8,17 @@ and, where FER2013_CSV is set, with an int8 copy quantised as fer-export quantis
 calibration rows), run in float32 as fer-predict runs an int8 file; p50 and p95 over ``calls`` calls after 50
 untimed ones, two rounds. Whether that int8 copy keeps its accuracy is fer-export's check, not this script's.
 Then OpenVINO's own per-layer counters for the bf16 call: what its kernels take, and so what of a call is the
-overhead around them. Written on a Zen 4 EPYC, where one face stayed at 0.6 ms against 0.3 ms on other CPUs.
+overhead around them. Last, where the checkpoint's run chose a test-time augmentation, the whole call fer-predict
+makes for one face with it (its views in one batch, bf16 where the CPU has it). Written on a Zen 4 EPYC, where one
+face stayed at 0.6 ms against 0.3 ms on other CPUs.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,18 +31,20 @@ from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
 from fer_lightning.inference.runtimes import onnx_bytes, openvino_request
+from fer_lightning.precision import inference_bf16
+from fer_lightning.training.run_dir import RunDir
 
 WARMUP_CALLS, ROUNDS, LAYERS_SHOWN = 50, 2, 8
 
 
-def latency_ms(request: Any, face: np.ndarray, calls: int) -> tuple[float, float]:
-    """p50 and p95 of a whole call as fer-predict makes it, logits copied out."""
+def latency_ms(call: Callable[[], Any], calls: int) -> tuple[float, float]:
+    """p50 and p95 of ``call``, after WARMUP_CALLS untimed ones."""
     for _ in range(WARMUP_CALLS):
-        request.infer({0: face})
+        call()
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        request.infer({0: face})[0].copy()
+        call()
         times.append(time.perf_counter() - start)
     return float(np.percentile(times, 50)) * 1e3, float(np.percentile(times, 95)) * 1e3
 
@@ -74,12 +80,21 @@ def main(args: list[str]) -> None:
     print(f"one face, {checkpoint}, {calls} calls per timing, OpenVINO {openvino.get_version()}")
     for round_number in range(1, ROUNDS + 1):
         for name, (graph, bf16) in graphs.items():
-            p50, p95 = latency_ms(openvino_request(graph, bf16, one_face=True), face, calls)
+            request = openvino_request(graph, bf16, one_face=True)
+            p50, p95 = latency_ms(lambda request=request: request.infer({0: face})[0].copy(), calls)  # logits out
             print(f"round {round_number}  {name:12s} p50 {p50:.3f} ms  p95 {p95:.3f} ms")
     layers = kernel_us(openvino_request(float_graph, True, one_face=True, count_layers=True), face, calls)
     print(f"OpenVINO's kernels for the bf16 call: {sum(layers.values()):.1f} us in all; the slowest:")
     for key, us in sorted(layers.items(), key=lambda item: -item[1])[:LAYERS_SHOWN]:
         print(f"  {us:8.1f} us  {key}")
+
+    run_dir = RunDir.of_checkpoint(Path(checkpoint))
+    tta = run_dir.tta() if run_dir else "none"
+    if tta != "none":
+        predictor = FaceClassifier.from_checkpoint(checkpoint, inference_bf16("auto", "cpu"), tta, "openvino")
+        uint8_face = face[0].astype(np.uint8)
+        p50, p95 = latency_ms(lambda: predictor.predict_proba(uint8_face), calls)
+        print(f"with the run's TTA, {tta}, as fer-predict calls it: p50 {p50:.3f} ms  p95 {p95:.3f} ms")
 
 
 if __name__ == "__main__":
