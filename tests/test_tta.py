@@ -71,7 +71,11 @@ def test_face_classifier_applies_its_tta(trained_runs: list[Path]) -> None:
     plain = FaceClassifier.from_checkpoint(ckpt)
     with_flip = FaceClassifier.from_checkpoint(ckpt, tta="hflip")
     expected = tta_logits(plain.net_logits, FACES, "hflip")
+    batches = []
+    net_logits = with_flip.net_logits
+    with_flip.net_logits = lambda images: batches.append(len(images)) or net_logits(images)  # type: ignore[method-assign]
     np.testing.assert_allclose(with_flip.logits(FACES), expected, rtol=1e-5, atol=1e-5)
+    assert batches == [2 * len(FACES)]  # the faces and their mirrors in one pass
     np.testing.assert_array_equal(plain.logits(FACES), plain.net_logits(FACES))
     with pytest.raises(ValueError, match="tta must be one of"):
         FaceClassifier.from_checkpoint(ckpt, tta="flip")
