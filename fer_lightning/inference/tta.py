@@ -49,7 +49,7 @@ def tta_logits(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray
 
 def averaged_logits(per_view: np.ndarray) -> np.ndarray:
     """(V, N, 7) logits of V views -> (N, 7) logits whose softmax is the views' mean probability. In numpy, not
-    scipy: for one face, scipy's per-call overhead was a tenth of fer-predict's millisecond (docs/results.md)."""
+    scipy, whose overhead per call counts where a call is one face in fer-predict's millisecond."""
     log_p = per_view - _logsumexp(per_view, axis=2)
     return (_logsumexp(log_p, axis=0)[0] - np.log(len(per_view))).astype(np.float32)
 
