@@ -9,8 +9,9 @@ calibration rows), run in float32 as fer-predict runs an int8 file; p50 and p95 
 untimed ones, two rounds. Whether that int8 copy keeps its accuracy is fer-export's check, not this script's.
 Then OpenVINO's own per-layer counters for the bf16 call: what its kernels take, and so what of a call is the
 overhead around them. Last, where the checkpoint's run chose a test-time augmentation, the whole call fer-predict
-makes for one face with it (its views in one batch, bf16 where the CPU has it). Written on a Zen 4 EPYC, where one
-face stayed at 0.6 ms against 0.3 ms on other CPUs.
+makes for one face with it (its views in one batch; the int8 copy fer-export left beside the checkpoint where there
+is one, else the float graph in bf16 where the CPU has it). Written on a Zen 4 EPYC, where one face stayed at 0.6 ms
+against 0.3 ms on other CPUs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fer_lightning.cli.common import CONF_DIR
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.onnx_file import int8_copy
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
 from fer_lightning.inference.runtimes import onnx_bytes, openvino_request
 from fer_lightning.precision import inference_bf16
@@ -91,10 +93,12 @@ def main(args: list[str]) -> None:
     run_dir = RunDir.of_checkpoint(Path(checkpoint))
     tta = run_dir.tta() if run_dir else "none"
     if tta != "none":
-        predictor = FaceClassifier.from_checkpoint(checkpoint, inference_bf16("auto", "cpu"), tta, "openvino")
+        int8 = int8_copy(Path(checkpoint))
+        predictor = FaceClassifier.from_checkpoint(checkpoint, inference_bf16("auto", "cpu"), tta, "openvino", int8)
         uint8_face = face[0].astype(np.uint8)
         p50, p95 = latency_ms(lambda: predictor.predict_proba(uint8_face), calls)
-        print(f"with the run's TTA, {tta}, as fer-predict calls it: p50 {p50:.3f} ms  p95 {p95:.3f} ms")
+        graph = "its int8 copy" if int8 else "the float graph"
+        print(f"with the run's TTA, {tta}, as fer-predict calls it ({graph}): p50 {p50:.3f} ms  p95 {p95:.3f} ms")
 
 
 if __name__ == "__main__":
