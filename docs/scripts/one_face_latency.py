@@ -8,10 +8,9 @@ and, where FER2013_CSV is set, with an int8 copy quantised as fer-export quantis
 calibration rows), run in float32 as fer-predict runs an int8 file; p50 and p95 over ``calls`` calls after 50
 untimed ones, two rounds. Whether that int8 copy keeps its accuracy is fer-export's check, not this script's.
 Then OpenVINO's own per-layer counters for the bf16 call: what its kernels take, and so what of a call is the
-overhead around them. Last, where the checkpoint's run chose a test-time augmentation, the whole call fer-predict
-makes for one face with it (its views in one batch; the int8 copy fer-export left beside the checkpoint where there
-is one, else the float graph in bf16 where the CPU has it). Written on a Zen 4 EPYC, where one face stayed at 0.6 ms
-against 0.3 ms on other CPUs.
+overhead around them. Last, the whole call fer-predict makes for one face, with the model its ``load_model`` builds
+from the checkpoint (the run's test-time augmentation, fer-export's int8 copy where there is one). Written on a Zen 4
+EPYC, where one face stayed at 0.6 ms against 0.3 ms on other CPUs.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,11 +28,9 @@ from fer_lightning.cli.common import CONF_DIR
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
-from fer_lightning.inference.onnx_file import int8_copy
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
 from fer_lightning.inference.runtimes import onnx_bytes, openvino_request
-from fer_lightning.precision import inference_bf16
-from fer_lightning.training.run_dir import RunDir
+from fer_lightning.predict.predictor import load_model
 
 WARMUP_CALLS, ROUNDS, LAYERS_SHOWN = 50, 2, 8
 
@@ -73,6 +69,7 @@ def main(args: list[str]) -> None:
     graphs = {"float, bf16": (float_graph, True), "float, f32": (float_graph, False)}  # graph, bf16
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         export = compose("export", overrides=[f"ckpt={checkpoint}"])  # fer-export's data and calibration settings
+        predict = compose("predict", overrides=[f"ckpt={checkpoint}"])  # fer-predict's defaults
     if export.csv_path:
         training = load_fer2013(export.csv_path, export.cache_dir).split("Training")[0]
         calibration = calibration_faces(training, export.int8_calibration_rows)
@@ -90,15 +87,10 @@ def main(args: list[str]) -> None:
     for key, us in sorted(layers.items(), key=lambda item: -item[1])[:LAYERS_SHOWN]:
         print(f"  {us:8.1f} us  {key}")
 
-    run_dir = RunDir.of_checkpoint(Path(checkpoint))
-    tta = run_dir.tta() if run_dir else "none"
-    if tta != "none":
-        int8 = int8_copy(Path(checkpoint))
-        predictor = FaceClassifier.from_checkpoint(checkpoint, inference_bf16("auto", "cpu"), tta, "openvino", int8)
-        uint8_face = face[0].astype(np.uint8)
-        p50, p95 = latency_ms(lambda: predictor.predict_proba(uint8_face), calls)
-        graph = "its int8 copy" if int8 else "the float graph"
-        print(f"with the run's TTA, {tta}, as fer-predict calls it ({graph}): p50 {p50:.3f} ms  p95 {p95:.3f} ms")
+    model, description = load_model(predict)
+    uint8_face = face[0].astype(np.uint8)
+    p50, p95 = latency_ms(lambda: model.predict_proba(uint8_face), calls)
+    print(f"as fer-predict calls it, {description}: p50 {p50:.3f} ms  p95 {p95:.3f} ms")
 
 
 if __name__ == "__main__":
