@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from fer_lightning.bench.speed import bench, compute_dtype, forward_mflops, matm
 from fer_lightning.bench.step_profile import StepProfiler, step_figures
 from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.inference.timing import timings
+from fer_lightning.training.run_dir import RunDir
 
 KEYS = {"train_images_per_s", "epoch_seconds", "infer_images_per_s", "latency_ms_p50", "latency_ms_p95",
         "precision", "memory_format", "device", "cpu", "infer_runtime", "torch_faces_per_s",
@@ -238,6 +240,9 @@ def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_ru
     assert all(0 < float(row[5]) <= float(row[8]) for row in timed)  # p50 <= p95, both positive
     kernels = out.split("the slowest:\n")[1].splitlines()
     assert kernels and any("Convolution" in line for line in kernels)
+    tta = RunDir(trained_runs[0]).tta()  # the last line: fer-predict's own model for the checkpoint, its TTA
+    last = out.splitlines()[-1]
+    assert re.match(rf"as fer-predict calls it, checkpoint .* on openvino.*, TTA {tta}: p50 [0-9.]+ ms", last)
     with pytest.raises(SystemExit, match=r"^usage:"):
         script.main([])
 
