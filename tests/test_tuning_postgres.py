@@ -82,13 +82,21 @@ def test_two_workers_share_a_postgresql_study_and_a_killed_ones_trial_fails(
     def doomed_trials() -> list[optuna.trial.FrozenTrial]:
         return [t for t in trials() if t.user_attrs.get("worker", "").endswith(f":{doomed.pid}")]
 
+    def running_after_one_finished() -> int | None:
+        mine = doomed_trials()
+        finished_one = any(t.state in FINISHED for t in mine)
+        return mine[-1].number if finished_one and mine[-1].state == TrialState.RUNNING else None
+
+    # Killed inside a trial past its first heartbeat: the same trial still running half a second after it was seen
+    # (a short trial can end within that half second, and a worker killed between trials leaves none to fail).
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and doomed.poll() is None:
-        mine = doomed_trials()
-        if any(t.state in FINISHED for t in mine) and mine[-1].state == TrialState.RUNNING:
-            break
+        seen = running_after_one_finished()
+        if seen is not None:
+            time.sleep(0.5)
+            if running_after_one_finished() == seen:
+                break
         time.sleep(0.1)
-    time.sleep(0.5)  # past the running trial's first heartbeat
     assert doomed.poll() is None, "the worker to kill ended first"
     os.killpg(doomed.pid, signal.SIGKILL)
     doomed.wait()
