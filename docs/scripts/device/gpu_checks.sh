@@ -67,4 +67,7 @@ for line in open(sys.argv[1]):
         print(f"{'':32s} a profiled step {d['profile_step_ms']:.1f} ms: kernels {d['profile_device_busy_ms']:.1f} ms, "
               f"host waiting {d['profile_sync_wait_ms']:.1f} ms, {d['profile_kernel_launches']:.0f} launches")
 PY
+# The CUDA-graph row gains nothing where inductor declined to record a graph (BatchNorm's running statistics, a
+# mutated input, are a known cause); it says why in a warning, which this brings up beside the figures.
+grep -h "skipping cudagraphs" "$LOGS" | sort | uniq -c
 nvidia-smi --query-gpu=name,memory.used --format=csv | tee -a "$LOGS"
