@@ -69,5 +69,5 @@ for line in open(sys.argv[1]):
 PY
 # The CUDA-graph row gains nothing where inductor declined to record a graph (BatchNorm's running statistics, a
 # mutated input, are a known cause); it says why in a warning, which this brings up beside the figures.
-grep -h "skipping cudagraphs" "$LOGS" | sort | uniq -c
+grep -ho "skipping cudagraphs.*" "$LOGS" | sort | uniq -c
 nvidia-smi --query-gpu=name,memory.used --format=csv | tee -a "$LOGS"
