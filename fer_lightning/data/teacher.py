@@ -5,7 +5,7 @@ base models' TTA included) for each Training row, keyed by the row's CSV line. `
 then trains any net on soft targets: ``(1 - teacher_weight) * one-hot label + teacher_weight * teacher``, the
 teacher's distribution first softened (``teacher_temperature`` > 1) or sharpened (< 1) as ``softmax(log p / T)``.
 The file holds Training rows only: PublicTest and PrivateTest keep their hard labels, and no teacher output on
-them ever reaches a student.
+them ever reaches a student. (``teacher_nets.py`` runs the teachers on each augmented batch instead.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from fer_lightning.data.mixing import as_probabilities
 from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import NUM_CLASSES
 
@@ -28,13 +30,24 @@ def write_teacher(path: Path, lines: np.ndarray, probabilities: np.ndarray) -> P
     return path
 
 
+def check_blend(weight: float, temperature: float) -> None:
+    if not 0 <= weight <= 1 or temperature <= 0:
+        raise FerError(f"data.teacher_weight must be in [0, 1] and data.teacher_temperature > 0, got {weight} and "
+                       f"{temperature}")
+
+
+def blended_targets(teacher: torch.Tensor, labels: torch.Tensor, weight: float, temperature: float) -> torch.Tensor:
+    """``(1 - weight) * label + weight * softmax(log teacher / temperature)``: (N, 7) teacher probabilities and
+    class indices or (N, 7) label distributions -> (N, 7) targets in the teacher's dtype."""
+    softened = (teacher.clamp(1e-12, 1).log() / temperature).softmax(1)
+    return (1 - weight) * as_probabilities(labels).to(teacher.dtype) + weight * softened
+
+
 def teacher_targets(path: str | Path, lines: np.ndarray, labels: np.ndarray, weight: float,
                     temperature: float) -> np.ndarray:
     """(N, 7) float32 training targets for the Training rows on ``lines`` with hard ``labels``."""
     path = Path(path)
-    if not 0 <= weight <= 1 or temperature <= 0:
-        raise FerError(f"data.teacher_weight must be in [0, 1] and data.teacher_temperature > 0, got {weight} and "
-                       f"{temperature}")
+    check_blend(weight, temperature)
     if not path.is_file():
         raise FerError(f"{path}: no such teacher file (fer-stack teacher=true writes {TEACHER_FILE})")
     with np.load(path) as saved:
@@ -47,8 +60,5 @@ def teacher_targets(path: str | Path, lines: np.ndarray, labels: np.ndarray, wei
     if missing:
         raise FerError(f"{path}: no teacher probabilities for the Training row on CSV line {missing[0]} "
                        f"({len(missing)} of {len(lines)} rows missing; write the file from the same CSV)")
-    teacher = probabilities[[row_of_line[int(line)] for line in lines]].astype(np.float64)
-    teacher = np.exp(np.log(np.clip(teacher, 1e-12, 1)) / temperature)
-    teacher /= teacher.sum(1, keepdims=True)
-    one_hot = np.eye(NUM_CLASSES)[labels]
-    return ((1 - weight) * one_hot + weight * teacher).astype(np.float32)
+    teacher = torch.from_numpy(probabilities[[row_of_line[int(line)] for line in lines]]).double()
+    return blended_targets(teacher, torch.from_numpy(labels).long(), weight, temperature).float().numpy()
