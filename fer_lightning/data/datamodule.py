@@ -317,16 +317,16 @@ class FerDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, labels = batch
         images = images.float()
-        if self.trainer is not None and self.trainer.training:
-            if self.batch_augment is not None:
-                images = self.batch_augment(images, self.batch_augment_rng)
-            if self.batch_mix is not None:  # targets become (B, 7) mixtures
-                images, labels = self.batch_mix(images, labels, self.batch_augment_rng)
-            if self.teacher_nets is not None:  # the teachers see the very images the student is trained on
-                images = self.normalize(images)
-                bf16 = inference_bf16(str(self.trainer.precision), images.device.type)
-                return images, self.teacher_nets.targets(images, labels, bf16)
-        return self.normalize(images), labels
+        training = self.trainer is not None and self.trainer.training
+        if training and self.batch_augment is not None:
+            images = self.batch_augment(images, self.batch_augment_rng)
+        if training and self.batch_mix is not None:  # targets become (B, 7) mixtures
+            images, labels = self.batch_mix(images, labels, self.batch_augment_rng)
+        images = self.normalize(images)
+        if training and self.teacher_nets is not None:  # the teachers see the very images the student trains on
+            bf16 = inference_bf16(str(self.trainer.precision), images.device.type)
+            labels = self.teacher_nets.targets(images, labels, bf16)
+        return images, labels
 
     def state_dict(self) -> dict[str, Any]:
         """Saved into every checkpoint: the normalisation a model saw, and where shuffling and augmentation are.
