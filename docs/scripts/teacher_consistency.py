@@ -1,0 +1,67 @@
+"""How well a teacher file's fixed targets describe the augmented faces a student actually trains on.
+
+    python docs/scripts/teacher_consistency.py <teacher_train.npz> <run dir> [<run dir> ...]
+
+The file (``fer-stack teacher=true``) holds the runs' soft vote on each clean Training face, each run with its TTA.
+Here the same runs vote again, one pass each, on the clean faces and on one draw of ``best``'s batch augmentation
+(data=fer2013_batched: flips, shifts, scaling, rotation, brightness and contrast), as ``data.teacher_runs`` does
+while a student trains. Printed for each: how often its top class is the file's and the label, and the mean total
+variation distance of its distribution from the file's (0: the same, 1: disjoint).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from rich.progress import track
+
+from fer_lightning.data.datamodule import FerDataModule
+from fer_lightning.data.teacher_nets import TeacherNets
+from fer_lightning.precision import inference_bf16
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def votes(teachers: TeacherNets, dm: FerDataModule, faces: torch.Tensor, augment: bool,
+          generator: torch.Generator) -> torch.Tensor:
+    """The teachers' soft vote (weight 1, temperature 1) on ``faces``, augmented first where asked, 512 at a time."""
+    bf16 = inference_bf16("auto", "cpu")
+    chunks = []
+    for start in track(range(0, len(faces), 512), description="augmented" if augment else "clean"):
+        batch = faces[start:start + 512].float()
+        batch = dm.batch_augment(batch, generator) if augment else batch
+        chunks.append(teachers.targets(dm.normalize(batch), torch.zeros(len(batch), dtype=torch.long), bf16))
+    return torch.cat(chunks)
+
+
+def main(teacher_file: Path, run_dirs: list[str]) -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", ["data=fer2013_batched", f"data.teacher={teacher_file}"])
+    dm: FerDataModule = instantiate(cfg.data, teacher_weight=1.0, teacher_temperature=1.0)
+    dm.setup()
+    dataset = dm.dataset("train")
+    faces, fixed = torch.from_numpy(dataset.images).unsqueeze(1), torch.from_numpy(dataset.labels)
+    labels = torch.from_numpy(dm.data.split("Training")[1])
+    teachers = TeacherNets(run_dirs, weight=1.0, temperature=1.0)
+    teachers.check_normalization(dm.mean, dm.std)
+    generator = torch.Generator().manual_seed(0)
+    file_right = (fixed.argmax(1) == labels).float().mean()
+    print(f"{len(faces)} Training faces; the file's top class is the label on {file_right:.1%}")
+    for name, augment in (("clean faces, one pass each", False), ("augmented faces, one pass each", True)):
+        vote = votes(teachers, dm, faces, augment, generator)
+        same = (vote.argmax(1) == fixed.argmax(1)).float().mean()
+        right = (vote.argmax(1) == labels).float().mean()
+        distance = 0.5 * (vote - fixed).abs().sum(1).mean()
+        print(f"{name}: top class the file's {same:.1%}, the label {right:.1%}; total variation from the file "
+              f"{distance:.3f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    torch.set_grad_enabled(False)
+    main(Path(sys.argv[1]), sys.argv[2:])
