@@ -20,6 +20,7 @@ from fer_lightning.data.teacher import teacher_targets, write_teacher
 from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.training.run_dir import RunDir
+from fer_lightning.training.teacher_nets import TeacherNets
 from fer_lightning.training.train import train
 
 
@@ -68,11 +69,11 @@ def test_training_batches_carry_the_targets_and_evaluation_batches_the_labels(fe
 
 def test_teacher_runs_vote_on_the_augmented_batch_the_student_is_trained_on(fer_csv: Path,
                                                                              trained_runs: list[Path]) -> None:
-    dm = FerDataModule(str(fer_csv), batch_augment=BatchAugment(), teacher_runs=[str(run) for run in trained_runs],
-                       teacher_weight=0.7, teacher_temperature=2.0, batch_size=16)
+    dm = FerDataModule(str(fer_csv), batch_augment=BatchAugment(), batch_size=16)
     dm.setup()
+    dm.teach_on_batches(TeacherNets([str(run) for run in trained_runs], weight=0.7, temperature=2.0))
     faces, labels = next(iter(dm.train_dataloader()))
-    dm.trainer = SimpleNamespace(training=True, precision="32-true")
+    dm.trainer = SimpleNamespace(training=True)
     images, targets = dm.on_after_batch_transfer((faces, labels), 0)
     assert not torch.equal(images, dm.normalize(faces))  # augmented, and the teachers saw it so
     classifiers = [FaceClassifier.from_checkpoint(best_checkpoint(run)) for run in trained_runs]
@@ -82,24 +83,27 @@ def test_teacher_runs_vote_on_the_augmented_batch_the_student_is_trained_on(fer_
     for teacher, seen in ((vote, True), (clean_vote, False)):
         expected = 0.3 * F.one_hot(labels, 7).float() + 0.7 * (teacher.log() / 2.0).softmax(1)
         assert torch.allclose(targets, expected, atol=1e-5) == seen
-    dm.trainer = SimpleNamespace(training=False, precision="32-true")
+    dm.trainer = SimpleNamespace(training=False)
     assert dm.on_after_batch_transfer((faces, labels), 0)[1] is labels  # PublicTest and PrivateTest keep labels
 
 
 def test_teacher_runs_trained_on_other_statistics_or_beside_a_teacher_file_are_refused(
         fer_csv: Path, tmp_path: Path, trained_runs: list[Path]) -> None:
-    runs = [str(run) for run in trained_runs]
+    teachers = TeacherNets([str(run) for run in trained_runs], weight=0.5, temperature=1.0)
+    other = FerDataModule(str(fer_csv), normalization="global")
+    other.setup()
     with pytest.raises(ConfigError, match="other normalisation statistics"):
-        FerDataModule(str(fer_csv), normalization="global", teacher_runs=runs).setup()
+        teachers.check_normalization(other.mean, other.std)
     with pytest.raises(ConfigError, match=r"is not a finished train\.py run"):
-        FerDataModule(str(fer_csv), teacher_runs=[str(tmp_path)]).setup()
+        TeacherNets([str(tmp_path)], weight=0.5, temperature=1.0)
+    path, _, _ = teacher_file(fer_csv, tmp_path / "teacher.npz")
     with pytest.raises(ConfigError, match="set one of them"):
-        FerDataModule(str(fer_csv), teacher=str(tmp_path / "teacher.npz"), teacher_runs=runs)
+        FerDataModule(str(fer_csv), teacher=str(path)).teach_on_batches(teachers)
 
 
 def test_a_student_trains_with_teacher_runs_from_the_command_line(train_cfg: Callable[..., DictConfig],
                                                                   trained_runs: list[Path], tmp_path: Path) -> None:
     teachers = ",".join(map(str, trained_runs))
-    train(train_cfg("experiment=distill", "data.teacher=null", f"data.teacher_runs=[{teachers}]"))
+    train(train_cfg("experiment=distill", "data.teacher=null", f"teacher_runs=[{teachers}]"))
     summary = RunDir(tmp_path / "run").summary()
     assert summary is not None and 0 <= summary.metrics()["test/acc"] <= 1

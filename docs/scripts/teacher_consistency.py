@@ -4,7 +4,7 @@
 
 The file (``fer-stack teacher=true``) holds the runs' soft vote on each clean Training face, each run with its TTA.
 Here the same runs vote again, one pass each, on the clean faces and on one draw of ``best``'s batch augmentation
-(data=fer2013_batched: flips, shifts, scaling, rotation, brightness and contrast), as ``data.teacher_runs`` does
+(data=fer2013_batched: flips, shifts, scaling, rotation, brightness and contrast), as ``teacher_runs`` does
 while a student trains. Printed for each: how often its top class is the file's and the label, and the mean total
 variation distance of its distribution from the file's (0: the same, 1: disjoint).
 """
@@ -20,8 +20,7 @@ from hydra.utils import instantiate
 from rich.progress import track
 
 from fer_lightning.data.datamodule import FerDataModule
-from fer_lightning.data.teacher_nets import TeacherNets
-from fer_lightning.precision import inference_bf16
+from fer_lightning.training.teacher_nets import TeacherNets
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -29,12 +28,11 @@ CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 def votes(teachers: TeacherNets, dm: FerDataModule, faces: torch.Tensor, augment: bool,
           generator: torch.Generator) -> torch.Tensor:
     """The teachers' soft vote (weight 1, temperature 1) on ``faces``, augmented first where asked, 512 at a time."""
-    bf16 = inference_bf16("auto", "cpu")
     chunks = []
     for start in track(range(0, len(faces), 512), description="augmented" if augment else "clean"):
         batch = faces[start:start + 512].float()
         batch = dm.batch_augment(batch, generator) if augment else batch
-        chunks.append(teachers.targets(dm.normalize(batch), torch.zeros(len(batch), dtype=torch.long), bf16))
+        chunks.append(teachers(dm.normalize(batch), torch.zeros(len(batch), dtype=torch.long)))
     return torch.cat(chunks)
 
 
@@ -46,7 +44,7 @@ def main(teacher_file: Path, run_dirs: list[str]) -> None:
     dataset = dm.dataset("train")
     faces, fixed = torch.from_numpy(dataset.images).unsqueeze(1), torch.from_numpy(dataset.labels)
     labels = torch.from_numpy(dm.data.split("Training")[1])
-    teachers = TeacherNets(run_dirs, weight=1.0, temperature=1.0)
+    teachers = TeacherNets(run_dirs, weight=1.0, temperature=1.0, precision="auto")
     teachers.check_normalization(dm.mean, dm.std)
     generator = torch.Generator().manual_seed(0)
     file_right = (fixed.argmax(1) == labels).float().mean()

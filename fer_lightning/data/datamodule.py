@@ -5,7 +5,7 @@ statistics fitted on the Training split only. Training faces are augmented eithe
 (``train_transform``, albumentations) or a batch at a time on the device (``batch_augment``). On a GPU the
 splits move to the device once and batches are indexed there (``loader``, see ``resident.py``). Training labels
 may become (7,) target distributions: mixed per batch (``batch_mix``), a teacher's from the start (``teacher``), or
-the teachers' own on each augmented batch (``teacher_runs``).
+a teacher's on each augmented batch (``teach_on_batches``).
 
 The shuffling and augmentation random states live here and go into every checkpoint, so a resumed run draws
 the same batches and augmentations as an uninterrupted one.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Literal
 
 import lightning as L
@@ -29,10 +29,8 @@ from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, existi
 from fer_lightning.data.mixing import BatchMix
 from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.data.teacher import teacher_targets
-from fer_lightning.data.teacher_nets import TeacherNets
 from fer_lightning.errors import ConfigError, check_whole_number
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
-from fer_lightning.precision import inference_bf16
 
 log = logging.getLogger(__name__)
 Normalization = Literal["per_pixel", "global", "scale"]
@@ -111,7 +109,6 @@ class FerDataModule(L.LightningDataModule):
         batch_augment: BatchAugment | None = None,
         batch_mix: BatchMix | None = None,
         teacher: str | None = None,
-        teacher_runs: Sequence[str] | None = None,
         teacher_weight: float = 0.5,
         teacher_temperature: float = 1.0,
         batch_size: int = 128,
@@ -133,17 +130,13 @@ class FerDataModule(L.LightningDataModule):
         if loader == "resident" and train_transform is not None:
             raise ConfigError("data.loader=resident batches faces on the device, where the per-face albumentations "
                               "train_transform cannot run: use data=fer2013_batched (batch_augment)")
-        if teacher is not None and teacher_runs is not None:
-            raise ConfigError("data.teacher (a file of saved predictions) and data.teacher_runs (nets run on each "
-                              "batch) are two ways to teach: set one of them")
         self.loader = loader
         self.csv_path, self.cache_dir, self.bad_rows = csv_path, cache_dir, bad_rows
         self.drop_blank, self.dedupe, self.label_conflicts = drop_blank, dedupe, label_conflicts
         self.normalization = normalization
         self.train_transform, self.batch_augment, self.batch_mix = train_transform, batch_augment, batch_mix
         self.teacher, self.teacher_weight, self.teacher_temperature = teacher, teacher_weight, teacher_temperature
-        self.teacher_runs = teacher_runs
-        self.teacher_nets: TeacherNets | None = None
+        self.batch_teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
         self._train_targets: np.ndarray | None = None  # with a teacher: (N, 7) soft targets of the Training rows
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.sampler = num_workers, sampler
@@ -178,12 +171,17 @@ class FerDataModule(L.LightningDataModule):
             training = self.data.usage == SPLITS.index("Training")
             self._train_targets = teacher_targets(self.teacher, self.data.lines[training], self.data.labels[training],
                                                   self.teacher_weight, self.teacher_temperature)
-        if self.teacher_runs is not None:
-            self.teacher_nets = TeacherNets(self.teacher_runs, self.teacher_weight, self.teacher_temperature)
-            self.teacher_nets.check_normalization(self.mean, self.std)
         self._seed_random_states(int(torch.randint(2**62, ())))  # follows seed_everything
         sizes = {stage: len(self.data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
         log.info("Splits: %s", ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+    def teach_on_batches(self, teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        """Training targets from ``teacher`` (normalised images, labels -> (B, 7) targets) on each training batch
+        after augmentation and mixing, instead of from a teacher file (``training.teacher_nets``)."""
+        if self.teacher is not None:
+            raise ConfigError("data.teacher (a file of saved predictions) and teacher_runs (nets run on each batch) "
+                              "are two ways to teach: set one of them")
+        self.batch_teacher = teacher
 
     def _audit(self, data: FerArrays) -> DataAudit:
         """The data's blanks and copy groups, cached beside its CSV cache (computed about a minute, once)."""
@@ -323,9 +321,8 @@ class FerDataModule(L.LightningDataModule):
         if training and self.batch_mix is not None:  # targets become (B, 7) mixtures
             images, labels = self.batch_mix(images, labels, self.batch_augment_rng)
         images = self.normalize(images)
-        if training and self.teacher_nets is not None:  # the teachers see the very images the student trains on
-            bf16 = inference_bf16(str(self.trainer.precision), images.device.type)
-            labels = self.teacher_nets.targets(images, labels, bf16)
+        if training and self.batch_teacher is not None:  # the teacher sees the very images the student trains on
+            labels = self.batch_teacher(images, labels)
         return images, labels
 
     def state_dict(self) -> dict[str, Any]:

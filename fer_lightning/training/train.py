@@ -39,6 +39,7 @@ from fer_lightning.precision import inference_bf16, resolve_precision
 from fer_lightning.training.hparams import run_knobs
 from fer_lightning.training.reports import curves_figure, mistakes_figure, write_report
 from fer_lightning.training.run_dir import RunDir, RunSummary
+from fer_lightning.training.teacher_nets import TeacherNets
 from fer_lightning.training.time_budget import FitInMinutes
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,10 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     if cfg.keep_freed_memory:
         keep_freed_memory()
     datamodule = _datamodule(cfg)
+    if cfg.teacher_runs:
+        teachers = TeacherNets(cfg.teacher_runs, datamodule.teacher_weight, datamodule.teacher_temperature, precision)
+        teachers.check_normalization(datamodule.mean, datamodule.std)
+        datamodule.teach_on_batches(teachers)
     model = _model(cfg, datamodule, channels_last, whiten=cfg.whiten_first_conv and not ckpt_path)
     if compile_options is not None:
         model.net.compile(**compile_options)  # in place: state_dict keys stay plain, so checkpoints load uncompiled

@@ -1,12 +1,13 @@
 """Teachers that run beside the student: finished runs' nets voting on each training batch as the student sees it.
 
-A teacher file (``teacher.py``) holds the teachers' predictions for the clean Training faces, saved once, while the
+A teacher file (``data/teacher.py``) holds the teachers' predictions for the clean Training faces, saved once, while the
 student trains on flipped, shifted, rotated, recoloured and mixed copies of them: its targets describe a face it
-never sees. ``data.teacher_runs`` runs the teachers on the augmented batch itself, so the targets always describe
+never sees. ``teacher_runs`` runs the teachers on the augmented batch itself, so the targets always describe
 the image trained on ("consistent teaching": Beyer et al. 2022, "Knowledge distillation: A good teacher is patient
 and consistent", found fixed targets the weaker). It costs a forward pass of every teacher on every training batch
 (each net's BatchNorms folded, in bf16 where the student trains in it); the targets are blended with the labels as
-a teacher file's are (``blended_targets``).
+a teacher file's are (``blended_targets``). train() hands the teachers to the DataModule (``teach_on_batches``),
+which calls them after augmentation.
 """
 
 from __future__ import annotations
@@ -21,24 +22,27 @@ from fer_lightning.data.teacher import blended_targets, check_blend
 from fer_lightning.errors import ConfigError
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.folding import fold_batchnorms
+from fer_lightning.precision import inference_bf16
 from fer_lightning.training.run_dir import RunDir
 
 
 class TeacherNets:
-    """The best checkpoints of ``run_dirs``, their softmax outputs averaged (soft voting) on each batch."""
+    """The best checkpoints of ``run_dirs``, their softmax outputs averaged (soft voting) on each batch; in bf16
+    where ``precision`` (the student's) runs a trained net in it on the batch's device."""
 
-    def __init__(self, run_dirs: Sequence[str | Path], weight: float, temperature: float) -> None:
+    def __init__(self, run_dirs: Sequence[str | Path], weight: float, temperature: float,
+                 precision: str = "32-true") -> None:
         check_blend(weight, temperature)
         if not run_dirs:
-            raise ConfigError("data.teacher_runs is empty: name one or more finished train.py run dirs")
-        self.weight, self.temperature = weight, temperature
+            raise ConfigError("teacher_runs is empty: name one or more finished train.py run dirs")
+        self.weight, self.temperature, self.precision = weight, temperature, precision
         self.sources: list[Path] = []
         self.nets: list[nn.Module] = []
         self.stats: list[tuple[torch.Tensor, torch.Tensor]] = []
         for run_dir in map(RunDir, map(Path, run_dirs)):
             checkpoint = run_dir.best_checkpoint()
             if checkpoint is None or not checkpoint.is_file():
-                raise ConfigError(f"data.teacher_runs: {run_dir.path} is not a finished train.py run (no tested "
+                raise ConfigError(f"teacher_runs: {run_dir.path} is not a finished train.py run (no tested "
                                   "best checkpoint in its summary.json)")
             teacher = FaceClassifier.from_checkpoint(checkpoint)
             self.sources.append(checkpoint)
@@ -51,12 +55,13 @@ class TeacherNets:
         for source, (teacher_mean, teacher_std) in zip(self.sources, self.stats, strict=True):
             if teacher_mean.shape != mean.shape or not (torch.allclose(teacher_mean, mean.float(), atol=1e-4)
                                                         and torch.allclose(teacher_std, std.float(), atol=1e-4)):
-                raise ConfigError(f"data.teacher_runs: {source} was trained with other normalisation statistics "
+                raise ConfigError(f"teacher_runs: {source} was trained with other normalisation statistics "
                                   "than this run (another CSV, data.normalization or Training cleaning)")
 
     @torch.no_grad()
-    def targets(self, images: torch.Tensor, labels: torch.Tensor, bf16: bool) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B, 7) training targets for normalised ``images`` whose labels are class indices or distributions."""
+        bf16 = inference_bf16(self.precision, images.device.type)
         if next(self.nets[0].parameters()).device != images.device:
             layout = torch.channels_last if bf16 else torch.contiguous_format
             self.nets = [net.to(images.device, memory_format=layout) for net in self.nets]
