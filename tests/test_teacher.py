@@ -71,7 +71,7 @@ def test_teacher_runs_vote_on_the_augmented_batch_the_student_is_trained_on(fer_
                                                                              trained_runs: list[Path]) -> None:
     dm = FerDataModule(str(fer_csv), batch_augment=BatchAugment(), batch_size=16)
     dm.setup()
-    dm.teach_on_batches(TeacherNets([str(run) for run in trained_runs], weight=0.7, temperature=2.0))
+    dm.teach_on_batches(TeacherNets([str(run) for run in trained_runs], dm.mean, dm.std, weight=0.7, temperature=2.0))
     faces, labels = next(iter(dm.train_dataloader()))
     dm.trainer = SimpleNamespace(training=True)
     images, targets = dm.on_after_batch_transfer((faces, labels), 0)
@@ -89,13 +89,15 @@ def test_teacher_runs_vote_on_the_augmented_batch_the_student_is_trained_on(fer_
 
 def test_teacher_runs_trained_on_other_statistics_or_beside_a_teacher_file_are_refused(
         fer_csv: Path, tmp_path: Path, trained_runs: list[Path]) -> None:
-    teachers = TeacherNets([str(run) for run in trained_runs], weight=0.5, temperature=1.0)
-    other = FerDataModule(str(fer_csv), normalization="global")
+    runs = [str(run) for run in trained_runs]
+    dm, other = FerDataModule(str(fer_csv)), FerDataModule(str(fer_csv), normalization="global")
+    dm.setup()
     other.setup()
     with pytest.raises(ConfigError, match="other normalisation statistics"):
-        teachers.check_normalization(other.mean, other.std)
+        TeacherNets(runs, other.mean, other.std, weight=0.5, temperature=1.0)
     with pytest.raises(ConfigError, match=r"is not a finished train\.py run"):
-        TeacherNets([str(tmp_path)], weight=0.5, temperature=1.0)
+        TeacherNets([str(tmp_path)], dm.mean, dm.std, weight=0.5, temperature=1.0)
+    teachers = TeacherNets(runs, dm.mean, dm.std, weight=0.5, temperature=1.0)
     path, _, _ = teacher_file(fer_csv, tmp_path / "teacher.npz")
     with pytest.raises(ConfigError, match="set one of them"):
         FerDataModule(str(fer_csv), teacher=str(path)).teach_on_batches(teachers)

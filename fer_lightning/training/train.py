@@ -67,11 +67,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     compile_options = compile_kwargs(cfg.compile)
     if cfg.keep_freed_memory:
         keep_freed_memory()
-    datamodule = _datamodule(cfg)
-    if cfg.teacher_runs:
-        teachers = TeacherNets(cfg.teacher_runs, datamodule.teacher_weight, datamodule.teacher_temperature, precision)
-        teachers.check_normalization(datamodule.mean, datamodule.std)
-        datamodule.teach_on_batches(teachers)
+    datamodule = _datamodule(cfg, precision)
     model = _model(cfg, datamodule, channels_last, whiten=cfg.whiten_first_conv and not ckpt_path)
     if compile_options is not None:
         model.net.compile(**compile_options)  # in place: state_dict keys stay plain, so checkpoints load uncompiled
@@ -150,10 +146,14 @@ def _checked_run_dir(cfg: DictConfig) -> RunDir:
     return run_dir
 
 
-def _datamodule(cfg: DictConfig) -> FerDataModule:
+def _datamodule(cfg: DictConfig, precision: str) -> FerDataModule:
+    """The DataModule, set up; with ``teacher_runs``, their nets teaching it on each batch in ``precision``."""
     datamodule: FerDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
+    if cfg.teacher_runs:
+        datamodule.teach_on_batches(TeacherNets(cfg.teacher_runs, datamodule.mean, datamodule.std,
+                                                datamodule.teacher_weight, datamodule.teacher_temperature, precision))
     return datamodule
 
 
