@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import REAL_CSV, compose_train, synthetic_frame, tiny_run_overrides
@@ -89,6 +90,12 @@ def test_sigkilled_run_resumes_to_the_metrics_of_an_uninterrupted_one(tmp_path: 
     summaries = [json.loads((d / "summary.json").read_text()) for d in (killed_dir, tmp_path / "whole")]
     assert summaries[0]["epochs"] == summaries[1]["epochs"] == 2
     assert summaries[0]["val/acc_best"] == summaries[1]["val/acc_best"]
+    # the history (metrics.csv, and curves.png drawn from it) holds the epoch before the kill as well as the one after
+    columns = ["train/loss", "train/acc", "val/loss", "val/acc"]
+    killed_history, whole_history = (pd.read_csv(d / "csv" / "metrics.csv").groupby("epoch").last()[columns]
+                                     for d in (killed_dir, tmp_path / "whole"))
+    assert killed_history.loc[[0, 1]].notna().all().all()
+    pd.testing.assert_frame_equal(killed_history, whole_history)
     for ckpt in (killed_dir / "checkpoints").glob("*.ckpt"):
         read_checkpoint(ckpt)
 
