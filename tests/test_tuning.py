@@ -144,6 +144,7 @@ def test_exported_best_config_trains_from_its_study_dir(tmp_path: Path, fer_csv:
         cfg.model.net.conv_blocks[0].dropout))
     study_dir = tmp_path / "outputs" / "optuna" / "leaky_hyperband"
     assert Path(summary["exported_model"]) == study_dir / "model" / "tuned" / "leaky_hyperband.yaml"
+    assert (study_dir / "param_importances.png").is_file()  # two complete trials
     assert not list(Path(CONF_DIR).glob("model/tuned*"))  # nothing written into the source tree
     best = optuna.load_study(study_name="leaky_hyperband", storage=f"sqlite:///{tmp_path / 'optuna.db'}").best_trial
     argv = tuned_model_searchpath([f"paths.log_dir={tmp_path / 'outputs'}", "model=tuned/leaky_hyperband"])
@@ -187,6 +188,10 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_c
     assert summary["trials"]["fail"] == 2 and summary["trials"]["complete"] == 1
     assert summary["failures"] == {0: "RuntimeError: out of memory (simulated)",
                                    1: "val/acc_best is not finite (did the loss diverge?)"}
+    # one complete trial: its history is drawn, but no importances (Optuna would draw every bar alike)
+    study_dir = tmp_path / "study"
+    assert (study_dir / "optimization_history.png").is_file()
+    assert not (study_dir / "param_importances.png").exists()
 
 
 def test_tuning_l2_without_the_l2_term_is_refused(tmp_path: Path, fer_csv: Path) -> None:

@@ -102,7 +102,9 @@ def _quiet_lightning() -> None:
     The ``lightning`` package gives its logger a console handler of its own and still passes each record on to the
     root logger, where the commands' Hydra handler prints it again: every Lightning line came twice. Where the root
     logger has a handler, Lightning's own goes. Left out: Lightning's advertisement for its cloud logger, its own
-    use of an API torch deprecates, and the model summary's note that it counts bf16 weights as 32-bit.
+    use of an API torch deprecates, the model summary's note that it counts bf16 weights as 32-bit, and its advice
+    to lower ``log_every_n_steps`` when an epoch has fewer batches: every metric here is logged once an epoch, so
+    the interval changes nothing (batches of 1,024 on a GPU make epochs of 28 steps).
     """
     if logging.getLogger().hasHandlers():
         lightning_logger = logging.getLogger("lightning")
@@ -112,6 +114,7 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                             category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"Precision \S+ is not supported by the model summary")
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
 
 
 def _not_an_advertisement(record: logging.LogRecord) -> bool:

@@ -84,12 +84,20 @@ def _count_finished(study: optuna.Study) -> int:
 
 
 def _save_plots(study: optuna.Study, study_dir: Path) -> None:
-    """Optuna's own matplotlib figures; a plot that needs more finished trials than there are is skipped."""
+    """Optuna's own matplotlib figures; a plot that needs more finished trials than there are is skipped.
+
+    Importances need two complete trials at least: with fewer, Optuna draws every parameter's bar the same length,
+    a chart that looks like a finding and says nothing.
+    """
     from optuna.visualization import matplotlib as plots
 
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     for name, plot in (("optimization_history", plots.plot_optimization_history),
                        ("param_importances", plots.plot_param_importances),
                        ("intermediate_values", plots.plot_intermediate_values)):
+        if name == "param_importances" and complete < 2:
+            log.warning("No %s plot: %d complete trial(s), importances need two at least", name, complete)
+            continue
         try:
             axes = plot(study)
         except (ValueError, RuntimeError) as err:
