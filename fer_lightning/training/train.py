@@ -63,6 +63,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     ckpt_path = run_dir.checkpoint_to_resume(cfg.ckpt_path)
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
+        # a resumed run's own checkpoints are meant to be in its dir: Lightning's warning that they are says nothing
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .+ exists and is not empty")
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
     compile_options = compile_kwargs(cfg.compile)
     if cfg.keep_freed_memory:
