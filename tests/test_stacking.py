@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import stack_cfg
+from conftest import compose_config, stack_cfg
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -256,3 +256,17 @@ def test_cv_on_threads_chooses_and_scores_as_on_one(tmp_path: Path) -> None:
         one, three = (fit_by_cv(learner, features, labels, folds=3, seed=0, threads=n) for n in (1, 3))
         assert (one.best_params, one.cv_accuracy) == (three.best_params, three.cv_accuracy)
         assert one.cv_accuracy > 0.3  # the features carry the labels: a fit that learned nothing would not pass
+
+
+def test_a_compared_learner_that_cannot_fit_a_small_publictest_is_left_out(tmp_path: Path, caplog) -> None:
+    """42 PublicTest faces: gradient boosting's 10% hold-out inside each CV fold has fewer faces than classes."""
+    caplog.set_level("WARNING", logger="fer_lightning")
+    runs = complementary_runs(tmp_path, n_val=42, n_test=42)
+    slow = [f"~meta@compare.{name}" for name in ("logistic_regression", "random_forest", "bagged_trees")]
+    stack(compose_config("stack", [f"runs=[{runs[0]},{runs[1]}]", f"paths.output_dir={tmp_path / 'stack'}",
+                                   *slow, *TREE_DEPTHS_ONLY]))
+    table = pd.read_csv(tmp_path / "stack" / "stack_table.csv")
+    assert "gradient_boosting" not in set(table["name"]) and {"decision_tree", "soft_vote"} <= set(table["name"])
+    assert "Left out of the comparison: gradient_boosting cannot be fitted on these 42 PublicTest faces" in caplog.text
+    with pytest.raises(StackingError, match=r"^meta=gradient_boosting cannot be fitted on these 42 PublicTest faces"):
+        stack(stack_cfg(runs, tmp_path / "chosen", "meta=gradient_boosting"))
