@@ -49,6 +49,15 @@ def without_torch(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
 
 
+@pytest.mark.parametrize("command", ["fer-train", "fer-export", "fer-stack"])
+def test_help_opens_with_what_the_command_does_and_how_it_is_called(tmp_path: Path, command: str) -> None:
+    result = subprocess.run([console_script(command), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=without_torch(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"{command} ")  # the YAML's opening comment, not "... is powered by Hydra."
+    assert "== Config ==" in result.stdout and "task_name:" in result.stdout
+
+
 def test_missing_csv_is_one_clear_line(tmp_path: Path) -> None:
     result = run_train(tmp_path, f"data.csv_path={tmp_path / 'nowhere.csv'}", env=without_torch(tmp_path))
     assert result.returncode == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import itertools
 import os
 import sys
 import tempfile
@@ -24,6 +25,17 @@ T = TypeVar("T")
 # shell loop with &, tuning workers) would otherwise share a dir, and the second's config would replace the first's.
 # Cached in the config, as Hydra's ${now:} is, so a multirun's joblib workers keep the launching process's id.
 OmegaConf.register_new_resolver("pid", os.getpid, replace=True, use_cache=True)
+
+
+def command_help(config_name: str) -> str:
+    """The opening of a command's ``--help``: the comment its YAML starts with (what it does, how it is called), in
+    place of Hydra's "<name> is powered by Hydra" (conf/hydra/default.yaml)."""
+    lines = Path(CONF_DIR, f"{config_name}.yaml").read_text().splitlines()
+    comment = itertools.takewhile(lambda line: line.startswith("#"), lines)
+    return "\n".join(line.removeprefix("#").removeprefix(" ") for line in comment) + "\n"
+
+
+OmegaConf.register_new_resolver("command_help", command_help, replace=True)
 
 
 def exit_on_error(task: Callable[[], T], also: tuple[type[Exception], ...] = ()) -> T:
