@@ -18,7 +18,11 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 
 class ContinuingWriter(ExperimentWriter):
-    """Lightning's writer, but a ``metrics.csv`` already in its dir is continued, not deleted."""
+    """Lightning's writer, but a ``metrics.csv`` already in its dir is continued, not deleted.
+
+    ``_check_log_dir_exists`` is where Lightning (2.2 to 2.6 at least) deletes the file; should a release move that,
+    the kill-and-resume test in tests/test_resume.py, which compares the histories, fails.
+    """
 
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):
