@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import socket
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,26 +87,28 @@ def _count_finished(study: optuna.Study) -> int:
 def _save_plots(study: optuna.Study, study_dir: Path) -> None:
     """Optuna's own matplotlib figures; a plot that needs more finished trials than there are is skipped.
 
-    Importances need two complete trials at least: with fewer, Optuna draws every parameter's bar the same length,
-    a chart that looks like a finding and says nothing.
+    So is an importance chart Optuna draws with every bar alike because too few trials tell the parameters apart
+    (it warns "importances will be equal"; on 1 or 2 complete trials): it would look like a finding and say nothing.
     """
     from optuna.visualization import matplotlib as plots
 
-    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     for name, plot in (("optimization_history", plots.plot_optimization_history),
                        ("param_importances", plots.plot_param_importances),
                        ("intermediate_values", plots.plot_intermediate_values)):
-        if name == "param_importances" and complete < 2:
-            log.warning("No %s plot: %d complete trial(s), importances need two at least", name, complete)
-            continue
         try:
-            axes = plot(study)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                axes = plot(study)
         except (ValueError, RuntimeError) as err:
             log.warning("No %s plot: %s", name, err)
             continue
         figure = np.ravel(axes)[0].figure
-        figure.set_size_inches(10, 6)
-        figure.savefig(study_dir / f"{name}.png", dpi=110, bbox_inches="tight")
+        equal = next((str(w.message) for w in caught if "importances will be equal" in str(w.message)), None)
+        if equal is None:
+            figure.set_size_inches(10, 6)
+            figure.savefig(study_dir / f"{name}.png", dpi=110, bbox_inches="tight")
+        else:
+            log.warning("No %s plot: %s", name, equal)
         plt.close(figure)
 
 
