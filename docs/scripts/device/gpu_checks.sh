@@ -6,7 +6,8 @@
 # Issue 18's speed figures through fer-bench: batches resident on the GPU against the DataLoader, batch sizes with the
 # learning rate scaled (15 one-cycle epochs each, so the PublicTest accuracy of each batch size is comparable),
 # torch.compile with and without CUDA graphs, and in every row three warm-up steps under PyTorch's profiler (kernel
-# time, host waits and launches per step: is a step the GPU's or the host's?). Each fer-bench's figures and its PublicTest accuracy go to $OUT/bench.jsonl (one JSON object per run), its
+# time, host waits and launches per step: is a step the GPU's or the host's?). Each fer-bench's figures and its
+# PublicTest accuracy go to $OUT/bench.jsonl (one JSON object per run), its
 # output to $OUT/checks.log. DEADLINE (epoch seconds, default now + 560 s): a row that would start with less than
 # 30 s left is skipped, so the script ends in time. BENCH_ARGS: more fer-bench overrides for every row (dry_run.sh's
 # tiny size).
@@ -42,9 +43,9 @@ PY
 bench vgg_resident_128_e15 experiment=sota_short data.loader=resident epochs=15
 bench vgg_resident_512_e15 experiment=sota_short data.loader=resident data.batch_size=512 model.scheduler.max_lr=0.05 \
   epochs=15
-# The ReLU net's side was measured on the CPU (docs/results.md, 2026-12-05/06): after 15 epochs batch 512 at 4e-3 matched
-# batch 128 (61.35% against 61.47%), 1024 at 5.66e-3 trailed by 0.59 and 0.28 points over two seeds (within noise)
-# and 2048 by two (59.54% at 8e-3, 59.74% at 1.6e-2). So its rows are at 512, with one at 1024 last.
+# The ReLU net's side was measured on the CPU (docs/results.md, 2026-12-05/06): after 15 epochs batch 512 at 4e-3
+# matched batch 128 (61.35% against 61.47%), 1024 at 5.66e-3 trailed by 0.59 and 0.28 points over two seeds (within
+# noise) and 2048 by two (59.54% at 8e-3, 59.74% at 1.6e-2). So its rows are at 512, with one at 1024 last.
 bench relu_resident_512_e15 data.loader=resident data.batch_size=512 model.scheduler.max_lr=4e-3 epochs=15
 bench vgg_resident_1024_e15 experiment=sota_short data.loader=resident data.batch_size=1024 \
   model.scheduler.max_lr=0.0707 epochs=15
