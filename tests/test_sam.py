@@ -38,7 +38,7 @@ def test_a_step_descends_with_the_gradient_at_the_nudged_weights() -> None:
     nudged = start + 0.1 * first / first.norm()
     expected = start - 0.01 * torch.func.grad(_loss)(nudged)
     torch.testing.assert_close(weights.detach(), expected)
-    assert float(loss) == pytest.approx(float(_loss(start)))  # the loss at the weights, not at the nudged point
+    assert loss.item() == pytest.approx(_loss(start).item())  # the loss at the weights, not at the nudged point
 
 
 def test_batchnorm_statistics_follow_the_weights_stepped_from() -> None:

@@ -258,6 +258,7 @@ def test_cv_on_threads_chooses_and_scores_as_on_one(tmp_path: Path) -> None:
         assert one.cv_accuracy > 0.3  # the features carry the labels: a fit that learned nothing would not pass
 
 
+@pytest.mark.filterwarnings("ignore:The least populated class")  # a small PublicTest is the point here
 def test_a_compared_learner_that_cannot_fit_a_small_publictest_is_left_out(tmp_path: Path, caplog) -> None:
     """42 PublicTest faces: gradient boosting's 10% hold-out inside each CV fold has fewer faces than classes."""
     caplog.set_level("WARNING", logger="fer_lightning")
