@@ -24,6 +24,7 @@ from fer_lightning.errors import FerError
 from fer_lightning.models.checkpoints import CheckpointError, read_checkpoint
 from fer_lightning.training.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
 from fer_lightning.training.checkpoint_io import AtomicCheckpointIO
+from fer_lightning.training.run_dir import RunDir, RunSummary
 from fer_lightning.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,6 +140,13 @@ def test_resume_needs_a_run_dir_with_a_last_checkpoint(tmp_path: Path) -> None:
     assert [arg for arg in twice if arg.startswith(("model=", "seed=", "+", "trainer."))] == \
         ["model=leaky", "seed=3", "trainer.max_epochs=40"]
     assert resume_overrides(["model=relu"]) == ["model=relu"]
+
+    # a finished run: resuming it as it is would only read PrivateTest again; a longer run is asked for explicitly
+    RunDir(tmp_path / "run").write_summary(RunSummary(val_acc_best=0.6, epochs=20, fit_seconds=60.0,
+                                                      precision="32-true"))
+    with pytest.raises(FerError, match=r"that run finished \(20 epochs.*add trainer\.max_epochs=<more than 20>"):
+        resume_overrides([f"resume={tmp_path / 'run'}"])
+    assert resume_overrides(expanded) == twice
 
 
 def test_ckpt_path_last_without_a_last_checkpoint_says_how_to_resume(train_cfg) -> None:

@@ -26,8 +26,10 @@ def resume_overrides(argv: list[str]) -> list[str]:
     """Expand ``resume=<run dir>`` into that run's own overrides plus its run dir and ``ckpt_path=last``.
 
     Overrides given next to ``resume=`` come after the run's own, so they win (``trainer.max_epochs=40`` extends a
-    run). Without ``resume=`` the arguments are returned unchanged. Expanding twice composes the same config as
-    expanding once: the processes Lightning starts for DDP run fer-train again with the expanded arguments.
+    run). A finished run is resumed only with ``trainer.max_epochs``: without, there is nothing left to train and
+    PrivateTest, which a run reads once, would be read again. Without ``resume=`` the arguments are returned
+    unchanged. Expanding twice composes the same config as expanding once: the processes Lightning starts for DDP
+    run fer-train again with the expanded arguments.
     """
     given = [arg for arg in argv if arg.startswith("resume=")]
     if not given:
@@ -39,6 +41,11 @@ def resume_overrides(argv: list[str]) -> list[str]:
     if not run_dir.last_checkpoint.is_file():
         raise FerError(f"resume={run_dir.path}: no checkpoints/last.ckpt to continue from; the run ended before "
                        "its first epoch did, so start it again")
+    finished = run_dir.summary()
+    if finished is not None and not any(arg.startswith("trainer.max_epochs=") for arg in argv):
+        raise FerError(f"resume={run_dir.path}: that run finished ({finished.epochs} epochs, reported in "
+                       "summary.json), so resuming it would only test PrivateTest again; to train it longer add "
+                       f"trainer.max_epochs=<more than {finished.epochs}>")
     original = [o for o in run_dir.overrides() if o.split("=", 1)[0].lstrip("+~") not in RESUME_KEYS]
     others = [arg for arg in argv if not arg.startswith("resume=") and arg not in original]
     return [*original, *others, f"resume={run_dir.path}", "ckpt_path=last", f"hydra.run.dir={run_dir.path}"]
