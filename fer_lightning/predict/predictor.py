@@ -273,7 +273,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
     if cfg.show:
         show_results(table, videos, cfg.show, out_dir / "predictions.csv")
-    log.info("%d faces in %d pictures from %d files (%d without a face, %d failed); wrote %s",
-             summary["faces"], summary["pictures"], len(files), summary["pictures_without_face"], len(errors),
-             out_dir / "predictions.csv")
+    log.info("%d faces in %d pictures (photos and video frames) from %d file%s (%d without a face, %d failed); "
+             "wrote %s", summary["faces"], summary["pictures"], len(files), "" if len(files) == 1 else "s",
+             summary["pictures_without_face"], len(errors), out_dir / "predictions.csv")
     return summary
