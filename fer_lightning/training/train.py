@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
-from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.errors import ConfigError, FerError, check_whole_number
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import checked_candidates, choose_tta
@@ -57,6 +57,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     start = time.perf_counter()
     _quiet_lightning()
     _check_seed(cfg.seed)
+    _check_schedule(cfg)
     tta_candidates = checked_candidates(cfg.tta) if cfg.test else []  # first used after training
     L.seed_everything(cfg.seed, workers=True)
     run_dir = _checked_run_dir(cfg)
@@ -127,6 +128,18 @@ def _check_seed(seed: Any) -> None:
     """ConfigError unless ``seed`` is null (a random one) or an integer NumPy takes."""
     if seed is not None and not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
         raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, or null for a random one; got {seed!r}")
+
+
+def _check_schedule(cfg: DictConfig) -> None:
+    """ConfigError unless the run has epochs to train and positive learning rates. Lightning takes
+    ``max_epochs=-1`` as "no end", which a one-cycle schedule, sized to the run, cannot be (it failed with an
+    OverflowError), and ``0`` as "train nothing" (PrivateTest was then read for an untrained net); a negative rate
+    trained away from the labels without a word."""
+    check_whole_number("trainer.max_epochs", cfg.trainer.max_epochs, "epochs")
+    for key in ("optimizer.lr", "scheduler.max_lr"):
+        rate = OmegaConf.select(cfg.model, key)
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
+            raise ConfigError(f"model.{key} must be a number > 0, got {rate!r}")
 
 
 def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
