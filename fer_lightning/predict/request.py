@@ -39,11 +39,21 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 def check_request(cfg: DictConfig) -> None:
     """FerError for a model or inputs that are not there, a frame step or batch below 1, a count of faces to show
-    below 0 or a switch that is not true or false, before anything is loaded."""
+    below 0, a margin that leaves a face's square no side, an eye-levelling angle below 0 or a switch that is not
+    true or false, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
     check_whole_number("show", cfg.show, of="faces", least=0)
+    if not _is_number(cfg.margin) or cfg.margin <= -0.5:
+        raise FerError(f"margin must be a number above -0.5 (a share of the face's side added on each side), "
+                       f"got {cfg.margin!r}")
+    if cfg.level_eyes_above is not None and (not _is_number(cfg.level_eyes_above) or cfg.level_eyes_above < 0):
+        raise FerError(f"level_eyes_above must be degrees >= 0, or null for never, got {cfg.level_eyes_above!r}")
     for switch in ("annotate", "explain", "progress"):
         check_switch(switch, cfg[switch])
     named_model(cfg)
     input_files(cfg.inputs)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
