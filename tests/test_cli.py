@@ -81,6 +81,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
     commands = [  # (what the error line says, the command)
         (f"{missing}: no such run directory", [*stack, f"runs=[{missing}]"]),
         ("stacking needs at least two runs, got 1", [*stack, f"runs=[{finished}]"]),
+        ("cv_folds must be a whole number of folds, at least 2; got 1", [*stack, f"runs=[{finished}]", "cv_folds=1"]),
         (csv_missing, [*stack, f"runs=[{finished},{finished}]", "teacher=true", f"csv_path={nowhere}"]),
         ("search space keys name no value in the training config: model.nope",
          [*tune, f'train_args=["data.csv_path={fer_csv}"]', "+space={model.nope: {choices: [1]}}"]),

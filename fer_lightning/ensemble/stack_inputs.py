@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.csv_reader import existing_csv
-from fer_lightning.errors import FerError
+from fer_lightning.errors import FerError, check_whole_number
 from fer_lightning.training.run_dir import RunDir
 
 
@@ -40,7 +40,8 @@ def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
 
 
 def checked_run_dirs(cfg: DictConfig) -> list[RunDir]:
-    """fer-stack's runs, once they and (with ``teacher=true``) the CSV exist."""
+    """fer-stack's runs, once they and (with ``teacher=true``) the CSV exist and ``cv_folds`` can split."""
+    check_whole_number("cv_folds", cfg.cv_folds, "folds", least=2)
     run_dirs = expand_run_dirs(OmegaConf.to_container(cfg.runs, resolve=True))
     if cfg.teacher:
         existing_csv(cfg.csv_path)
