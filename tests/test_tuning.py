@@ -22,9 +22,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.trial import TrialState
 
 from fer_lightning.cli.train import tuned_model_searchpath
+from fer_lightning.errors import FerError
 from fer_lightning.training.run_dir import RunSummary
 from fer_lightning.training.train import train
-from fer_lightning.tuning.tune import tune
+from fer_lightning.tuning.tune import shown_url, tune
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRIALS = ["trainer.max_epochs=2", "+trainer.limit_train_batches=2", "trainer.precision=32-true",
@@ -218,3 +219,13 @@ def test_every_net_the_relu_search_can_draw_fits_a_face() -> None:
         for path, value in zip(kernel_space, values, strict=True):
             OmegaConf.update(cfg, path, value, merge=False)
         assert instantiate(cfg.model.net).eval()(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
+
+
+def test_a_storage_url_that_cannot_be_opened_is_one_line_and_passwords_stay_out_of_reports(
+        tmp_path: Path, fer_csv: Path) -> None:
+    overrides = [o for o in tune_overrides(tmp_path, fer_csv) if not o.startswith("storage=")]
+    with pytest.raises(FerError, match=r"^storage=foo://user:\*\*\*@host/db: cannot open it \(Can't load plugin"):
+        run_tune_in_process([*overrides, "storage=foo://user:secret@host/db"],
+                            run=lambda *args, **kwargs: pytest.fail("a trial ran"))
+    assert shown_url("postgresql+psycopg://user:secret@db-host/optuna") == "postgresql+psycopg://user:***@db-host/optuna"
+    assert shown_url("sqlite:///outputs/optuna/fer.db") == "sqlite:///outputs/optuna/fer.db"

@@ -20,12 +20,14 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import optuna
+import sqlalchemy
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from optuna.trial import TrialState
 from optuna_integration import PyTorchLightningPruningCallback
 
 from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.errors import FerError
 from fer_lightning.training.run_dir import RunSummary
 from fer_lightning.training.train import train
 from fer_lightning.tuning.exported_models import EXPORTED_EXPERIMENT_DIR, EXPORTED_MODEL_DIR
@@ -47,13 +49,28 @@ def suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
 
 
 def storage_for(url: str, heartbeat_interval: int) -> optuna.storages.RDBStorage:
-    """RDB storage with heartbeats, so a trial whose process was killed is marked FAIL rather than left RUNNING."""
+    """RDB storage with heartbeats, so a trial whose process was killed is marked FAIL rather than left RUNNING;
+    FerError where SQLAlchemy cannot open the URL (an unknown scheme, a missing driver, a server not answering)."""
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several processes share one file
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                                      grace_period=2 * heartbeat_interval)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                                          grace_period=2 * heartbeat_interval)
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        raise FerError(f"storage={shown_url(url)}: cannot open it ({str(err).splitlines()[0]}); expected an "
+                       "SQLAlchemy URL such as sqlite:///outputs/optuna/fer.db or "
+                       "postgresql+psycopg://user:password@host/db") from err
+
+
+def shown_url(url: str) -> str:
+    """The storage URL as logs and reports show it, its password masked: several machines' workers share a
+    database server's URL, and the study's files travel further than its config."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
 
 
 def make_objective(cfg: DictConfig, study_dir: Path,
@@ -188,7 +205,7 @@ def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train
                                 load_if_exists=True)
     optuna.storages.fail_stale_trials(study)
     missing = cfg.n_trials - _count_finished(study)
-    log.info("Study %s in %s: %d trials finished, %d to run (sampler seed %d)", cfg.study_name, cfg.storage,
+    log.info("Study %s in %s: %d trials finished, %d to run (sampler seed %d)", cfg.study_name, shown_url(cfg.storage),
              _count_finished(study), max(missing, 0), seed)
     if missing > 0:
         study.optimize(make_objective(cfg, study_dir, run), n_trials=missing, timeout=cfg.timeout,
@@ -206,7 +223,7 @@ def write_study_report(cfg: DictConfig, study: optuna.Study, conf_dir: Path, stu
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
     finished = [t for t in trials if t.state in FINISHED]
     summary: dict[str, Any] = {
-        "study": cfg.study_name, "storage": cfg.storage, "trials": counts,
+        "study": cfg.study_name, "storage": shown_url(cfg.storage), "trials": counts,
         "epochs_run": sum(len(t.intermediate_values) for t in finished),
         "epochs_without_pruning": len(finished) * max_epochs,
         "failures": {t.number: t.user_attrs.get("fail_reason", "") for t in trials if t.state == TrialState.FAIL},
