@@ -50,6 +50,12 @@ def test_a_teacher_file_that_misses_a_training_row_is_one_clear_error(fer_csv: P
         teacher_targets(tmp_path / "other.npz", lines, np.zeros(len(lines), int), 0.5, 1.0)
     with pytest.raises(FerError, match="teacher_weight must be in"):
         teacher_targets(tmp_path / "other.npz", lines, np.zeros(len(lines), int), 1.5, 1.0)
+    # a file that is no .npz at all (the CSV itself, passed by mistake), or one cut short
+    teacher = (tmp_path / "teacher.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(teacher[:len(teacher) // 2])
+    for wrong in (fer_csv, tmp_path / "cut.npz"):
+        with pytest.raises(FerError, match=rf"{wrong.name}: not a teacher file, or a damaged one \("):
+            teacher_targets(wrong, lines, np.zeros(len(lines), int), 0.5, 1.0)
 
 
 @pytest.mark.parametrize("loader", ["dataloader", "resident"])

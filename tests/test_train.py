@@ -207,6 +207,7 @@ def test_a_config_mistake_is_one_error_line_before_the_data_is_read(train_cfg, o
 @pytest.mark.parametrize(("override", "error"), [
     ("class_weights=inverse", "error: class_weights must be null or 'balanced', got 'inverse'"),
     ("model.net.activation=gelu", "error: model.net: model activation must be one of ('relu', 'leaky_relu'), "),
+    ("trainer.precision=fp8", "error: trainer: Precision 'fp8' is invalid. Allowed precision values: "),
 ])
 def test_a_model_config_mistake_is_one_error_line_before_training(train_cfg, tmp_path: Path, override: str,
                                                                   error: str) -> None:

@@ -10,6 +10,7 @@ them ever reaches a student. (``teacher_nets.py`` runs the teachers on each augm
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +51,15 @@ def teacher_targets(path: str | Path, lines: np.ndarray, labels: np.ndarray, wei
     check_blend(weight, temperature)
     if not path.is_file():
         raise FerError(f"{path}: no such teacher file (fer-stack teacher=true writes {TEACHER_FILE})")
-    with np.load(path) as saved:
-        if set(saved.files) != {"lines", "probabilities"}:
-            raise FerError(f"{path}: not a teacher file (expected arrays lines and probabilities, found "
-                           f"{', '.join(saved.files)})")
-        saved_lines, probabilities = saved["lines"], saved["probabilities"]
+    try:
+        with np.load(path) as saved:
+            if set(saved.files) != {"lines", "probabilities"}:
+                raise FerError(f"{path}: not a teacher file (expected arrays lines and probabilities, found "
+                               f"{', '.join(saved.files)})")
+            saved_lines, probabilities = saved["lines"], saved["probabilities"]
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:  # not an .npz, or a damaged one
+        raise FerError(f"{path}: not a teacher file, or a damaged one ({type(err).__name__}: {err}); "
+                       f"fer-stack teacher=true writes {TEACHER_FILE}") from err
     row_of_line = {int(line): row for row, line in enumerate(saved_lines)}
     missing = [int(line) for line in lines if int(line) not in row_of_line]
     if missing:

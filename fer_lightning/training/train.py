@@ -22,6 +22,7 @@ import lightning as L
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -78,8 +79,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     callbacks = [*_instantiate_all(cfg.callbacks), *extra_callbacks]
     if cfg.fit_minutes:
         callbacks.append(FitInMinutes(cfg.fit_minutes))
-    trainer: L.Trainer = instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False,
-                                     **_progress_bar_switch(cfg.trainer, callbacks))
+    trainer = _trainer(cfg, precision, callbacks, loggers)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before testing replaces the metrics
@@ -191,6 +191,18 @@ def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool, whit
         filters = whiten_first_conv(model.net, datamodule.normalize(faces))
         log.info("First conv: %d filters start as whitening pairs for Training's patches", filters)
     return model
+
+
+def _trainer(cfg: DictConfig, precision: str, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
+    """Lightning's Trainer from ``trainer.*``; a value its constructor refuses with a ValueError (a precision it does
+    not know, say) is a ConfigError naming it, as its MisconfigurationExceptions already are (fer_lightning.cli)."""
+    try:
+        return instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False,
+                           **_progress_bar_switch(cfg.trainer, callbacks))
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError):
+            raise ConfigError(f"trainer: {err.__cause__}") from err
+        raise
 
 
 def _instantiate_all(group: DictConfig | None) -> list[Any]:
