@@ -31,6 +31,10 @@ def test_the_detector_is_chosen_by_config() -> None:
         make_detector("mtcnn")
     with pytest.raises(FerError, match="score_threshold must be between 0 and 1, got 50"):
         make_detector("yunet", score_threshold=50)
+    with pytest.raises(FerError, match=r"scale_factor must be a number above 1 \(each pass"):
+        make_detector("haar", scale_factor=1.0)  # OpenCV's own answer was an assertion, mid-prediction
+    with pytest.raises(FerError, match="min_size must be a whole number of pixels, at least 1; got 0"):
+        make_detector("haar", min_size=0)
 
 
 @pytest.mark.parametrize("name", ["yunet", "haar"])
@@ -124,6 +128,9 @@ def test_the_detection_bench_writes_its_figures(fer_csv: Path, tmp_path: Path) -
     report = bench(cfg)
     cfg.detectors = ["mtcnn"]
     with pytest.raises(FerError, match=r"no settings for detector\(s\) mtcnn; known: haar, yunet_one_pass, yunet"):
+        bench(cfg)
+    cfg.detectors, cfg.split = ["haar"], "Train"
+    with pytest.raises(FerError, match="split must be one of Training, PublicTest, PrivateTest, got 'Train'"):
         bench(cfg)
     saved = json.loads((tmp_path / "detection_bench.json").read_text())
     assert saved["detectors"] == report["detectors"]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.fer2013 import IMAGE_SIDE, PIXELS_PER_IMAGE, SPLITS
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ class FerArrays:
     dropped_lines: list[int] = field(default_factory=list)
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The split's images and labels; ConfigError for a name that is not one of the three (a ``split=`` knob)."""
+        if name not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
         mask = self.usage == SPLITS.index(name)
         return self.images[mask], self.labels[mask]
 
