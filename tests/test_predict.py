@@ -349,8 +349,12 @@ def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_chec
     assert not int8.exists()  # a refused file is not left behind
 
 
-@pytest.mark.parametrize(("override", "error"), [("int8=maybe", "int8 must be true or false, got 'maybe'"),
-                                               ("format=tflite", "format must be onnx, got 'tflite'")])
+@pytest.mark.parametrize(("override", "error"), [
+    ("int8=maybe", "int8 must be true or false, got 'maybe'"),
+    ("format=tflite", "format must be onnx, got 'tflite'"),
+    ("parity_rows=0", "parity_rows must be a whole number of faces, at least 1; got 0"),
+    ("int8_calibration_rows=0", "int8_calibration_rows must be a whole number of faces, at least 1; got 0"),
+])
 def test_export_settings_are_checked_before_the_checkpoint_loads(tmp_path: Path, override: str, error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         export(compose_config("export", [f"ckpt={tmp_path / 'never_read.ckpt'}", override]))

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from scipy.special import softmax
 
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import ConfigError, FerError, check_switch
+from fer_lightning.errors import ConfigError, FerError, check_switch, check_whole_number
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
@@ -118,6 +118,8 @@ def export(cfg: DictConfig) -> dict[str, float]:
     if cfg.format != "onnx":
         raise ConfigError(f"format must be onnx, got {cfg.format!r}")
     check_switch("int8", cfg.int8)
+    check_whole_number("parity_rows", cfg.parity_rows, "faces")  # a check over no faces would pass, saying nothing
+    check_whole_number("int8_calibration_rows", cfg.int8_calibration_rows, "faces")
     classifier = FaceClassifier.from_checkpoint(cfg.ckpt)
     target = Path(cfg.out) if cfg.out else Path(cfg.ckpt).with_suffix(".onnx")
     export_onnx(classifier, target, cfg.opset)
