@@ -22,6 +22,9 @@ def test_analyze_writes_pngs_and_tensorboard_images(fer_csv: Path, tmp_path: Pat
 
 
 
-def test_a_sample_count_below_one_is_refused_before_the_csv_is_read(tmp_path: Path) -> None:
+def test_a_sample_count_below_one_or_a_switch_that_is_no_switch_is_refused_before_the_csv_is_read(
+        tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="per_class must be a whole number of faces, at least 1; got 0"):
         analyze(str(tmp_path / "never_read.csv"), tmp_path / "analysis", per_class=0)
+    with pytest.raises(ConfigError, match="near_duplicate_check must be true or false, got 'maybe'"):
+        analyze(str(tmp_path / "never_read.csv"), tmp_path / "analysis", near_duplicate_check="maybe")

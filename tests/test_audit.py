@@ -19,6 +19,7 @@ from fer_lightning.data import duplicates
 from fer_lightning.data.analysis import analyze
 from fer_lightning.data.audit import audit_data, audit_summary, audit_table, training_selection
 from fer_lightning.data.csv_reader import FerDataError, cache_file, load_fer2013
+from fer_lightning.data.duplicate_check import TRANSFORMS, compare_copy_finders
 from fer_lightning.data.duplicates import aligned_correlation, aligned_scores, nearest_pairs
 from fer_lightning.training.train import train
 
@@ -211,3 +212,17 @@ def test_fer_analyze_writes_the_audit(planted_csv: Path, tmp_path: Path) -> None
     assert json.loads((out / "audit.json").read_text())["blank"] == 1
     events = EventAccumulator(str(out / "tensorboard")).Reload()
     assert "data/near_duplicates" in events.Tags()["images"] and "audit/blank" in events.Tags()["scalars"]
+
+
+def test_the_copy_finders_comparison_measures_what_a_small_data_set_has() -> None:
+    """``fer-analyze near_duplicate_check=true`` on fewer distinct faces than the 500 it copies: every finder gets a
+    recall per kind of copy (an IndexError on any data set under 500 faces before)."""
+    rng = np.random.default_rng(5)
+    images = np.stack([smooth_face(rng) for _ in range(60)])
+    table = compare_copy_finders(images, faces=500, population=5000)
+    assert list(table["finder"]) == ["pHash"] * 4 + ["16x16 cosine"] * 3 + [
+        "coarse neighbours + aligned correlation (ours)"]
+    recall = table[list(TRANSFORMS)]
+    assert recall.notna().all().all() and ((recall >= 0) & (recall <= 1)).all().all()
+    ours = table.iloc[-1]
+    assert ours["brighter"] == 1.0 and table["pairs_among_60_real"].iloc[-1] == 0  # smooth faces unlike each other

@@ -19,7 +19,7 @@ from torch.utils.tensorboard import SummaryWriter
 from fer_lightning.data.audit import DataAudit, audit_data, audit_summary, audit_table
 from fer_lightning.data.csv_reader import FerArrays, cache_file, load_fer2013
 from fer_lightning.data.duplicate_check import compare_copy_finders
-from fer_lightning.errors import check_whole_number
+from fer_lightning.errors import check_switch, check_whole_number
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ def analyze(csv_path: str | None, out_dir: Path, cache_dir: Path | None = None, 
     finders measured on synthetic copies (``data.duplicate_check``).
     """
     check_whole_number("per_class", per_class, "faces")
+    check_switch("audit", audit)
+    check_switch("near_duplicate_check", near_duplicate_check)
     data = load_fer2013(csv_path, cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -84,6 +84,7 @@ def compare_copy_finders(images: np.ndarray, faces: int = 500, population: int =
     distinct = np.flatnonzero((first == np.arange(len(images))) & (images.reshape(len(images), -1).std(1) >= 5))
     chosen = images[rng.choice(distinct, min(population, len(distinct)), replace=False)]
     originals = chosen[:faces]
+    faces = len(originals)  # a small data set has fewer distinct faces than asked for
     copies = {name: np.stack([transform(face) for face in originals]) for name, transform in TRANSFORMS.items()}
     rows = []
 
