@@ -16,10 +16,12 @@ from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import FerError
+from fer_lightning.errors import FerError, check_whole_number
 from fer_lightning.predict.photo_sheets import make_sheets, score
 
 SPLITS_FOR_SHEETS = ("PublicTest", "PrivateTest")
+PREDICTION_COLUMNS = {"file", "status", "x", "y", "w", "h", "emotion"}  # what score() reads of each
+TRUTH_COLUMNS = {"file", "x", "y", "w", "h", "label"}
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="photo_sheets")
@@ -28,6 +30,10 @@ def make_main(cfg: DictConfig) -> None:
         if cfg.split not in SPLITS_FOR_SHEETS:
             raise FerError(f"split must be PublicTest (to choose settings) or PrivateTest (to report), "
                            f"got {cfg.split!r}")
+        check_whole_number("pictures", cfg.pictures)
+        check_whole_number("per_picture", cfg.per_picture, "faces")
+        if isinstance(cfg.max_tilt, bool) or not isinstance(cfg.max_tilt, (int, float)) or cfg.max_tilt < 0:
+            raise FerError(f"max_tilt must be degrees >= 0, got {cfg.max_tilt!r}")
         faces, labels = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
         return len(make_sheets(faces, labels, Path(cfg.out), cfg.pictures, cfg.per_picture, cfg.seed,
                                cfg.max_tilt))
@@ -38,12 +44,17 @@ def make_main(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="score_sheets")
 def score_main(cfg: DictConfig) -> None:
-    def read(path: str) -> pd.DataFrame:
+    def read(path: str, columns: set[str], written_by: str) -> pd.DataFrame:
         if not Path(path).is_file():
             raise FerError(f"{path}: no such file")
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
+        if missing := columns - set(table.columns):
+            raise FerError(f"{path}: not {written_by} (no column {', '.join(sorted(missing))})")
+        return table
 
-    figures = exit_on_error(lambda: score(read(cfg.predictions), read(cfg.truth)))
+    figures = exit_on_error(lambda: score(
+        read(cfg.predictions, PREDICTION_COLUMNS, "a fer-predict predictions.csv"),
+        read(cfg.truth, TRUTH_COLUMNS, "a fer-photo-sheets truth.csv")))
     (Path(cfg.paths.output_dir) / "score.json").write_text(json.dumps(figures, indent=2))
     for key, value in figures.items():
         print(f"{key}={value:.4g}")
