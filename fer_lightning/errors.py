@@ -18,6 +18,16 @@ def check_whole_number(key: str, value: object, of: str = "", least: int = 1) ->
         raise ConfigError(f"{key} must be a whole number{f' of {of}' if of else ''}, at least {least}; got {value!r}")
 
 
+def check_number(key: str, value: object, *, above: float | None = None, least: float | None = None,
+                 why: str = "") -> None:
+    """ConfigError unless ``value`` is a number (not true or false) above ``above`` or at least ``least``; ``why``:
+    what the number means, for the message."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or (above is not None and value <= above) or (least is not None and value < least):
+        bound = f" above {above:g}" if above is not None else f" of at least {least:g}" if least is not None else ""
+        raise ConfigError(f"{key} must be a number{bound}{f' ({why})' if why else ''}, got {value!r}")
+
+
 def check_switch(key: str, value: object) -> None:
     """ConfigError unless ``value`` is true or false (a typo such as ``yes`` would otherwise count as on)."""
     if not isinstance(value, bool):

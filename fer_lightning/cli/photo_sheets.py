@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import FerError, check_whole_number
+from fer_lightning.errors import FerError, check_number, check_whole_number
 from fer_lightning.predict.photo_sheets import make_sheets, score
 
 SPLITS_FOR_SHEETS = ("PublicTest", "PrivateTest")
@@ -32,8 +32,7 @@ def make_main(cfg: DictConfig) -> None:
                            f"got {cfg.split!r}")
         check_whole_number("pictures", cfg.pictures)
         check_whole_number("per_picture", cfg.per_picture, "faces")
-        if isinstance(cfg.max_tilt, bool) or not isinstance(cfg.max_tilt, (int, float)) or cfg.max_tilt < 0:
-            raise FerError(f"max_tilt must be degrees >= 0, got {cfg.max_tilt!r}")
+        check_number("max_tilt", cfg.max_tilt, least=0, why="degrees")
         faces, labels = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
         return len(make_sheets(faces, labels, Path(cfg.out), cfg.pictures, cfg.per_picture, cfg.seed,
                                cfg.max_tilt))

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from fer_lightning.errors import FerError, check_whole_number
+from fer_lightning.errors import FerError, check_number, check_whole_number
 
 Point = tuple[float, float]
 
@@ -79,9 +79,7 @@ class HaarDetector:
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)
         if self.cascade.empty():
             raise FerError(f"OpenCV could not load the cascade {cascade!r} from {cv2.data.haarcascades}")
-        if not isinstance(scale_factor, (int, float)) or isinstance(scale_factor, bool) or scale_factor <= 1:
-            raise FerError(f"detector.scale_factor must be a number above 1 (each pass enlarges the window by it), "
-                           f"got {scale_factor!r}")
+        check_number("detector.scale_factor", scale_factor, above=1, why="each pass enlarges the window by it")
         check_whole_number("detector.min_neighbors", min_neighbors, least=0)
         check_whole_number("detector.min_size", min_size, "pixels")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size

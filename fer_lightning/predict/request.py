@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fer_lightning.errors import FerError, check_switch, check_whole_number
+from fer_lightning.errors import FerError, check_number, check_switch, check_whole_number
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
@@ -44,16 +44,10 @@ def check_request(cfg: DictConfig) -> None:
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
     check_whole_number("show", cfg.show, of="faces", least=0)
-    if not _is_number(cfg.margin) or cfg.margin <= -0.5:
-        raise FerError(f"margin must be a number above -0.5 (a share of the face's side added on each side), "
-                       f"got {cfg.margin!r}")
-    if cfg.level_eyes_above is not None and (not _is_number(cfg.level_eyes_above) or cfg.level_eyes_above < 0):
-        raise FerError(f"level_eyes_above must be degrees >= 0, or null for never, got {cfg.level_eyes_above!r}")
+    check_number("margin", cfg.margin, above=-0.5, why="a share of the face's side added on each side")
+    if cfg.level_eyes_above is not None:
+        check_number("level_eyes_above", cfg.level_eyes_above, least=0, why="degrees; or null for never")
     for switch in ("annotate", "explain", "progress"):
         check_switch(switch, cfg[switch])
     named_model(cfg)
     input_files(cfg.inputs)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

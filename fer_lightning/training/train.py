@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
-from fer_lightning.errors import ConfigError, FerError, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, check_number, check_whole_number
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import checked_candidates, choose_tta
@@ -138,8 +138,8 @@ def _check_schedule(cfg: DictConfig) -> None:
     check_whole_number("trainer.max_epochs", cfg.trainer.max_epochs, "epochs")
     for key in ("optimizer.lr", "scheduler.max_lr"):
         rate = OmegaConf.select(cfg.model, key)
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
-            raise ConfigError(f"model.{key} must be a number > 0, got {rate!r}")
+        if rate is not None:
+            check_number(f"model.{key}", rate, above=0)
 
 
 def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
