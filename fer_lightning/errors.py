@@ -19,13 +19,18 @@ def check_whole_number(key: str, value: object, of: str = "", least: int = 1) ->
 
 
 def check_number(key: str, value: object, *, above: float | None = None, least: float | None = None,
-                 why: str = "") -> None:
-    """ConfigError unless ``value`` is a number (not true or false) above ``above`` or at least ``least``; ``why``:
-    what the number means, for the message."""
+                 most: float | None = None, why: str = "") -> None:
+    """ConfigError unless ``value`` is a number (not true or false) above ``above``, at least ``least`` and at most
+    ``most`` (each where given); ``why``: what the number means, for the message."""
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or (above is not None and value <= above) or (least is not None and value < least):
-        bound = f" above {above:g}" if above is not None else f" of at least {least:g}" if least is not None else ""
-        raise ConfigError(f"{key} must be a number{bound}{f' ({why})' if why else ''}, got {value!r}")
+    if (not is_number or (above is not None and value <= above) or (least is not None and value < least)
+            or (most is not None and value > most)):
+        low = f"above {above:g}" if above is not None else f"at least {least:g}" if least is not None else ""
+        high = f"at most {most:g}" if most is not None else ""
+        bound = f"from {least:g} to {most:g}" if least is not None and most is not None else \
+            " and ".join(part for part in (low, high) if part)
+        raise ConfigError(f"{key} must be a number{f' {bound}' if bound else ''}{f' ({why})' if why else ''}, "
+                          f"got {value!r}")
 
 
 def check_switch(key: str, value: object) -> None:

@@ -100,7 +100,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         ("explain must be true or false, got 'yes'", [predict, f"onnx={onnx}", f"inputs={finished}", "explain=yes"]),
         ("margin must be a number above -0.5 (a share of the face's side added on each side), got 'abc'",
          [predict, f"onnx={onnx}", f"inputs={finished}", "margin=abc"]),
-        ("level_eyes_above must be a number of at least 0 (degrees; or null for never), got -5",
+        ("level_eyes_above must be a number at least 0 (degrees; or null for never), got -5",
          [predict, f"onnx={onnx}", f"inputs={finished}", "level_eyes_above=-5"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
         ("pictures must be a whole number, at least 1; got 0",

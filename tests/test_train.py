@@ -192,6 +192,7 @@ def test_compile_setting_becomes_torch_compile_arguments(setting, options) -> No
     ("trainer.max_epochs=-1", "error: trainer.max_epochs must be a whole number of epochs, at least 1; got -1"),
     ("model.scheduler.max_lr=-1", "error: model.scheduler.max_lr must be a number above 0, got -1"),
     ("model.optimizer.lr=0", "error: model.optimizer.lr must be a number above 0, got 0"),
+    ("model.label_smoothing=1.5", "error: model.label_smoothing must be a number from 0 to 1, got 1.5"),
     ("data.batch_augment.rotate=ten", "error: data.batch_augment: rotate must be a number >= 0, got 'ten'"),
     ("data.batch_augment.scale=[1.1,0.9]", "error: data.batch_augment: scale must be [low, high] with 0 < low <= "),
 ])

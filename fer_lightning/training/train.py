@@ -58,7 +58,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     start = time.perf_counter()
     _quiet_lightning()
     _check_seed(cfg.seed)
-    _check_schedule(cfg)
+    _check_recipe(cfg)
     tta_candidates = checked_candidates(cfg.tta) if cfg.test else []  # first used after training
     L.seed_everything(cfg.seed, workers=True)
     run_dir = _checked_run_dir(cfg)
@@ -130,16 +130,18 @@ def _check_seed(seed: Any) -> None:
         raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED}, or null for a random one; got {seed!r}")
 
 
-def _check_schedule(cfg: DictConfig) -> None:
-    """ConfigError unless the run has epochs to train and positive learning rates. Lightning takes
-    ``max_epochs=-1`` as "no end", which a one-cycle schedule, sized to the run, cannot be (it failed with an
-    OverflowError), and ``0`` as "train nothing" (PrivateTest was then read for an untrained net); a negative rate
-    trained away from the labels without a word."""
+def _check_recipe(cfg: DictConfig) -> None:
+    """ConfigError unless the run has epochs to train, positive learning rates and a label smoothing from 0 to 1.
+    Lightning takes ``max_epochs=-1`` as "no end", which a one-cycle schedule, sized to the run, cannot be (it
+    failed with an OverflowError), and ``0`` as "train nothing" (PrivateTest was then read for an untrained net); a
+    negative rate trained away from the labels without a word; torch refuses a smoothing above 1 only at the first
+    step."""
     check_whole_number("trainer.max_epochs", cfg.trainer.max_epochs, "epochs")
     for key in ("optimizer.lr", "scheduler.max_lr"):
         rate = OmegaConf.select(cfg.model, key)
         if rate is not None:
             check_number(f"model.{key}", rate, above=0)
+    check_number("model.label_smoothing", cfg.model.get("label_smoothing", 0.0), least=0, most=1)
 
 
 def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
