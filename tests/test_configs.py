@@ -65,6 +65,13 @@ def test_seed_replication_is_the_study_recipe(tmp_path: Path) -> None:
     assert cfg.trainer.max_epochs == 150
 
 
+def test_random_erasing_is_set_as_the_readme_writes_it(tmp_path: Path) -> None:
+    """``data.batch_augment.erase=0.5``, without Hydra's ``+``: the key is in the batched config, off."""
+    assert instantiate(compose_train(base_overrides(tmp_path)).data.batch_augment).erase == 0.0
+    cfg = compose_train([*base_overrides(tmp_path), "data.batch_augment.erase=0.5"])
+    assert instantiate(cfg.data.batch_augment).erase == 0.5
+
+
 def test_csv_path_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FER2013_CSV", "/data/fer.csv.gz")
     cfg = compose_train([f"paths.output_dir={tmp_path}"])
