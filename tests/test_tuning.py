@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from fer_lightning.cli.train import tuned_model_searchpath
 from fer_lightning.errors import FerError
 from fer_lightning.training.run_dir import RunSummary
 from fer_lightning.training.train import train
-from fer_lightning.tuning.tune import shown_url, tune
+from fer_lightning.tuning.tune import _save_plots, shown_url, tune
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRIALS = ["trainer.max_epochs=2", "+trainer.limit_train_batches=2", "trainer.precision=32-true",
@@ -138,6 +139,23 @@ def test_killed_study_resumes_to_the_requested_trials(tmp_path: Path, fer_csv: P
     assert list((study_dir / "trial_0000" / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_a_process_stops_when_the_last_trial_wanted_is_running_in_another(tmp_path: Path, fer_csv: Path) -> None:
+    """Two processes share a study of 2 trials: while this one runs trial 0, the other starts trial 1, so this one
+    starts no third trial."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    calls = []
+
+    def another_process_starts_a_trial(cfg: DictConfig, extra_callbacks: list) -> RunSummary:
+        calls.append(cfg)
+        optuna.load_study(study_name="relu_random", storage=storage).ask()  # left RUNNING, as in a live process
+        return finished(0.5)
+
+    summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=2"),
+                                  another_process_starts_a_trial)
+    assert len(calls) == 1
+    assert summary["trials"]["complete"] == 1 and summary["trials"]["running"] == 1
+
+
 def test_exported_best_config_trains_from_its_study_dir(tmp_path: Path, fer_csv: Path) -> None:
     overrides = [o for o in tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", "n_trials=2")
                  if not o.startswith("study_dir=")]  # the default: <paths.log_dir>/optuna/<study>
@@ -195,6 +213,24 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_c
     assert not (study_dir / "param_importances.png").exists()
 
 
+def test_a_plot_warning_other_than_equal_importances_reaches_the_user(tmp_path: Path, monkeypatch) -> None:
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(params={"lr": 0.01}, value=0.5,
+                                              distributions={"lr": optuna.distributions.FloatDistribution(0, 1)}))
+    from optuna.visualization import matplotlib as plots
+    draw_history = plots.plot_optimization_history
+
+    def history_with_a_warning(shown: optuna.Study) -> Any:
+        warnings.warn("the history's own warning", UserWarning, stacklevel=1)
+        return draw_history(shown)
+
+    monkeypatch.setattr(plots, "plot_optimization_history", history_with_a_warning)
+    with pytest.warns(UserWarning, match="the history's own warning"):
+        _save_plots(study, tmp_path)
+    assert (tmp_path / "optimization_history.png").is_file()
+    assert not (tmp_path / "param_importances.png").exists()  # one trial: every bar alike, left out
+
+
 def test_tuning_l2_without_the_l2_term_is_refused(tmp_path: Path, fer_csv: Path) -> None:
     overrides = tune_overrides(tmp_path, fer_csv, "search=leaky_hyperband", 'train_overrides=["optimizer=adamw"]')
     with pytest.raises(ValueError, match=r"tunes L2 strengths but model\.keras_l2 is false"):
@@ -207,6 +243,7 @@ def test_a_diverging_trial_fails_naming_the_step_and_the_study_goes_on(tmp_path:
     assert summary["trials"]["fail"] == 2
     assert all(reason.startswith("NonFiniteLossError: training loss is nan at step")
                for reason in summary["failures"].values()), summary["failures"]
+    assert not list((tmp_path / "study").glob("*.png"))  # no trial finished: nothing to draw
 
 
 def test_every_net_the_relu_search_can_draw_fits_a_face() -> None:

@@ -120,12 +120,14 @@ def _save_plots(study: optuna.Study, study_dir: Path) -> None:
             log.warning("No %s plot: %s", name, err)
             continue
         figure = np.ravel(axes)[0].figure
-        equal = next((str(w.message) for w in caught if "importances will be equal" in str(w.message)), None)
-        if equal is None:
+        equal = [w for w in caught if "importances will be equal" in str(w.message)]
+        for other in (w for w in caught if w not in equal):
+            warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)  # as if not caught
+        if equal:
+            log.warning("No %s plot: %s", name, equal[0].message)
+        else:
             figure.set_size_inches(10, 6)
             figure.savefig(study_dir / f"{name}.png", dpi=110, bbox_inches="tight")
-        else:
-            log.warning("No %s plot: %s", name, equal)
         plt.close(figure)
 
 
@@ -208,9 +210,11 @@ def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train
     log.info("Study %s in %s: %d trials finished, %d to run (sampler seed %d)", cfg.study_name, shown_url(cfg.storage),
              _count_finished(study), max(missing, 0), seed)
     if missing > 0:
+        # A process stops once the finished trials and those other processes are running make n_trials: counting
+        # the finished ones alone, each of w processes sharing the study could start one more, up to w - 1 extra.
+        enough = optuna.study.MaxTrialsCallback(cfg.n_trials, (*FINISHED, TrialState.RUNNING))
         study.optimize(make_objective(cfg, study_dir, run), n_trials=missing, timeout=cfg.timeout,
-                       catch=(Exception,), callbacks=[optuna.study.MaxTrialsCallback(cfg.n_trials, FINISHED)],
-                       gc_after_trial=True)
+                       catch=(Exception,), callbacks=[enough], gc_after_trial=True)
     optuna.storages.fail_stale_trials(study)
     return write_study_report(cfg, study, conf_dir, study_dir, base.trainer.max_epochs)
 
@@ -238,7 +242,10 @@ def write_study_report(cfg: DictConfig, study: optuna.Study, conf_dir: Path, stu
                     "train_with": [f"experiment=tuned/{cfg.study_name}"]}
         log.info("Best trial %d: val/acc_best %.4f with %s; written to %s", best.number, best.value, best.params,
                  export)
-    _save_plots(study, study_dir)
+    if finished:
+        _save_plots(study, study_dir)
+    else:
+        log.warning("No plots: no trial finished")
     (study_dir / "best.json").write_text(json.dumps(summary, indent=2))
     log.info("Trials: %s; %d epochs run against %d without pruning; report in %s", counts,
              summary["epochs_run"], summary["epochs_without_pruning"], study_dir)
