@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 
 class FerError(Exception):
     """Bad input or a broken run: the message names the file, row or step and says what was expected."""
@@ -37,3 +40,20 @@ def check_switch(key: str, value: object) -> None:
     """ConfigError unless ``value`` is true or false (a typo such as ``yes`` would otherwise count as on)."""
     if not isinstance(value, bool):
         raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
+def path_list(key: str, value: object) -> list[str]:
+    """``value`` as a list of paths, one path alone being a list of one; ConfigError for anything else."""
+    paths = [value] if isinstance(value, str | Path) else value
+    if not isinstance(paths, Sequence) or not all(isinstance(path, str | Path) for path in paths):
+        raise ConfigError(f"{key} must be a path or a list of them ({key}='[A,B]'), got {value!r}")
+    return [str(path) for path in paths]
+
+
+def check_distinct(key: str, paths: Sequence[Path]) -> None:
+    """ConfigError if two of ``paths`` are one file or dir: a run listed twice would count twice."""
+    seen: set[Path] = set()
+    for path in paths:
+        if path.resolve() in seen:
+            raise ConfigError(f"{key} names {path} twice; each run may count once")
+        seen.add(path.resolve())

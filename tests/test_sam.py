@@ -80,7 +80,7 @@ def test_schedulers_and_checkpoints_see_the_wrapped_optimizer() -> None:
 
 def test_sam_refuses_a_step_without_a_closure_and_a_radius_that_is_not_positive() -> None:
     weights = torch.zeros(3, requires_grad=True)
-    with pytest.raises(ValueError, match=r"rho .* must be positive"):
+    with pytest.raises(ValueError, match=r"sam_rho must be a number above 0 .*got 0.0"):
         SAM(torch.optim.SGD([weights], lr=0.1), rho=0.0)
     with pytest.raises(RuntimeError, match="bf16-mixed or 32-true"):
         SAM(torch.optim.SGD([weights], lr=0.1)).step()

@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 import torch
 from conftest import compose_config, stack_cfg
+from omegaconf import OmegaConf
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE
 from fer_lightning.ensemble.stack import comparison_figure, configured_learners, stack, teacher_runtime
-from fer_lightning.ensemble.stack_inputs import StackingError, expand_run_dirs
+from fer_lightning.ensemble.stack_inputs import StackingError, checked_run_dirs, expand_run_dirs
 from fer_lightning.ensemble.stacking import SoftVoteClassifier, Stacker, fit_by_cv, meta_features
 from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
@@ -196,6 +197,18 @@ def test_a_multirun_root_expands_to_its_numbered_runs(tmp_path: Path) -> None:
         expand_run_dirs([str(tmp_path / "empty")])
     with pytest.raises(StackingError, match="no such run directory"):
         expand_run_dirs([str(tmp_path / "missing")])
+    with pytest.raises(ConfigError, match=rf"runs names {tmp_path / '9'} twice"):
+        expand_run_dirs([str(tmp_path), str(tmp_path / "9")])  # the root's job, and the job again
+
+
+def test_fer_stack_takes_one_multirun_root_as_runs(tmp_path: Path) -> None:
+    """``runs=<multirun root>`` is a string, not a list, on fer-stack's command line."""
+    for number, run in enumerate(complementary_runs(tmp_path / "multirun")):
+        run.rename(tmp_path / "multirun" / str(number))
+    cfg = OmegaConf.create({"runs": str(tmp_path / "multirun"), "cv_folds": 5, "teacher": False})
+    assert checked_run_dirs(cfg) == [RunDir(tmp_path / "multirun" / "0"), RunDir(tmp_path / "multirun" / "1")]
+    with pytest.raises(ConfigError, match="runs must be a path or a list of them"):
+        checked_run_dirs(OmegaConf.merge(cfg, {"runs": None}))
 
 
 def test_meta_features_and_soft_vote() -> None:

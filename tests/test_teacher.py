@@ -48,7 +48,7 @@ def test_a_teacher_file_that_misses_a_training_row_is_one_clear_error(fer_csv: P
     np.savez(tmp_path / "other.npz", logits=probabilities)
     with pytest.raises(FerError, match=r"other\.npz: not a teacher file"):
         teacher_targets(tmp_path / "other.npz", lines, np.zeros(len(lines), int), 0.5, 1.0)
-    with pytest.raises(FerError, match="teacher_weight must be in"):
+    with pytest.raises(FerError, match=r"data.teacher_weight must be a number from 0 to 1 .*, got 1.5"):
         teacher_targets(tmp_path / "other.npz", lines, np.zeros(len(lines), int), 1.5, 1.0)
     # a file that is no .npz at all (the CSV itself, passed by mistake), or one cut short
     teacher = (tmp_path / "teacher.npz").read_bytes()
@@ -93,7 +93,7 @@ def test_teacher_runs_vote_on_the_augmented_batch_the_student_is_trained_on(fer_
     assert dm.on_after_batch_transfer((faces, labels), 0)[1] is labels  # PublicTest and PrivateTest keep labels
 
 
-def test_teacher_runs_trained_on_other_statistics_or_beside_a_teacher_file_are_refused(
+def test_teacher_runs_trained_on_other_statistics_twice_or_beside_a_teacher_file_are_refused(
         fer_csv: Path, tmp_path: Path, trained_runs: list[Path]) -> None:
     runs = [str(run) for run in trained_runs]
     dm, other = FerDataModule(str(fer_csv)), FerDataModule(str(fer_csv), normalization="global")
@@ -103,6 +103,9 @@ def test_teacher_runs_trained_on_other_statistics_or_beside_a_teacher_file_are_r
         TeacherNets(runs, other.mean, other.std, weight=0.5, temperature=1.0)
     with pytest.raises(ConfigError, match=r"is not a finished train\.py run"):
         TeacherNets([str(tmp_path)], dm.mean, dm.std, weight=0.5, temperature=1.0)
+    with pytest.raises(ConfigError, match=rf"teacher_runs names {runs[0]} twice"):
+        TeacherNets([runs[0], runs[0]], dm.mean, dm.std, weight=0.5, temperature=1.0)
+    assert len(TeacherNets(runs[0], dm.mean, dm.std, weight=0.5, temperature=1.0).nets) == 1  # one, not a list
     teachers = TeacherNets(runs, dm.mean, dm.std, weight=0.5, temperature=1.0)
     path, _, _ = teacher_file(fer_csv, tmp_path / "teacher.npz")
     with pytest.raises(ConfigError, match="set one of them"):

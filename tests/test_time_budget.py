@@ -111,6 +111,7 @@ def test_a_resumed_run_keeps_the_plan_and_the_time_already_spent(train_cfg, cloc
     assert resumed.lrs == pytest.approx(whole.lrs[2 * BATCHES:], rel=1e-6)
 
 
-def test_fit_minutes_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="fit_minutes must be positive, got 0"):
-        time_budget.FitInMinutes(0)
+@pytest.mark.parametrize("minutes", [0, -1.5, "ten", True])
+def test_fit_minutes_must_be_a_positive_number(minutes: object) -> None:
+    with pytest.raises(ValueError, match=rf"fit_minutes must be a number above 0 .*got {minutes!r}"):
+        time_budget.FitInMinutes(minutes)

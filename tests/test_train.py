@@ -193,7 +193,7 @@ def test_compile_setting_becomes_torch_compile_arguments(setting, options) -> No
     ("model.scheduler.max_lr=-1", "error: model.scheduler.max_lr must be a number above 0, got -1"),
     ("model.optimizer.lr=0", "error: model.optimizer.lr must be a number above 0, got 0"),
     ("model.label_smoothing=1.5", "error: model.label_smoothing must be a number from 0 to 1, got 1.5"),
-    ("data.batch_augment.rotate=ten", "error: data.batch_augment: rotate must be a number >= 0, got 'ten'"),
+    ("data.batch_augment.rotate=ten", "error: data.batch_augment: rotate must be a number at least 0, got 'ten'"),
     ("data.batch_augment.scale=[1.1,0.9]", "error: data.batch_augment: scale must be [low, high] with 0 < low <= "),
 ])
 def test_a_config_mistake_is_one_error_line_before_the_data_is_read(train_cfg, override: str, error: str) -> None:
@@ -209,6 +209,10 @@ def test_a_config_mistake_is_one_error_line_before_the_data_is_read(train_cfg, o
     ("class_weights=inverse", "error: class_weights must be null or 'balanced', got 'inverse'"),
     ("model.net.activation=gelu", "error: model.net: model activation must be one of ('relu', 'leaky_relu'), "),
     ("trainer.precision=fp8", "error: trainer: Precision 'fp8' is invalid. Allowed precision values: "),
+    ("sam_rho=wide", "error: sam_rho must be a number above 0 (the radius of SAM's neighbourhood), got 'wide'"),
+    ("fit_minutes=soon", "error: fit_minutes must be a number above 0 (the minutes training may take), got 'soon'"),
+    ("callbacks.stop_on_non_finite_loss.every_n_steps=0",
+     "error: callbacks.stop_on_non_finite_loss.every_n_steps must be a whole number of steps, at least 1; got 0"),
 ])
 def test_a_model_config_mistake_is_one_error_line_before_training(train_cfg, tmp_path: Path, override: str,
                                                                   error: str) -> None:

@@ -18,13 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from fer_lightning.errors import ConfigError
+from fer_lightning.errors import ConfigError, check_number
 
 DRAWS = 14  # uniform draws per face: 4 choices, angle, scale, 2 shifts, contrast, brightness, 2 erase sizes, a corner
-
-
-def _number_between(value: object, low: float, high: float) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
 
 
 @dataclass
@@ -53,15 +49,14 @@ class BatchAugment:
     def __post_init__(self) -> None:
         """ConfigError for a value that cannot work, when the config is built rather than at the first batch."""
         for name in ("hflip", "affine", "color", "erase"):
-            if not _number_between(getattr(self, name), 0, 1):
-                raise ConfigError(f"{name} must be a probability from 0 to 1, got {getattr(self, name)!r}")
+            check_number(name, getattr(self, name), least=0, most=1, why="a probability")
         for name in ("translate", "rotate", "brightness", "contrast"):
-            if not _number_between(getattr(self, name), 0, math.inf):
-                raise ConfigError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+            check_number(name, getattr(self, name), least=0)
         for name in ("scale", "erase_area", "erase_ratio"):
             bounds = getattr(self, name)
             if not (isinstance(bounds, Sequence) and len(bounds) == 2
-                    and all(_number_between(bound, 0, math.inf) and bound > 0 for bound in bounds)
+                    and all(isinstance(bound, int | float) and not isinstance(bound, bool) and bound > 0
+                            for bound in bounds)
                     and bounds[0] <= bounds[1]):
                 raise ConfigError(f"{name} must be [low, high] with 0 < low <= high, got {bounds!r}")
 

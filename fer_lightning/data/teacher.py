@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fer_lightning.data.mixing import as_probabilities
-from fer_lightning.errors import FerError
+from fer_lightning.errors import FerError, check_number
 from fer_lightning.fer2013 import NUM_CLASSES
 
 TEACHER_FILE = "teacher_train.npz"
@@ -32,9 +32,9 @@ def write_teacher(path: Path, lines: np.ndarray, probabilities: np.ndarray) -> P
 
 
 def check_blend(weight: float, temperature: float) -> None:
-    if not 0 <= weight <= 1 or temperature <= 0:
-        raise FerError(f"data.teacher_weight must be in [0, 1] and data.teacher_temperature > 0, got {weight} and "
-                       f"{temperature}")
+    """ConfigError unless the teacher's share of each target and its softening temperature can work."""
+    check_number("data.teacher_weight", weight, least=0, most=1, why="the teacher's share of each target")
+    check_number("data.teacher_temperature", temperature, above=0)
 
 
 def blended_targets(teacher: torch.Tensor, labels: torch.Tensor, weight: float, temperature: float) -> torch.Tensor:

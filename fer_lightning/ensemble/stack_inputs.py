@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from fer_lightning.data.csv_reader import existing_csv
-from fer_lightning.errors import FerError, check_whole_number
+from fer_lightning.errors import FerError, check_distinct, check_whole_number, path_list
 from fer_lightning.training.run_dir import RunDir
 
 
@@ -34,6 +34,7 @@ def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
             raise StackingError(f"{path}: neither a finished run (no logits_val.npz) nor a multirun root with "
                                 "finished runs in numbered subdirectories")
         run_dirs += jobs
+    check_distinct("runs", [run_dir.path for run_dir in run_dirs])
     if len(run_dirs) < 2:
         raise StackingError(f"stacking needs at least two runs, got {len(run_dirs)}")
     return run_dirs
@@ -42,7 +43,7 @@ def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
 def checked_run_dirs(cfg: DictConfig) -> list[RunDir]:
     """fer-stack's runs, once they and (with ``teacher=true``) the CSV exist and ``cv_folds`` can split."""
     check_whole_number("cv_folds", cfg.cv_folds, "folds", least=2)
-    run_dirs = expand_run_dirs(OmegaConf.to_container(cfg.runs, resolve=True))
+    run_dirs = expand_run_dirs(path_list("runs", cfg.runs))
     if cfg.teacher:
         existing_csv(cfg.csv_path)
     return run_dirs

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from fer_lightning.errors import ConfigError
+from fer_lightning.errors import check_number
 
 
 class SAM(torch.optim.Optimizer):
@@ -29,8 +29,7 @@ class SAM(torch.optim.Optimizer):
     """
 
     def __init__(self, base: torch.optim.Optimizer, rho: float = 0.05, kept: Iterable[torch.Tensor] = ()) -> None:
-        if rho <= 0:
-            raise ConfigError(f"SAM's rho (the neighbourhood's radius) must be positive, got {rho}")
+        check_number("sam_rho", rho, above=0, why="the radius of SAM's neighbourhood")
         super().__init__(base.param_groups, base.defaults)  # a torch optimizer's hooks, which schedulers patch
         self.base, self.rho, self.kept = base, rho, list(kept)
         self.param_groups, self.state = base.param_groups, base.state

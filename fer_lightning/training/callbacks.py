@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.errors import FerError, check_whole_number
 
 log = logging.getLogger(__name__)
 ACCELERATOR_CHECK_EVERY_N_STEPS = 50
@@ -30,8 +30,8 @@ class StopOnNonFiniteLoss(L.Callback):
     """
 
     def __init__(self, every_n_steps: int | None = None, last_checkpoint: str | None = None) -> None:
-        if every_n_steps is not None and every_n_steps < 1:
-            raise ConfigError(f"StopOnNonFiniteLoss: every_n_steps must be at least 1, got {every_n_steps}")
+        if every_n_steps is not None:
+            check_whole_number("callbacks.stop_on_non_finite_loss.every_n_steps", every_n_steps, of="steps")
         self.every_n_steps, self.last_checkpoint = every_n_steps, last_checkpoint
         self._unread: list[tuple[torch.Tensor, torch.Tensor, int, int, int]] = []  # (finite, loss, step, epoch, batch)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import lightning as L
 
-from fer_lightning.errors import ConfigError
+from fer_lightning.errors import check_number
 
 log = logging.getLogger(__name__)
 EPOCHS_PLANNED_FREELY = 2  # after these, the plan only shrinks
@@ -32,8 +32,7 @@ class FitInMinutes(L.Callback):
     them."""
 
     def __init__(self, minutes: float) -> None:
-        if minutes <= 0:
-            raise ConfigError(f"fit_minutes must be positive, got {minutes}")
+        check_number("fit_minutes", minutes, above=0, why="the minutes training may take")
         self.budget_s = 60.0 * minutes
         self._spent_before = 0.0  # seconds of this budget spent before a resume
         self._planned: int | None = None
