@@ -273,7 +273,11 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
     if cfg.show:
         show_results(table, videos, cfg.show, out_dir / "predictions.csv")
-    log.info("%d faces in %d pictures (photos and video frames) from %d file%s (%d without a face, %d failed); "
-             "wrote %s", summary["faces"], summary["pictures"], len(files), "" if len(files) == 1 else "s",
+    log.info("%s in %s (photos and video frames) from %s (%d without a face, %d failed); wrote %s",
+             _counted(summary["faces"], "face"), _counted(summary["pictures"], "picture"), _counted(len(files), "file"),
              summary["pictures_without_face"], len(errors), out_dir / "predictions.csv")
     return summary
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

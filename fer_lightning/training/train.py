@@ -65,8 +65,6 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     ckpt_path = run_dir.checkpoint_to_resume(cfg.ckpt_path)
     if ckpt_path:
         log.info("Resuming from %s", ckpt_path)
-        # a resumed run's own checkpoints are meant to be in its dir: Lightning's warning that they are says nothing
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .+ exists and is not empty")
     precision, channels_last = resolve_precision(cfg.trainer.precision, cfg.channels_last, cfg.trainer.accelerator)
     compile_options = compile_kwargs(cfg.compile)
     if cfg.keep_freed_memory:
@@ -80,7 +78,10 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     if cfg.fit_minutes:
         callbacks.append(FitInMinutes(cfg.fit_minutes))
     trainer = _trainer(cfg, precision, callbacks, loggers)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    with warnings.catch_warnings():
+        if ckpt_path:  # a resumed run's checkpoints are meant to be in its dir: Lightning's warning says nothing
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .+ exists and is not empty")
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before testing replaces the metrics
     summary = RunSummary(val_acc_best=float(val_acc_best) if val_acc_best is not None else float("nan"),
