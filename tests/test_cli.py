@@ -64,6 +64,8 @@ def test_missing_csv_is_one_clear_line(tmp_path: Path) -> None:
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: FER-2013 CSV not found") and "FER2013_CSV" in last
     assert "Traceback" not in result.stderr
+    unset = run_train(tmp_path, "data.csv_path=null", env=without_torch(tmp_path))  # as without FER2013_CSV
+    assert unset.stderr.strip().splitlines()[-1].startswith("error: FER-2013 CSV not named (FER2013_CSV is not set)")
 
 
 def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path) -> None:
@@ -73,6 +75,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
     finished.mkdir()
     for split in LOGIT_FILES:
         RunDir(finished).save_logits(split, np.zeros((3, len(CLASS_NAMES))), np.arange(3))
+    shutil.copytree(finished, tmp_path / "another")
     nowhere, missing, onnx = tmp_path / "nowhere.csv", tmp_path / "missing", tmp_path / "model.onnx"
     onnx.write_bytes(b"never loaded: the inputs are checked first")  # also a checkpoint that is there
     stack, tune = [sys.executable, str(ROOT / "stack.py")], [sys.executable, str(ROOT / "tune.py")]
@@ -82,7 +85,8 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         (f"{missing}: no such run directory", [*stack, f"runs=[{missing}]"]),
         ("stacking needs at least two runs, got 1", [*stack, f"runs=[{finished}]"]),
         ("cv_folds must be a whole number of folds, at least 2; got 1", [*stack, f"runs=[{finished}]", "cv_folds=1"]),
-        (csv_missing, [*stack, f"runs=[{finished},{finished}]", "teacher=true", f"csv_path={nowhere}"]),
+        (f"runs names {finished} twice; each run may count once", [*stack, f"runs=[{finished},{finished}]"]),
+        (csv_missing, [*stack, f"runs=[{finished},{tmp_path / 'another'}]", "teacher=true", f"csv_path={nowhere}"]),
         ("search space keys name no value in the training config: model.nope",
          [*tune, f'train_args=["data.csv_path={fer_csv}"]', "+space={model.nope: {choices: [1]}}"]),
         (csv_missing, [*tune, f'train_args=["data.csv_path={nowhere}"]']),

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
 from fer_lightning.errors import ConfigError, FerError
-from fer_lightning.tuning.full_study import Stage, full_study, run_together
+from fer_lightning.tuning.full_study import Stage, checked_searches, full_study, run_together
 
 TINY = ["trainer.accelerator=cpu", "trainer.precision=32-true", "fuse_tails=false", "trainer.max_epochs=1",
         "+trainer.limit_train_batches=2", "data.batch_size=32", "data.eval_batch_size=64",
@@ -49,8 +49,8 @@ def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Pat
     assert json.loads((study / "study.json").read_text())["stack"] == summary["stack"]
     for name, trials in (("relu_random", 4), ("leaky_hyperband", 2)):
         row = summary["searches"][name]
-        # At least: two workers can each start a trial while one is still missing.
-        assert row["trials"]["complete"] + row["trials"]["pruned"] >= trials and row["best_params"]
+        # Exactly: a worker starts no trial while the last one wanted runs in the other.
+        assert row["trials"]["complete"] + row["trials"]["pruned"] == trials and row["best_params"]
         final = summary["final_runs"][name]
         assert 0 <= final["test/acc"] <= 1 and (study / "final" / name / "logits_test.npz").is_file()
     # Two workers per search, one study: both ran trials, and no trial's values were drawn twice.
@@ -78,16 +78,34 @@ def test_the_whole_study_runs_small_and_continues_where_it_stopped(tmp_path: Pat
     assert "Training the best configs to the end: done before" in caplog.text
 
 
+def test_a_study_of_one_search_trains_its_best_and_stacks_nothing(tmp_path: Path, fer_csv: Path) -> None:
+    one = ["searches=relu_random", 'search_args.relu_random=["n_trials=1"]', "workers=1"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        summary = full_study(compose("study", overrides=[*study_overrides(tmp_path, fer_csv), *one]))
+    assert list(summary["final_runs"]) == ["relu_random"] and summary["stack"] is None
+    assert not (tmp_path / "study" / "stack").exists()
+
+
 def test_a_failing_stage_is_one_error_naming_its_log(tmp_path: Path) -> None:
     log_file = tmp_path / "logs" / "bad.log"
     with pytest.raises(FerError, match=r"fer-study: search nothing exited with 1: .*\(log: .*bad\.log\)"):
         run_together([Stage("search nothing", "tune", ["search=no_such_search"], log_file)], poll_seconds=0.2)
 
 
-@pytest.mark.parametrize(("override", "error"), [("workers=0", "workers must be a whole number of processes per "
-                                                               "search, at least 1; got 0"),
-                                               ("searches=[]", "searches must name at least one conf/search/ file")])
+@pytest.mark.parametrize(("override", "error"), [
+    ("workers=0", "workers must be a whole number of processes per search, at least 1; got 0"),
+    ("searches=[]", "searches must name one or more of leaky_hyperband, relu_random, relu_recipe, e.g. "),
+    ("searches=[relu_randm]", "searches lists 'relu_randm', which is no conf/search/ file; known: leaky_hyperband, "),
+    ("searches=[relu_random,relu_random]", "searches lists relu_random twice"),
+    ("poll_seconds=0", r"poll_seconds must be a number above 0 \(between progress lines\), got 0"),
+])
 def test_study_knobs_are_checked_before_anything_starts(tmp_path: Path, override: str, error: str) -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"), pytest.raises(ConfigError, match=error):
         full_study(compose("study", overrides=[f"paths.output_dir={tmp_path / 'study'}", override]))
     assert not (tmp_path / "study").exists()
+
+
+def test_one_search_alone_is_a_list_of_one() -> None:
+    """``fer-study searches=relu_random`` on the command line is a string, not a list of letters."""
+    assert checked_searches("relu_random") == ["relu_random"]
+    assert checked_searches(["leaky_hyperband", "relu_random"]) == ["leaky_hyperband", "relu_random"]

@@ -65,8 +65,9 @@ class FerArrays:
 def existing_csv(path: str | os.PathLike | None) -> Path:
     """``path`` as a Path, or FerDataError saying where to get FER-2013 and how to point at it."""
     if not path or not Path(path).expanduser().is_file():
+        where = f"not found at {str(path)!r}" if path else "not named (FER2013_CSV is not set)"
         raise FerDataError(
-            f"FER-2013 CSV not found at {str(path)!r}. Get fer2013.csv(.gz) (Kaggle 'Challenges in Representation "
+            f"FER-2013 CSV {where}. Get fer2013.csv(.gz) (Kaggle 'Challenges in Representation "
             "Learning: Facial Expression Recognition', columns emotion,pixels,Usage) and point to it with "
             "FER2013_CSV=/path/to/fer2013.csv.gz or data.csv_path=/path/to/fer2013.csv.gz")
     return Path(path).expanduser()

@@ -13,6 +13,7 @@ with a last checkpoint resumes.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 import subprocess
@@ -30,12 +31,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.audit import DataAudit, audit_data
 from fer_lightning.data.csv_reader import cache_file, load_fer2013
-from fer_lightning.errors import ConfigError, FerError, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, check_number, check_whole_number
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.tuning.exported_models import STUDIES_DIR
 from fer_lightning.tuning.tune import FINISHED
 
 log = logging.getLogger(__name__)
+SEARCH_CONFIGS = importlib.resources.files("fer_lightning.conf") / "search"
 
 
 @dataclass
@@ -89,8 +91,8 @@ def _finished_trials(storage: str, study_name: str) -> int:
 def full_study(cfg: DictConfig) -> dict[str, Any]:
     """Searches, final runs, stack; writes study.json in the study dir and returns it."""
     check_whole_number("workers", cfg.workers, "processes per search")
-    if not cfg.searches:
-        raise ConfigError("searches must name at least one conf/search/ file, e.g. [relu_random]")
+    check_number("poll_seconds", cfg.poll_seconds, above=0, why="between progress lines")
+    cfg.searches = checked_searches(cfg.searches)
     out = Path(cfg.paths.output_dir).resolve()
     (out / STUDIES_DIR).mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{out / STUDIES_DIR / 'studies.db'}"
@@ -113,26 +115,47 @@ def full_study(cfg: DictConfig) -> dict[str, Any]:
     timings["final_runs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    stack_dir = out / "stack"
-    if trained or not (stack_dir / "stack.json").is_file():
-        run_together([Stage("stack", "stack", [f"runs={_hydra_list([str(path) for path in finals.values()])}",
-                                               *common, *cfg.stack_args, f"hydra.run.dir={stack_dir}"],
-                            out / "logs" / "stack.log")], poll_seconds=1.0)
+    stack = _stack(cfg, finals, trained, common, out) if len(finals) > 1 else None  # one search: nothing to stack
     timings["stack"] = time.perf_counter() - start
 
     summary = {
         "searches": {name: _search_row(report) for name, report in reports.items()},
         "final_runs": {name: _final_summary(path) for name, path in finals.items()},
-        "stack": json.loads((stack_dir / "stack.json").read_text()),
-        "seconds": timings, "config": OmegaConf.to_container(cfg, resolve=True),
+        "stack": stack, "seconds": timings, "config": OmegaConf.to_container(cfg, resolve=True),
     }
     (out / "study.json").write_text(json.dumps(summary, indent=2))
     for name, run in summary["final_runs"].items():
         log.info("%s: best trial val/acc %.4f; trained to the end, PrivateTest %.4f", name,
                  reports[name].get("best_value", float("nan")), run["test/acc"])
-    log.info("Stack (%s): PrivateTest %.4f; %.0f s in all; study dir %s", summary["stack"]["meta"],
-             summary["stack"]["test/acc"], sum(timings.values()), out)
+    if stack:
+        log.info("Stack (%s): PrivateTest %.4f", stack["meta"], stack["test/acc"])
+    log.info("%.0f s in all; study dir %s", sum(timings.values()), out)
     return summary
+
+
+def _stack(cfg: DictConfig, finals: dict[str, Path], trained: bool, common: list[str], out: Path) -> dict[str, Any]:
+    """The final runs stacked (again, where any of them trained since), and the stack's report."""
+    stack_dir = out / "stack"
+    if trained or not (stack_dir / "stack.json").is_file():
+        run_together([Stage("stack", "stack", [f"runs={_hydra_list([str(path) for path in finals.values()])}",
+                                               *common, *cfg.stack_args, f"hydra.run.dir={stack_dir}"],
+                            out / "logs" / "stack.log")], poll_seconds=1.0)
+    return json.loads((stack_dir / "stack.json").read_text())
+
+
+def checked_searches(value: object) -> list[str]:
+    """``searches`` as a list of conf/search/ names (one name alone is a list of one), each there, none twice."""
+    known = sorted(entry.name.removesuffix(".yaml") for entry in SEARCH_CONFIGS.iterdir()
+                   if entry.name.endswith(".yaml"))
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Sequence) or not names:
+        raise ConfigError(f"searches must name one or more of {', '.join(known)}, e.g. [relu_random]; got {value!r}")
+    for index, name in enumerate(names):
+        if name not in known:
+            raise ConfigError(f"searches lists {name!r}, which is no conf/search/ file; known: {', '.join(known)}")
+        if name in names[:index]:
+            raise ConfigError(f"searches lists {name} twice")
+    return list(names)
 
 
 def _search(cfg: DictConfig, out: Path, storage: str, common: list[str]) -> None:
