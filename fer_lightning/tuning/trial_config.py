@@ -10,7 +10,7 @@ from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.csv_reader import existing_csv
-from fer_lightning.errors import ConfigError
+from fer_lightning.errors import check_number, check_whole_number
 
 # Every trial: no PrivateTest pass, no checkpoints (a killed trial is re-run, not resumed), quiet logs.
 TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
@@ -30,8 +30,10 @@ def trial_config(cfg: DictConfig, params: dict[str, Any], output_dir: Path) -> D
 def checked_base_config(cfg: DictConfig) -> DictConfig:
     """The trials' config before any value is drawn, once the search space names only values it holds, its
     L2 strengths would act, and the CSV exists; ValueError (or FerDataError) otherwise."""
-    if not isinstance(cfg.n_trials, int) or cfg.n_trials < 0:
-        raise ConfigError(f"n_trials must be a whole number of trials for the study to hold; got {cfg.n_trials!r}")
+    check_whole_number("n_trials", cfg.n_trials, "trials for the study to hold", least=0)
+    check_whole_number("seed", cfg.seed, least=0)
+    if cfg.timeout is not None:
+        check_number("timeout", cfg.timeout, above=0, why="seconds after which no trial starts; null: none")
     base = trial_config(cfg, {}, Path(cfg.study_dir))
     unknown = [path for path in cfg.space if OmegaConf.select(base, path, default=None) is None]
     if unknown:
