@@ -252,6 +252,11 @@ def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_ru
                                      r"onnxruntime_int8, openvino_int8; got \['openvino', 'tensorrt'\]"),
     ("runtimes=[]", "runtimes must list one or more of"),
     ("epochs=0", "epochs must be a whole number, at least 1; got 0"),
+    ("runtimes=tensorrt", r"runtimes must list one or more of .*; got \['tensorrt'\]"),  # one name: a list of one
+    ("warmup_batches=-1", "warmup_batches must be a whole number of batches, at least 0; got -1"),
+    ("profile_batches=x", "profile_batches must be a whole number of steps, at least 0; got 'x'"),
+    ("keras=maybe", "keras must be true or false, got 'maybe'"),
+    ("infer_batch=0", "infer_batch must be a whole number of faces, at least 1; got 0"),
 ])
 def test_bench_knobs_are_checked_before_the_timed_training(override: str, error: str) -> None:
     with pytest.raises(ConfigError, match=error):  # the CSV is not there: nothing was read or trained
