@@ -42,12 +42,13 @@ def check_switch(key: str, value: object) -> None:
         raise ConfigError(f"{key} must be true or false, got {value!r}")
 
 
-def path_list(key: str, value: object) -> list[str]:
-    """``value`` as a list of paths, one path alone being a list of one; ConfigError for anything else."""
-    paths = [value] if isinstance(value, str | Path) else value
-    if not isinstance(paths, Sequence) or not all(isinstance(path, str | Path) for path in paths):
-        raise ConfigError(f"{key} must be a path or a list of them ({key}='[A,B]'), got {value!r}")
-    return [str(path) for path in paths]
+def as_list(key: str, value: object, of: str) -> list[str]:
+    """``value``, a list of names or paths (``of``: of what, for the message), as a list of strings; one alone, as
+    ``key=name`` on a command line gives it, is a list of one. ConfigError for anything else."""
+    items = [value] if isinstance(value, str | Path) else value
+    if not isinstance(items, Sequence) or not all(isinstance(item, str | Path) for item in items):
+        raise ConfigError(f"{key} must be a list of {of} ({key}='[A,B]') or one alone, got {value!r}")
+    return [str(item) for item in items]
 
 
 def check_distinct(key: str, paths: Sequence[Path]) -> None:

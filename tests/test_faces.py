@@ -126,7 +126,7 @@ def test_the_detection_bench_writes_its_figures(fer_csv: Path, tmp_path: Path) -
                                              "split=PublicTest", "save_pictures=true",
                                              "settings.yunet.small_face_zoom=1.0"])
     report = bench(cfg)
-    cfg.detectors = ["mtcnn"]
+    cfg.detectors = "mtcnn"  # detectors=mtcnn: one alone, not the letters m, t, c, n, n
     with pytest.raises(FerError, match=r"no settings for detector\(s\) mtcnn; known: haar, yunet_one_pass, yunet"):
         bench(cfg)
     cfg.detectors, cfg.split = ["haar"], "Train"

@@ -207,7 +207,7 @@ def test_fer_stack_takes_one_multirun_root_as_runs(tmp_path: Path) -> None:
         run.rename(tmp_path / "multirun" / str(number))
     cfg = OmegaConf.create({"runs": str(tmp_path / "multirun"), "cv_folds": 5, "teacher": False})
     assert checked_run_dirs(cfg) == [RunDir(tmp_path / "multirun" / "0"), RunDir(tmp_path / "multirun" / "1")]
-    with pytest.raises(ConfigError, match="runs must be a path or a list of them"):
+    with pytest.raises(ConfigError, match=r"runs must be a list of run dirs \(runs=.\[A,B\].\) or one alone, got None"):
         checked_run_dirs(OmegaConf.merge(cfg, {"runs": None}))
 
 

@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fer_lightning.bench.clocks import EpochClock, device_clock
 from fer_lightning.bench.step_profile import StepProfiler
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import ConfigError, FerError, check_switch, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, as_list, check_switch, check_whole_number
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier
@@ -149,8 +149,7 @@ def _check_knobs(cfg: DictConfig) -> None:
     for key in ("infer_batch", "keras_infer_batch"):
         check_whole_number(key, cfg[key], "faces")
     check_switch("keras", cfg.keras)
-    if isinstance(cfg.runtimes, str):  # runtimes=torch: one runtime
-        cfg.runtimes = [cfg.runtimes]
+    cfg.runtimes = as_list("runtimes", cfg.runtimes, "runtimes")
     unknown = [runtime for runtime in cfg.runtimes if runtime not in BENCH_RUNTIMES]
     if not cfg.runtimes or unknown:
         raise ConfigError(f"runtimes must list one or more of {', '.join(BENCH_RUNTIMES)}; got {list(cfg.runtimes)}")

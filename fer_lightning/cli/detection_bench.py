@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import FerError, check_whole_number
+from fer_lightning.errors import FerError, as_list, check_whole_number
 from fer_lightning.faces.detection_set import CASES, DetectionSet, DetectorScore, make_detection_set, score_detector
 from fer_lightning.faces.detectors import make_detector
 
@@ -48,6 +48,7 @@ def examples(data: DetectionSet, scores: dict[str, DetectorScore]) -> np.ndarray
 
 
 def bench(cfg: DictConfig) -> dict[str, Any]:
+    cfg.detectors = as_list("detectors", cfg.detectors, "detector settings")
     unknown = [name for name in cfg.detectors if name not in cfg.settings]
     if unknown:
         raise FerError(f"no settings for detector(s) {', '.join(unknown)}; known: {', '.join(cfg.settings)}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fer_lightning.data.csv_reader import existing_csv
-from fer_lightning.errors import FerError, check_distinct, check_whole_number, path_list
+from fer_lightning.errors import FerError, as_list, check_distinct, check_whole_number
 from fer_lightning.training.run_dir import RunDir
 
 
@@ -43,7 +43,7 @@ def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
 def checked_run_dirs(cfg: DictConfig) -> list[RunDir]:
     """fer-stack's runs, once they and (with ``teacher=true``) the CSV exist and ``cv_folds`` can split."""
     check_whole_number("cv_folds", cfg.cv_folds, "folds", least=2)
-    run_dirs = expand_run_dirs(path_list("runs", cfg.runs))
+    run_dirs = expand_run_dirs(as_list("runs", cfg.runs, "run dirs"))
     if cfg.teacher:
         existing_csv(cfg.csv_path)
     return run_dirs

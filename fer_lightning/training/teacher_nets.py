@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fer_lightning.data.teacher import blended_targets, check_blend
-from fer_lightning.errors import ConfigError, check_distinct, path_list
+from fer_lightning.errors import ConfigError, as_list, check_distinct
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.folding import fold_batchnorms
 from fer_lightning.precision import inference_bf16
@@ -37,7 +37,7 @@ class TeacherNets:
     def __init__(self, run_dirs: str | Path | Sequence[str | Path], mean: torch.Tensor, std: torch.Tensor,
                  weight: float, temperature: float, precision: str = "32-true") -> None:
         check_blend(weight, temperature)
-        run_dirs = path_list("teacher_runs", run_dirs)
+        run_dirs = as_list("teacher_runs", run_dirs, "run dirs")
         if not run_dirs:
             raise ConfigError("teacher_runs is empty: name one or more finished train.py run dirs")
         check_distinct("teacher_runs", list(map(Path, run_dirs)))

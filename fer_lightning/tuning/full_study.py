@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.audit import DataAudit, audit_data
 from fer_lightning.data.csv_reader import cache_file, load_fer2013
-from fer_lightning.errors import ConfigError, FerError, check_number, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, as_list, check_number, check_whole_number
 from fer_lightning.training.run_dir import RunDir
 from fer_lightning.tuning.exported_models import STUDIES_DIR
 from fer_lightning.tuning.tune import FINISHED
@@ -147,15 +147,15 @@ def checked_searches(value: object) -> list[str]:
     """``searches`` as a list of conf/search/ names (one name alone is a list of one), each there, none twice."""
     known = sorted(entry.name.removesuffix(".yaml") for entry in SEARCH_CONFIGS.iterdir()
                    if entry.name.endswith(".yaml"))
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, Sequence) or not names:
-        raise ConfigError(f"searches must name one or more of {', '.join(known)}, e.g. [relu_random]; got {value!r}")
+    names = as_list("searches", value, "conf/search/ names")
+    if not names:
+        raise ConfigError(f"searches must name one or more of {', '.join(known)}, e.g. [relu_random]")
     for index, name in enumerate(names):
         if name not in known:
             raise ConfigError(f"searches lists {name!r}, which is no conf/search/ file; known: {', '.join(known)}")
         if name in names[:index]:
             raise ConfigError(f"searches lists {name} twice")
-    return list(names)
+    return names
 
 
 def _search(cfg: DictConfig, out: Path, storage: str, common: list[str]) -> None:
