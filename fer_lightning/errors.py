@@ -36,10 +36,12 @@ def check_number(key: str, value: object, *, above: float | None = None, least: 
                           f"got {value!r}")
 
 
-def check_switch(key: str, value: object) -> None:
-    """ConfigError unless ``value`` is true or false (a typo such as ``yes`` would otherwise count as on)."""
+def check_switch(key: str, value: object, also: str = "") -> None:
+    """ConfigError unless ``value`` is true or false (a typo such as ``yes`` would otherwise count as on); ``also``
+    names a word the key takes besides, for the message."""
     if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
+        words = f"true, false or {also}" if also else "true or false"
+        raise ConfigError(f"{key} must be {words}, got {value!r}")
 
 
 def as_list(key: str, value: object, of: str) -> list[str]:

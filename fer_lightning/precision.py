@@ -6,6 +6,8 @@ import logging
 
 import torch
 
+from fer_lightning.errors import check_switch
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,10 @@ def choose_precision(accelerator: str = "auto") -> str:
 def channels_last_layout(setting: bool | str) -> bool:
     """``channels_last: auto`` is on everywhere: oneDNN's convolutions ran faster in it in bf16 (Xeon with AMX)
     and in float32 alike (AVX2 EPYC: 1.4x the training images per second; docs/results.md)."""
-    return True if setting == "auto" else bool(setting)
+    if setting == "auto":
+        return True
+    check_switch("channels_last", setting, also="auto")
+    return bool(setting)
 
 
 def resolve_precision(precision: str | int, channels_last: bool | str, accelerator: str) -> tuple[str, bool]:

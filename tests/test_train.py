@@ -195,6 +195,11 @@ def test_compile_setting_becomes_torch_compile_arguments(setting, options) -> No
     ("model.label_smoothing=1.5", "error: model.label_smoothing must be a number from 0 to 1, got 1.5"),
     ("data.batch_augment.rotate=ten", "error: data.batch_augment: rotate must be a number at least 0, got 'ten'"),
     ("data.batch_augment.scale=[1.1,0.9]", "error: data.batch_augment: scale must be [low, high] with 0 < low <= "),
+    ("test=maybe", "error: test must be true or false, got 'maybe'"),
+    ("fuse_tails=1", "error: fuse_tails must be true or false, got 1"),
+    ("channels_last=maybe", "error: channels_last must be true, false or auto, got 'maybe'"),
+    ("min_free_disk_mb=-5", "error: min_free_disk_mb must be a number at least 0, got -5"),
+    ("data.num_workers=-1", "error: data.num_workers must be a whole number of loader processes, at least 0; got -1"),
 ])
 def test_a_config_mistake_is_one_error_line_before_the_data_is_read(train_cfg, override: str, error: str) -> None:
     """What fer-train prints for it (``exit_on_error``, with the key Hydra was building where it was building one);

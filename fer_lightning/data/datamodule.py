@@ -123,6 +123,7 @@ class FerDataModule(L.LightningDataModule):
         super().__init__()
         check_whole_number("data.batch_size", batch_size, "faces")
         check_whole_number("data.eval_batch_size", eval_batch_size, "faces")
+        check_whole_number("data.num_workers", num_workers, "loader processes", least=0)
         if sampler not in (None, "weighted"):
             raise ConfigError(f"data.sampler must be null or 'weighted', got {sampler!r}")
         if loader not in ("auto", "dataloader", "resident"):

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
-from fer_lightning.errors import ConfigError, FerError, check_number, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import checked_candidates, choose_tta
@@ -132,7 +132,8 @@ def _check_seed(seed: Any) -> None:
 
 
 def _check_recipe(cfg: DictConfig) -> None:
-    """ConfigError unless the run has epochs to train, positive learning rates and a label smoothing from 0 to 1.
+    """ConfigError unless the run has epochs to train, positive learning rates, a label smoothing from 0 to 1 and
+    true or false for each switch (``test=maybe`` counted as true).
     Lightning takes ``max_epochs=-1`` as "no end", which a one-cycle schedule, sized to the run, cannot be (it
     failed with an OverflowError), and ``0`` as "train nothing" (PrivateTest was then read for an untrained net); a
     negative rate trained away from the labels without a word; torch refuses a smoothing above 1 only at the first
@@ -143,6 +144,9 @@ def _check_recipe(cfg: DictConfig) -> None:
         if rate is not None:
             check_number(f"model.{key}", rate, above=0)
     check_number("model.label_smoothing", cfg.model.get("label_smoothing", 0.0), least=0, most=1)
+    for key in ("test", "keep_freed_memory", "whiten_first_conv", "fuse_tails"):
+        check_switch(key, cfg[key])
+    check_number("min_free_disk_mb", cfg.min_free_disk_mb, least=0)
 
 
 def compile_kwargs(setting: bool | str) -> dict[str, str] | None:
