@@ -8,10 +8,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from fer_lightning.errors import FerError, check_number, check_switch, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
+PRECISIONS = ("auto", "32-true", "bf16-mixed")
 
 
 def named_model(cfg: DictConfig) -> tuple[str, Path]:
@@ -39,8 +40,8 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 def check_request(cfg: DictConfig) -> None:
     """FerError for a model or inputs that are not there, a frame step or batch below 1, a count of faces to show
-    below 0, a margin that leaves a face's square no side, an eye-levelling angle below 0 or a switch that is not
-    true or false, before anything is loaded."""
+    below 0, a margin that leaves a face's square no side, an eye-levelling angle below 0, a precision, a video
+    setting or a switch that cannot work, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
     check_whole_number("show", cfg.show, of="faces", least=0)
@@ -49,5 +50,12 @@ def check_request(cfg: DictConfig) -> None:
         check_number("level_eyes_above", cfg.level_eyes_above, least=0, why="degrees; or null for never")
     for switch in ("annotate", "explain", "progress"):
         check_switch(switch, cfg[switch])
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    check_number("video.tracking.min_overlap", cfg.video.tracking.min_overlap, least=0, most=1,
+                 why="intersection over union")
+    check_whole_number("video.tracking.max_missed", cfg.video.tracking.max_missed, "sampled frames", least=0)
+    check_whole_number("video.smooth_frames", cfg.video.smooth_frames, "sampled frames")
+    check_switch("video.timelines", cfg.video.timelines)
     named_model(cfg)
     input_files(cfg.inputs)
