@@ -354,6 +354,10 @@ def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_chec
     ("format=tflite", "format must be onnx, got 'tflite'"),
     ("parity_rows=0", "parity_rows must be a whole number of faces, at least 1; got 0"),
     ("int8_calibration_rows=0", "int8_calibration_rows must be a whole number of faces, at least 1; got 0"),
+    ("opset=abc", "opset must be a whole number, at least 7; got 'abc'"),
+    ("tolerance=-1", r"tolerance must be a number above 0 \(the largest logit difference accepted\), got -1"),
+    ("int8_max_drop=some", r"int8_max_drop must be a number \(points of PublicTest accuracy\), got 'some'"),
+    ("bench=maybe", "bench must be true or false, got 'maybe'"),
 ])
 def test_export_settings_are_checked_before_the_checkpoint_loads(tmp_path: Path, override: str, error: str) -> None:
     with pytest.raises(ConfigError, match=error):

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from scipy.special import softmax
 
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import ConfigError, FerError, check_switch, check_whole_number
+from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
@@ -117,9 +117,13 @@ def export(cfg: DictConfig) -> dict[str, float]:
     time each backend; returns the figures printed."""
     if cfg.format != "onnx":
         raise ConfigError(f"format must be onnx, got {cfg.format!r}")
-    check_switch("int8", cfg.int8)
+    for switch in ("int8", "bench"):
+        check_switch(switch, cfg[switch])
+    check_whole_number("opset", cfg.opset, least=7)
     check_whole_number("parity_rows", cfg.parity_rows, "faces")  # a check over no faces would pass, saying nothing
     check_whole_number("int8_calibration_rows", cfg.int8_calibration_rows, "faces")
+    check_number("tolerance", cfg.tolerance, above=0, why="the largest logit difference accepted")
+    check_number("int8_max_drop", cfg.int8_max_drop, why="points of PublicTest accuracy")
     classifier = FaceClassifier.from_checkpoint(cfg.ckpt)
     target = Path(cfg.out) if cfg.out else Path(cfg.ckpt).with_suffix(".onnx")
     export_onnx(classifier, target, cfg.opset)
