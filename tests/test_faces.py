@@ -129,7 +129,10 @@ def test_the_detection_bench_writes_its_figures(fer_csv: Path, tmp_path: Path) -
     cfg.detectors = "mtcnn"  # detectors=mtcnn: one alone, not the letters m, t, c, n, n
     with pytest.raises(FerError, match=r"no settings for detector\(s\) mtcnn; known: haar, yunet_one_pass, yunet"):
         bench(cfg)
-    cfg.detectors, cfg.split = ["haar"], "Train"
+    cfg.detectors, cfg.save_pictures = ["haar"], "maybe"
+    with pytest.raises(FerError, match="save_pictures must be true or false, got 'maybe'"):
+        bench(cfg)
+    cfg.save_pictures, cfg.split = True, "Train"
     with pytest.raises(FerError, match="split must be one of Training, PublicTest, PrivateTest, got 'Train'"):
         bench(cfg)
     saved = json.loads((tmp_path / "detection_bench.json").read_text())

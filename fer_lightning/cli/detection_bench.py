@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import load_fer2013
-from fer_lightning.errors import FerError, as_list, check_whole_number
+from fer_lightning.errors import FerError, as_list, check_switch, check_whole_number
 from fer_lightning.faces.detection_set import CASES, DetectionSet, DetectorScore, make_detection_set, score_detector
 from fer_lightning.faces.detectors import make_detector
 
@@ -54,6 +54,8 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         raise FerError(f"no settings for detector(s) {', '.join(unknown)}; known: {', '.join(cfg.settings)}")
     check_whole_number("pictures_per_case", cfg.pictures_per_case, "pictures")
     check_whole_number("per_picture", cfg.per_picture, "faces")
+    check_whole_number("seed", cfg.seed, least=0)
+    check_switch("save_pictures", cfg.save_pictures)
     faces, _ = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
     data = make_detection_set(faces, cfg.pictures_per_case, cfg.per_picture, cfg.seed)
     scores = {name: score_detector(make_detector(**OmegaConf.to_container(cfg.settings[name])), data)

@@ -33,6 +33,7 @@ def make_main(cfg: DictConfig) -> None:
         check_whole_number("pictures", cfg.pictures)
         check_whole_number("per_picture", cfg.per_picture, "faces")
         check_number("max_tilt", cfg.max_tilt, least=0, why="degrees")
+        check_whole_number("seed", cfg.seed, least=0)
         faces, labels = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
         return len(make_sheets(faces, labels, Path(cfg.out), cfg.pictures, cfg.per_picture, cfg.seed,
                                cfg.max_tilt))
