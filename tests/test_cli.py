@@ -85,6 +85,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         (f"{missing}: no such run directory", [*stack, f"runs=[{missing}]"]),
         ("stacking needs at least two runs, got 1", [*stack, f"runs=[{finished}]"]),
         ("cv_folds must be a whole number of folds, at least 2; got 1", [*stack, f"runs=[{finished}]", "cv_folds=1"]),
+        ("teacher must be true or false, got 'maybe'", [*stack, f"runs=[{finished}]", "teacher=maybe"]),
         (f"runs names {finished} twice; each run may count once", [*stack, f"runs=[{finished},{finished}]"]),
         (csv_missing, [*stack, f"runs=[{finished},{tmp_path / 'another'}]", "teacher=true", f"csv_path={nowhere}"]),
         ("search space keys name no value in the training config: model.nope",

@@ -205,7 +205,8 @@ def test_fer_stack_takes_one_multirun_root_as_runs(tmp_path: Path) -> None:
     """``runs=<multirun root>`` is a string, not a list, on fer-stack's command line."""
     for number, run in enumerate(complementary_runs(tmp_path / "multirun")):
         run.rename(tmp_path / "multirun" / str(number))
-    cfg = OmegaConf.create({"runs": str(tmp_path / "multirun"), "cv_folds": 5, "teacher": False})
+    cfg = OmegaConf.create({"runs": str(tmp_path / "multirun"), "cv_folds": 5, "teacher": False, "seed": 90,
+                            "keep_freed_memory": True})
     assert checked_run_dirs(cfg) == [RunDir(tmp_path / "multirun" / "0"), RunDir(tmp_path / "multirun" / "1")]
     with pytest.raises(ConfigError, match=r"runs must be a list of run dirs \(runs=.\[A,B\].\) or one alone, got None"):
         checked_run_dirs(OmegaConf.merge(cfg, {"runs": None}))

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fer_lightning.data.csv_reader import existing_csv
-from fer_lightning.errors import FerError, as_list, check_distinct, check_whole_number
+from fer_lightning.errors import FerError, as_list, check_distinct, check_switch, check_whole_number
 from fer_lightning.training.run_dir import RunDir
 
 
@@ -41,8 +41,12 @@ def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
 
 
 def checked_run_dirs(cfg: DictConfig) -> list[RunDir]:
-    """fer-stack's runs, once they and (with ``teacher=true``) the CSV exist and ``cv_folds`` can split."""
+    """fer-stack's runs, once they and (with ``teacher=true``) the CSV exist, ``cv_folds`` can split and the seed and
+    switches are what they must be."""
     check_whole_number("cv_folds", cfg.cv_folds, "folds", least=2)
+    check_whole_number("seed", cfg.seed, least=0)
+    for switch in ("teacher", "keep_freed_memory"):
+        check_switch(switch, cfg[switch])
     run_dirs = expand_run_dirs(as_list("runs", cfg.runs, "run dirs"))
     if cfg.teacher:
         existing_csv(cfg.csv_path)
