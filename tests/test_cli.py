@@ -80,6 +80,7 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
     onnx.write_bytes(b"never loaded: the inputs are checked first")  # also a checkpoint that is there
     stack, tune = [sys.executable, str(ROOT / "stack.py")], [sys.executable, str(ROOT / "tune.py")]
     predict = console_script("fer-predict")
+    predict_onnx = [predict, f"onnx={onnx}", f"inputs={finished}"]  # a model and inputs that are there
     csv_missing = f"FER-2013 CSV not found at '{nowhere}'"
     commands = [  # (what the error line says, the command)
         (f"{missing}: no such run directory", [*stack, f"runs=[{missing}]"]),
@@ -100,23 +101,19 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         (f"{missing}.ckpt: no such checkpoint file", [predict, f"ckpt={missing}.ckpt", f"inputs={finished}"]),
         (f"nothing to predict: {missing}: no such file or folder; {finished}: empty folder",
          [predict, f"onnx={onnx}", f"inputs=[{missing},{finished}]"]),
-        ("every_n_frames must be a whole number, at least 1; got 0",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "every_n_frames=0"]),
-        ("batch_size must be a whole number, at least 1; got -1",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "batch_size=-1"]),
-        ("show must be a whole number of faces, at least 0; got 'all'",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "show=all"]),
-        ("explain must be true or false, got 'yes'", [predict, f"onnx={onnx}", f"inputs={finished}", "explain=yes"]),
-        ("precision must be one of auto, 32-true, bf16-mixed, got 'fp8'",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "precision=fp8"]),
+        ("every_n_frames must be a whole number, at least 1; got 0", [*predict_onnx, "every_n_frames=0"]),
+        ("batch_size must be a whole number, at least 1; got -1", [*predict_onnx, "batch_size=-1"]),
+        ("show must be a whole number of faces, at least 0; got 'all'", [*predict_onnx, "show=all"]),
+        ("explain must be true or false, got 'yes'", [*predict_onnx, "explain=yes"]),
+        ("precision must be one of auto, 32-true, bf16-mixed, got 'fp8'", [*predict_onnx, "precision=fp8"]),
         ("video.tracking.min_overlap must be a number from 0 to 1 (intersection over union), got 2",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "video.tracking.min_overlap=2"]),
+         [*predict_onnx, "video.tracking.min_overlap=2"]),
         ("video.smooth_frames must be a whole number of sampled frames, at least 1; got 0",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "video.smooth_frames=0"]),
+         [*predict_onnx, "video.smooth_frames=0"]),
         ("margin must be a number above -0.5 (a share of the face's side added on each side), got 'abc'",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "margin=abc"]),
+         [*predict_onnx, "margin=abc"]),
         ("level_eyes_above must be a number at least 0 (degrees; or null for never), got -5",
-         [predict, f"onnx={onnx}", f"inputs={finished}", "level_eyes_above=-5"]),
+         [*predict_onnx, "level_eyes_above=-5"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
         ("pictures must be a whole number, at least 1; got 0",
          [console_script("fer-photo-sheets"), f"csv_path={fer_csv}", f"out={missing}", "pictures=0"]),
