@@ -1,4 +1,6 @@
-"""The one base class for problems a user can fix: entry points print its message on one line, no traceback."""
+"""The one base class for problems a user can fix: entry points print its message on one line, no traceback. And
+the checks every command puts its settings through before it reads data or loads a model, so that each mistake
+reads alike: the key, what it takes, and what it got."""
 
 from __future__ import annotations
 
