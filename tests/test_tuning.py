@@ -213,6 +213,28 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_c
     assert not (study_dir / "param_importances.png").exists()
 
 
+def test_a_killed_processes_trial_stops_counting_once_its_heartbeat_is_stale(tmp_path: Path, fer_csv: Path) -> None:
+    """The other process's trial beats once and goes silent (killed): past the grace period (2 s here) it is
+    failed, and this process runs the second trial the study wants."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1)
+    calls = []
+
+    def another_process_dies_mid_trial(cfg: DictConfig, extra_callbacks: list) -> RunSummary:
+        calls.append(cfg)
+        if len(calls) == 1:
+            with warnings.catch_warnings():  # Optuna's note that heartbeats are meant for optimize(), as there
+                warnings.simplefilter("ignore", UserWarning)
+                killed = optuna.load_study(study_name="relu_random", storage=storage).ask()
+            storage.record_heartbeat(killed._trial_id)
+            time.sleep(2.5)
+        return finished(0.5)
+
+    summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=2",
+                                                 "heartbeat_interval=1"), another_process_dies_mid_trial)
+    assert len(calls) == 2
+    assert summary["trials"]["complete"] == 2 and summary["trials"]["fail"] == 1
+
+
 def test_a_plot_warning_other_than_equal_importances_reaches_the_user(tmp_path: Path, monkeypatch) -> None:
     study = optuna.create_study(direction="maximize")
     study.add_trial(optuna.trial.create_trial(params={"lr": 0.01}, value=0.5,

@@ -210,13 +210,23 @@ def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train
     log.info("Study %s in %s: %d trials finished, %d to run (sampler seed %d)", cfg.study_name, shown_url(cfg.storage),
              _count_finished(study), max(missing, 0), seed)
     if missing > 0:
-        # A process stops once the finished trials and those other processes are running make n_trials: counting
-        # the finished ones alone, each of w processes sharing the study could start one more, up to w - 1 extra.
-        enough = optuna.study.MaxTrialsCallback(cfg.n_trials, (*FINISHED, TrialState.RUNNING))
         study.optimize(make_objective(cfg, study_dir, run), n_trials=missing, timeout=cfg.timeout,
-                       catch=(Exception,), callbacks=[enough], gc_after_trial=True)
+                       catch=(Exception,), callbacks=[_stop_at(cfg.n_trials)], gc_after_trial=True)
     optuna.storages.fail_stale_trials(study)
     return write_study_report(cfg, study, conf_dir, study_dir, base.trainer.max_epochs)
+
+
+def _stop_at(n_trials: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """A callback that stops this process once the finished trials and those running in other processes make
+    ``n_trials``. Counting the finished ones alone, each of w processes sharing the study could start one more, up
+    to w - 1 extra. A killed process's trial is failed first once its heartbeat is stale, so it stops counting."""
+    enough = optuna.study.MaxTrialsCallback(n_trials, (*FINISHED, TrialState.RUNNING))
+
+    def stop_when_enough(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        optuna.storages.fail_stale_trials(study)
+        enough(study, trial)
+
+    return stop_when_enough
 
 
 def write_study_report(cfg: DictConfig, study: optuna.Study, conf_dir: Path, study_dir: Path,
