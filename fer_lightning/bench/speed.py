@@ -142,7 +142,8 @@ def inference_speeds(cfg: DictConfig, plain: FaceClassifier, checkpoint: Path, b
 
 
 def _check_knobs(cfg: DictConfig) -> None:
-    """ConfigError for fer-bench's own knobs, before the timed training rather than after it."""
+    """ConfigError for fer-bench's own knobs, before the timed training rather than after it; a lone runtime
+    (``runtimes=torch``) becomes a list of one in ``cfg``."""
     check_whole_number("epochs", cfg.epochs)
     check_whole_number("warmup_batches", cfg.warmup_batches, "batches", least=0)
     check_whole_number("profile_batches", cfg.profile_batches, "steps", least=0)
