@@ -23,12 +23,16 @@ def check_whole_number(key: str, value: object, of: str = "", least: int = 1) ->
         raise ConfigError(f"{key} must be a whole number{f' of {of}' if of else ''}, at least {least}; got {value!r}")
 
 
+def is_number(value: object) -> bool:
+    """An int or a float, and not true or false (which are ints to Python, and a typo's usual result)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_number(key: str, value: object, *, above: float | None = None, least: float | None = None,
                  most: float | None = None, why: str = "") -> None:
     """ConfigError unless ``value`` is a number (not true or false) above ``above``, at least ``least`` and at most
     ``most`` (each where given); ``why``: what the number means, for the message."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if (not is_number or (above is not None and value <= above) or (least is not None and value < least)
+    if (not is_number(value) or (above is not None and value <= above) or (least is not None and value < least)
             or (most is not None and value > most)):
         low = f"above {above:g}" if above is not None else f"at least {least:g}" if least is not None else ""
         high = f"at most {most:g}" if most is not None else ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from fer_lightning.errors import ConfigError, check_number
+from fer_lightning.errors import ConfigError, check_number, is_number
 
 DRAWS = 14  # uniform draws per face: 4 choices, angle, scale, 2 shifts, contrast, brightness, 2 erase sizes, a corner
 
@@ -55,8 +55,7 @@ class BatchAugment:
         for name in ("scale", "erase_area", "erase_ratio"):
             bounds = getattr(self, name)
             if not (isinstance(bounds, Sequence) and len(bounds) == 2
-                    and all(isinstance(bound, int | float) and not isinstance(bound, bool) and bound > 0
-                            for bound in bounds)
+                    and all(is_number(bound) and bound > 0 for bound in bounds)
                     and bounds[0] <= bounds[1]):
                 raise ConfigError(f"{name} must be [low, high] with 0 < low <= high, got {bounds!r}")
 
