@@ -118,7 +118,7 @@ def tiny_run_overrides(csv: Path | str, output_dir: Path, cache_dir: Path) -> li
         "fuse_tails=false",
         "trainer.max_epochs=1",
         "+trainer.limit_train_batches=2",
-        "+trainer.enable_model_summary=false",
+        "callbacks.model_summary=null",
         "callbacks.progress_bar=null",
     ]
 

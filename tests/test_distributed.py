@@ -19,7 +19,7 @@ from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.inference.face_classifier import FaceClassifier
 
 TINY = ["data.batch_size=32", "data.eval_batch_size=64", "trainer.accelerator=cpu", "trainer.precision=32-true",
-        "fuse_tails=false", "+trainer.limit_train_batches=2", "+trainer.enable_model_summary=false",
+        "fuse_tails=false", "+trainer.limit_train_batches=2", "callbacks.model_summary=null",
         "callbacks.progress_bar=null"]
 
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from fer_lightning.models.cnn import KERAS_NORM_EPS, KERAS_NORM_MOMENTUM, FerCNN
 from fer_lightning.models.dropout import ByteDropout, keep_mask_like
+from fer_lightning.models.flops import face_flops
 from fer_lightning.models.resnet import BasicBlock, FerResNet
 
 # The study's ReLU model summary (Keras, channels last), layer by layer: output shape and parameter count.
@@ -211,3 +212,40 @@ def test_resnet18_has_resnet18s_stages_at_the_faces_size() -> None:
     assert torch.equal(block(faces), torch.relu(faces))
     with pytest.raises(ValueError, match="one block count"):
         FerResNet(widths=[8, 16], blocks=[1])
+
+
+def test_face_flops_count_each_multiply_add_twice_per_submodule() -> None:
+    net = nn.Sequential(nn.Flatten(), nn.Linear(48 * 48, 10, bias=False), nn.Sequential(nn.ReLU(), nn.Linear(10, 7)))
+    assert face_flops(net) == {"": 2 * (48 * 48 * 10 + 10 * 7), "1": 2 * 48 * 48 * 10, "2": 2 * 10 * 7,
+                               "2.1": 2 * 10 * 7}
+    study_net = instantiate(compose_train(["model=relu"]).model.net)
+    convs = [(44 * 44, 48, 1, 5), (20 * 20, 256, 48, 3), (8 * 8, 128, 256, 3), (2 * 2, 256, 128, 3)]
+    by_hand = sum(2 * side * out * into * k * k for side, out, into, k in convs) + 2 * (1024 * 256 + 256 * 7)
+    assert face_flops(study_net)[""] == by_hand == 133_755_904
+
+
+def test_face_flops_leave_the_run_as_they_found_it() -> None:
+    """No BatchNorm statistic moves, no dropout draws, every mode comes back, and a net compiled in place is not
+    compiled for the count (its backend would raise; torch 2.13 runs eagerly under a FLOP counter anyway, and
+    ``face_flops`` asks for it)."""
+
+    def no_compiling(graph: torch.fx.GraphModule, example_inputs: list[torch.Tensor]) -> None:
+        raise AssertionError("compiled for a count")
+
+    class Tiny(nn.Module):  # dynamo compiles a module's own forward, not nn.Sequential's
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.norm, self.drop = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5).eval()
+            self.head = nn.Linear(4 * 46 * 46, 7)
+
+        def forward(self, faces: torch.Tensor) -> torch.Tensor:
+            return self.head(self.drop(self.norm(self.conv(faces))).flatten(1))
+
+    net = Tiny()
+    net.compile(backend=no_compiling)
+    statistics, random_state = net.norm.running_mean.clone(), torch.get_rng_state()
+    assert face_flops(net) == {"": 2 * (46 * 46 * 4 * 9 + 4 * 46 * 46 * 7), "conv": 2 * 46 * 46 * 4 * 9,
+                               "head": 2 * 4 * 46 * 46 * 7}
+    assert torch.equal(net.norm.running_mean, statistics)
+    assert torch.equal(torch.get_rng_state(), random_state)
+    assert [m.training for m in net.modules()] == [True, True, True, False, True]

@@ -36,7 +36,7 @@ def run_command(csv: Path, run_dir: Path, *extra: str) -> list[str]:
     return [sys.executable, str(REPO / "train.py"), f"hydra.run.dir={run_dir}", f"data.csv_path={csv}",
             f"paths.cache_dir={run_dir.parent / 'cache'}", "data.batch_size=16", "data.eval_batch_size=64",
             "trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=2",
-            "fuse_tails=false", "+trainer.enable_model_summary=false", "callbacks.progress_bar=null",
+            "fuse_tails=false", "callbacks.model_summary=null", "callbacks.progress_bar=null",
             *extra]
 
 

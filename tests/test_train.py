@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import lightning as L
@@ -11,6 +12,7 @@ import pytest
 import torch
 from conftest import REAL_CSV, teacher_file
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelSummary
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
@@ -31,9 +33,11 @@ RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confu
 
 
 @pytest.mark.parametrize("model", ["relu", "leaky"])
-def test_fast_dev_run(train_cfg, model: str) -> None:
+def test_fast_dev_run(train_cfg, model: str, caplog) -> None:
+    caplog.set_level("INFO", logger="fer_lightning")
     summary = train(train_cfg(f"model={model}", "+trainer.fast_dev_run=true"))
     assert 0.0 <= summary.test_acc <= 1.0
+    assert summary.epochs == 1 and ") after 1 epoch in " in caplog.text
     assert summary.best_checkpoint is None  # fast_dev_run writes none; the final weights are tested
 
 
@@ -41,6 +45,7 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     caplog.set_level("INFO", logger="fer_lightning")
     summary = train(train_cfg("trainer.max_epochs=2"))
     assert "epoch 1/2 train/loss=" in caplog.text and "epoch 2/2 train/loss=" in caplog.text
+    assert ") after 2 epochs in " in caplog.text
     # epochs of a few batches, under log_every_n_steps: Lightning's advice to lower it is not shown (metrics are
     # logged per epoch)
     assert not [w for w in recwarn if "logging interval" in str(w.message)]
@@ -111,20 +116,37 @@ def test_balanced_class_weights_and_weighted_sampler_train(train_cfg) -> None:
     assert summary.epochs == 1
 
 
-@pytest.mark.parametrize(("overrides", "bar"), [
-    (("callbacks.progress_bar={_target_: lightning.pytorch.callbacks.RichProgressBar}",), "RichProgressBar"),
-    ((), None),  # tiny_run_overrides' callbacks.progress_bar=null: Lightning would put its own bar back
-    (("+trainer.enable_progress_bar=true",), "RichProgressBar"),  # Lightning's own, asked for
+SUMMARY = "callbacks.model_summary={_target_: fer_lightning.training.callbacks.FaceFlopsSummary}"
+
+
+@pytest.mark.parametrize(("overrides", "bar", "summary"), [
+    (("callbacks.progress_bar={_target_: lightning.pytorch.callbacks.RichProgressBar}", SUMMARY), "RichProgressBar",
+     "FaceFlopsSummary"),
+    ((), None, None),  # tiny_run_overrides' null callbacks: Lightning would put its own bar and table back
+    (("+trainer.enable_progress_bar=true", "+trainer.enable_model_summary=true"), "RichProgressBar",
+     "RichModelSummary"),  # Lightning's own, asked for
+    ((SUMMARY, "+trainer.enable_model_summary=false"), None, None),  # the trainer's switch has the last word
 ])
-def test_progress_bar_null_means_no_bar(train_cfg, overrides: tuple[str, ...], bar: str | None) -> None:
+def test_null_callback_means_no_bar_and_no_table(train_cfg, overrides: tuple[str, ...], bar: str | None,
+                                                 summary: str | None) -> None:
     seen = []
 
     class Watch(L.Callback):
         def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            seen.append(trainer.progress_bar_callback and type(trainer.progress_bar_callback).__name__)
+            summaries = [type(c).__name__ for c in trainer.callbacks if isinstance(c, ModelSummary)]
+            seen.append((trainer.progress_bar_callback and type(trainer.progress_bar_callback).__name__,
+                         summaries[0] if summaries else None))
 
     train(train_cfg("+trainer.fast_dev_run=true", "test=false", *overrides), extra_callbacks=[Watch()])
-    assert seen == [bar]
+    assert seen == [(bar, summary)]
+
+
+def test_table_of_layers_counts_one_face(train_cfg, capsys) -> None:
+    """Lightning's table said 0 FLOPs for every layer without an example batch; the study's net costs 133.8 M."""
+    train(train_cfg("+trainer.fast_dev_run=true", "test=false", SUMMARY))
+    table = capsys.readouterr().out
+    assert "Total FLOPs: 133 M" in table
+    assert re.search(r"│ net +│ FerCNN +│ +967 K │ train │ 133 M │", table)
 
 
 def test_resident_batches_train_validate_and_test_on_soft_targets(train_cfg, fer_csv: Path, tmp_path: Path) -> None:

@@ -30,19 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from fer_lightning.bench.clocks import EpochClock, device_clock
 from fer_lightning.bench.step_profile import StepProfiler
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import ConfigError, FerError, as_list, check_switch, check_whole_number
-from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
 from fer_lightning.inference.runtimes import GRAPH_RUNTIMES, RUNTIMES, onnx_bytes
 from fer_lightning.inference.timing import timings
+from fer_lightning.models.flops import face_flops
 from fer_lightning.precision import channels_last_layout, inference_bf16
 from fer_lightning.training.hparams import model_name
 from fer_lightning.training.run_dir import RunDir
@@ -91,14 +89,6 @@ def cpu_name() -> str:
                 flags = set(value.split())
     units = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 bf16")) if flag in flags]
     return f"{model}, {os.cpu_count()} cores" + "".join(f", {unit}" for unit in units)
-
-
-def forward_mflops(net: nn.Module) -> float:
-    """Millions of floating-point operations in one 48x48 face's forward pass (a multiply-add counts 2)."""
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        net.float()(torch.zeros(1, 1, IMAGE_SIDE, IMAGE_SIDE, device=next(net.parameters()).device))
-    return counter.get_total_flops() / 1e6
 
 
 def inference_candidate(runtime: str, checkpoint: Path, bf16: bool, device: torch.device,
@@ -173,7 +163,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     plain = FaceClassifier.from_checkpoint(checkpoint)  # float32 on the CPU: the int8 graph's source, FLOPs
     speeds = inference_speeds(cfg, plain, checkpoint, inference_bf16(summary.precision, device.type), device)
     speed = speeds[cfg.runtimes[0]]  # the first is the headline: fer-predict's default
-    mflops = forward_mflops(plain.net.to(device))
+    mflops = face_flops(plain.net.to(device))[""] / 1e6
     train_gflops = 3 * mflops * clock.steady_images / clock.steady_seconds / 1e3
     peak_tflops = matmul_peak_tflops(device, compute_dtype(summary.precision))
     figures = {

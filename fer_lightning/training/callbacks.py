@@ -9,8 +9,11 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import RichModelSummary
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 
 from fer_lightning.errors import FerError, check_whole_number
+from fer_lightning.models.flops import face_flops
 
 log = logging.getLogger(__name__)
 ACCELERATOR_CHECK_EVERY_N_STEPS = 50
@@ -121,3 +124,26 @@ class EpochSummary(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._epoch_running:
             self._report(trainer, trainer.current_epoch - 1)
+
+
+class FaceFlopsSummary(RichModelSummary):
+    """Lightning's table of the model's layers at the start of training, with the FLOPs one face costs each.
+
+    Lightning counts FLOPs only by passing an ``example_input_array`` through the DataModule's batch hooks and the
+    forward; here the hooks would augment it, drawing from the run's random state, and with ``compile=`` the
+    forward would compile a graph before training. Without one it printed 0 FLOPs for every layer and in all. So one
+    face goes through the forward on its own (``face_flops``, which leaves the run as it found it), and its counts
+    fill the FLOPs column and the total.
+    """
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flops = face_flops(pl_module) if self._max_depth else {}
+        super().on_fit_start(trainer, pl_module)
+
+    def summarize(self, summary_data: list[tuple[str, list[str]]], total_parameters: int,  # type: ignore[override]
+                  trainable_parameters: int, model_size: float, total_training_modes: dict[str, int],
+                  total_flops: int, **summarize_kwargs: Any) -> None:
+        columns = dict(summary_data)
+        columns["FLOPs"] = [get_human_readable_count(self._flops.get(name, 0)) for name in columns["Name"]]
+        RichModelSummary.summarize(list(columns.items()), total_parameters, trainable_parameters, model_size,
+                                   total_training_modes, self._flops.get("", 0), **summarize_kwargs)

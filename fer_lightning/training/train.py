@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 WHITENING_FACES = 5000  # Training faces whose patches set the first conv's whitening filters
 MAX_SEED = 2**32 - 1
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+# The Trainer's switches for the callbacks Lightning adds a default one of when none is among them.
+DEFAULT_CALLBACK_SWITCHES = {"enable_progress_bar": ProgressBar, "enable_model_summary": ModelSummary}
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSummary:
@@ -203,9 +205,9 @@ def _model(cfg: DictConfig, datamodule: FerDataModule, channels_last: bool, whit
 def _trainer(cfg: DictConfig, precision: str, callbacks: list[Callback], loggers: list[Logger]) -> L.Trainer:
     """Lightning's Trainer from ``trainer.*``; a value its constructor refuses with a ValueError (a precision it does
     not know, say) is a ConfigError naming it, as its MisconfigurationExceptions already are (fer_lightning.cli)."""
+    callbacks, switches = _default_callback_switches(cfg.trainer, callbacks)
     try:
-        return instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False,
-                           **_progress_bar_switch(cfg.trainer, callbacks))
+        return instantiate(cfg.trainer, precision=precision, callbacks=callbacks, logger=loggers or False, **switches)
     except InstantiationException as err:
         if isinstance(err.__cause__, ValueError):
             raise ConfigError(f"trainer: {err.__cause__}") from err
@@ -219,12 +221,18 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
 
 
-def _progress_bar_switch(trainer_cfg: DictConfig, callbacks: Sequence[Callback]) -> dict[str, bool]:
-    """``callbacks.progress_bar=null`` means no bar: without a ProgressBar among the callbacks, Lightning would add
-    its own default one. ``trainer.enable_progress_bar``, where it is set, has the last word."""
-    if "enable_progress_bar" in trainer_cfg:
-        return {}
-    return {"enable_progress_bar": any(isinstance(callback, ProgressBar) for callback in callbacks)}
+def _default_callback_switches(trainer_cfg: DictConfig,
+                               callbacks: list[Callback]) -> tuple[list[Callback], dict[str, bool]]:
+    """``callbacks.progress_bar=null`` means no bar and ``callbacks.model_summary=null`` no table of layers: without
+    such a callback among them, Lightning would add its own default one. ``trainer.enable_progress_bar`` and
+    ``trainer.enable_model_summary``, where set, have the last word: false leaves that kind out of the callbacks."""
+    switches = {}
+    for switch, kind in DEFAULT_CALLBACK_SWITCHES.items():
+        if switch not in trainer_cfg:
+            switches[switch] = any(isinstance(callback, kind) for callback in callbacks)
+        elif not trainer_cfg[switch]:
+            callbacks = [callback for callback in callbacks if not isinstance(callback, kind)]
+    return callbacks, switches
 
 
 def _best_checkpoint(trainer: L.Trainer) -> str | None:
@@ -303,11 +311,12 @@ def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any
 
 
 def _log_outcome(summary: RunSummary, run_dir: RunDir) -> None:
+    epochs = f"{summary.epochs} epoch{'' if summary.epochs == 1 else 's'}"
     if summary.test_acc is not None:
-        log.info("PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), macro F1 %.4f (TTA %s) after %d epochs in "
-                 "%.0f s; on the %d faces without a copy in Training %.4f, macro F1 %.4f; run dir %s", summary.test_acc,
-                 *summary.test_acc_ci95, summary.test_f1_macro, summary.tta, summary.epochs, summary.fit_seconds,
+        log.info("PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), macro F1 %.4f (TTA %s) after %s in %.0f s; "
+                 "on the %d faces without a copy in Training %.4f, macro F1 %.4f; run dir %s", summary.test_acc,
+                 *summary.test_acc_ci95, summary.test_f1_macro, summary.tta, epochs, summary.fit_seconds,
                  summary.test_unseen_faces, summary.test_acc_unseen, summary.test_f1_macro_unseen, run_dir.path)
     else:
-        log.info("Best PublicTest accuracy %.4f after %d epochs in %.0f s (no test pass); run dir %s",
-                 summary.val_acc_best, summary.epochs, summary.fit_seconds, run_dir.path)
+        log.info("Best PublicTest accuracy %.4f after %s in %.0f s (no test pass); run dir %s",
+                 summary.val_acc_best, epochs, summary.fit_seconds, run_dir.path)

@@ -14,7 +14,7 @@ from fer_lightning.errors import check_number, check_whole_number
 
 # Every trial: no PrivateTest pass, no checkpoints (a killed trial is re-run, not resumed), quiet logs.
 TRIAL_RULES = ["test=false", "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
-               "callbacks.progress_bar=null", "+trainer.enable_model_summary=false"]
+               "callbacks.progress_bar=null", "callbacks.model_summary=null"]
 
 
 def trial_config(cfg: DictConfig, params: dict[str, Any], output_dir: Path) -> DictConfig:
