@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 WHITENING_FACES = 5000  # Training faces whose patches set the first conv's whitening filters
 MAX_SEED = 2**32 - 1
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
-# The Trainer's switches for the callbacks Lightning adds a default one of when none is among them.
-DEFAULT_CALLBACK_SWITCHES = {"enable_progress_bar": ProgressBar, "enable_model_summary": ModelSummary}
 
 
 def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSummary:
@@ -223,14 +221,19 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 def _default_callback_switches(trainer_cfg: DictConfig,
                                callbacks: list[Callback]) -> tuple[list[Callback], dict[str, bool]]:
-    """``callbacks.progress_bar=null`` means no bar and ``callbacks.model_summary=null`` no table of layers: without
-    such a callback among them, Lightning would add its own default one. ``trainer.enable_progress_bar`` and
-    ``trainer.enable_model_summary``, where set, have the last word: false leaves that kind out of the callbacks."""
+    """Lightning adds a default progress bar and table of layers where the callbacks hold none; here
+    ``callbacks.progress_bar=null`` means no bar and ``callbacks.model_summary=null`` no table.
+    ``trainer.enable_progress_bar`` and ``trainer.enable_model_summary``, where set, have the last word: false
+    leaves that kind out of the callbacks. Unset, the bar's switch follows the callbacks (Lightning refuses a bar it
+    was told not to show) and the table's is false: it only adds Lightning's default table, and true beside ours
+    logs a line saying that it did not."""
     switches = {}
-    for switch, kind in DEFAULT_CALLBACK_SWITCHES.items():
-        if switch not in trainer_cfg:
-            switches[switch] = any(isinstance(callback, kind) for callback in callbacks)
-        elif not trainer_cfg[switch]:
+    if "enable_progress_bar" not in trainer_cfg:
+        switches["enable_progress_bar"] = any(isinstance(callback, ProgressBar) for callback in callbacks)
+    if "enable_model_summary" not in trainer_cfg:
+        switches["enable_model_summary"] = False
+    for switch, kind in (("enable_progress_bar", ProgressBar), ("enable_model_summary", ModelSummary)):
+        if not trainer_cfg.get(switch, True):
             callbacks = [callback for callback in callbacks if not isinstance(callback, kind)]
     return callbacks, switches
 
