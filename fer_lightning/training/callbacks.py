@@ -136,6 +136,10 @@ class FaceFlopsSummary(RichModelSummary):
     fill the FLOPs column and the total.
     """
 
+    def __init__(self, max_depth: int = 1, **summarize_kwargs: Any) -> None:
+        super().__init__(max_depth, **summarize_kwargs)
+        self._flops: dict[str, int] = {}  # by submodule name, "" the whole forward: counted as training starts
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._flops = face_flops(pl_module) if self._max_depth else {}
         super().on_fit_start(trainer, pl_module)
