@@ -217,6 +217,10 @@ def test_bench_before_after_runs_both_commits_in_turn_and_removes_its_worktree(t
     assert [h.split(",")[1].split()[0] for h in headers] == ["before", "after"]
     assert done.stdout.count("train_images_per_s=") == 2 and done.stdout.count("precision=32-true") == 2
     assert subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout == worktrees
+    refused = subprocess.run(["bash", str(SCRIPTS / "bench_before_after.sh"), "HEAD", "1", "no_such_knob=1"],
+                             cwd=repo, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "no_such_knob" in refused.stderr  # the run's own error, not silence
+    assert subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout == worktrees
 
 
 def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_runs: list[Path], fer_csv: Path,

@@ -12,7 +12,8 @@ rounds=${2:-2}
 shift $(( $# < 2 ? $# : 2 ))
 here=$(git rev-parse --show-toplevel)
 worktree=$(mktemp -d)
-trap 'git -C "$here" worktree remove --force "$worktree"' EXIT
+log=$(mktemp)
+trap 'git -C "$here" worktree remove --force "$worktree"; rm -f "$log"' EXIT
 git -C "$here" worktree add --detach --quiet "$worktree" "$before"
 # The package finds its configs as fer_lightning.conf, which the editable install maps to this checkout's conf/;
 # a link inside the older package makes it find its own first.
@@ -20,7 +21,11 @@ ln -s ../conf "$worktree/fer_lightning/conf"
 for round in $(seq "$rounds"); do
   for dir in "$worktree" "$here"; do
     echo "=== round $round, $( [ "$dir" = "$here" ] && echo after || echo before ) ($(git -C "$dir" rev-parse --short HEAD)), $(date -u +%H:%M:%S) UTC"
-    (cd "$dir" && PYTHONPATH="$dir" python -c "from fer_lightning.cli.bench import main; main()" \
-      paths.cache_dir="$here/outputs/cache" callbacks.progress_bar=null "$@" 2>&1 | grep -E '^[a-z_0-9]+=')
+    if ! (cd "$dir" && PYTHONPATH="$dir" python -c "from fer_lightning.cli.bench import main; main()" \
+          paths.cache_dir="$here/outputs/cache" callbacks.progress_bar=null "$@" > "$log" 2>&1); then
+      tail -n 5 "$log" >&2  # an override the older commit does not know, say
+      exit 1
+    fi
+    grep -E '^[a-z_0-9]+=' "$log"
   done
 done
