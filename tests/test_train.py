@@ -143,8 +143,10 @@ def test_null_callback_means_no_bar_and_no_table(train_cfg, overrides: tuple[str
 
 def test_table_of_layers_counts_one_face(train_cfg, capsys, caplog) -> None:
     """Lightning's table said 0 FLOPs for every layer without an example batch; the study's net costs 133.8 M."""
+    caplog.set_level("INFO", logger="fer_lightning")
     train(train_cfg("+trainer.fast_dev_run=true", "test=false", SUMMARY))
     assert "Skipping setting a default" not in caplog.text  # Lightning's line when its switch is on beside ours
+    assert "Model: 967 K parameters, 133 M FLOPs in one face's forward pass" in caplog.text  # train.log's line
     table = capsys.readouterr().out
     assert "Total FLOPs: 133 M" in table
     assert re.search(r"│ net +│ FerCNN +│ +967 K │ train │ 133 M │", table)

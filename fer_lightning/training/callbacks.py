@@ -151,3 +151,6 @@ class FaceFlopsSummary(RichModelSummary):
         columns["FLOPs"] = [get_human_readable_count(self._flops.get(name, 0)) for name in columns["Name"]]
         RichModelSummary.summarize(list(columns.items()), total_parameters, trainable_parameters, model_size,
                                    total_training_modes, self._flops.get("", 0), **summarize_kwargs)
+        # The table goes to the console alone; this line also reaches train.log, and says what the FLOPs count.
+        log.info("Model: %s parameters, %s FLOPs in one face's forward pass",
+                 get_human_readable_count(total_parameters), get_human_readable_count(self._flops.get("", 0)))
