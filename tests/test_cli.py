@@ -187,6 +187,7 @@ def test_multirun_over_both_models(tmp_path: Path, fer_csv: Path, launcher: list
     assert summary["test/acc"].between(0, 1).all()
     assert (summary["test/acc_low"] < summary["test/acc_high"]).all()
     assert summary.apply(lambda job: job["test/acc_low"] <= job["test/acc"] <= job["test/acc_high"], axis=1).all()
+    assert summary["forward_mflops_per_face"].tolist() == [133.756, 133.756]  # the study's two nets cost alike
     events = EventAccumulator(str(jobs[1].parent / "tensorboard")).Reload()
     start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     assert HParamsPluginData.FromString(start).session_start_info.hparams["model"].string_value == "leaky"

@@ -59,6 +59,7 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     assert metrics["accuracy"] == pytest.approx(summary.test_acc)
     saved = json.loads((run / "summary.json").read_text())
     assert saved["epochs"] == 2 and saved["test/acc_ci95"] == metrics["accuracy_ci95"] == summary.test_acc_ci95
+    assert saved["forward_mflops_per_face"] == 133.756  # the study's ReLU net, by hand in test_model
     low, high = summary.test_acc_ci95
     assert low < summary.test_acc < high and high - low > 0.2  # 42 faces tell little
     test = np.load(run / "logits_test.npz")
@@ -74,7 +75,8 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     events = EventAccumulator(str(run / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "val/f1_macro", "test/acc",
-            "test/f1_macro", "hp/test_acc", "hp/test_acc_low", "hp/test_acc_high", "hp/val_acc_best"} <= scalars
+            "test/f1_macro", "hp/test_acc", "hp/test_acc_low", "hp/test_acc_high", "hp/val_acc_best",
+            "hp/forward_mflops_per_face"} <= scalars
     confusion = events.Images("test/confusion_matrix")[0]
     assert confusion.width <= 700  # legible at TensorBoard's default card size, not scaled down from 1,500 px
     assert events.Images("test/mistakes")

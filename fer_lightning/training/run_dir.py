@@ -45,6 +45,7 @@ class RunSummary:
     fit_seconds: float
     precision: str
     device: str | None = None  # runs finished before 2026-11-25 (their summaries are stacked in docs/) lack it
+    forward_mflops_per_face: float | None = None  # the net's cost beside its accuracy; runs before 2026-12-06 lack it
     tta: str = "none"
     tta_val_acc: dict[str, float] = field(default_factory=dict)
     val_acc: float | None = None

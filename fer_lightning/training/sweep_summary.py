@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
-COLUMNS = ("val/acc_best", "test/acc", "test/acc_low", "test/acc_high", "test/f1_macro", "epochs", "fit_seconds")
+COLUMNS = ("val/acc_best", "test/acc", "test/acc_low", "test/acc_high", "test/f1_macro", "epochs", "fit_seconds",
+           "forward_mflops_per_face")
 
 
 def sweep_table(sweep_dir: Path) -> pd.DataFrame:

@@ -35,6 +35,7 @@ from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import checked_candidates, choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
+from fer_lightning.models.flops import face_flops
 from fer_lightning.models.whitening import whiten_first_conv
 from fer_lightning.precision import inference_bf16, resolve_precision
 from fer_lightning.training.hparams import run_knobs
@@ -71,6 +72,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
         keep_freed_memory()
     datamodule = _datamodule(cfg, precision)
     model = _model(cfg, datamodule, channels_last, whiten=cfg.whiten_first_conv and not ckpt_path)
+    forward_mflops = face_flops(model)[""] / 1e6
     if compile_options is not None:
         model.net.compile(**compile_options)  # in place: state_dict keys stay plain, so checkpoints load uncompiled
     loggers = _instantiate_all(cfg.logger)
@@ -86,7 +88,8 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
     val_acc_best = trainer.callback_metrics.get("val/acc_best")  # read before testing replaces the metrics
     summary = RunSummary(val_acc_best=float(val_acc_best) if val_acc_best is not None else float("nan"),
                          epochs=trainer.current_epoch, fit_seconds=round(time.perf_counter() - start, 1),
-                         precision=precision, device=str(trainer.strategy.root_device))
+                         precision=precision, device=str(trainer.strategy.root_device),
+                         forward_mflops_per_face=round(forward_mflops, 3))
     figures: dict[str, Figure] = {}
     if cfg.test:
         tested = _test(trainer, model, datamodule)
