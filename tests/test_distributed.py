@@ -39,7 +39,8 @@ def test_two_cpu_processes_write_one_run_dir_and_resume(fer_csv: Path, tmp_path:
     names = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and "tensorboard" not in p.parts)
     assert [n for n in names if not n.startswith((".hydra", "checkpoints"))] == [
         "classification_report.txt", "confusion_matrix.png", "csv/metrics.csv", "curves.png", "logits_test.npz",
-        "logits_val.npz", "metrics.json", "mistakes.png", "summary.json", "train.log", "train_ddp_process_1.log"]
+        "logits_val.npz", "metrics.json", "mistakes.png", "reliability.png", "summary.json", "train.log",
+        "train_ddp_process_1.log"]
     summary = json.loads((run / "summary.json").read_text())
     saved = np.load(run / "logits_test.npz")
     faces = load_fer2013(fer_csv).split("PrivateTest")[0]

@@ -67,8 +67,9 @@ def test_48px_faces_skip_detection_and_match_the_checkpoint(trained_runs: list[P
     assert printed.splitlines()[-1] == f"7 more rows in {tmp_path / 'out' / 'predictions.csv'}"
     assert summary["faces"] == 12 and summary["failed"] == 0
     assert (table[["x", "y", "w", "h"]].to_numpy() == [0, 0, 48, 48]).all()
-    tta = json.loads((trained_runs[0] / "summary.json").read_text())["tta"]  # tta=auto: the run's pick
-    expected = FaceClassifier.from_checkpoint(ckpt, tta=tta).predict_proba(faces)
+    run_summary = json.loads((trained_runs[0] / "summary.json").read_text())  # tta=auto, temperature=auto: the run's
+    expected = FaceClassifier.from_checkpoint(ckpt, tta=run_summary["tta"],
+                                              temperature=run_summary["temperature"]).predict_proba(faces)
     np.testing.assert_allclose(table[PROBA].to_numpy(), expected, atol=1e-4)  # rows kept their order
     assert table.emotion.tolist() == [CLASS_NAMES[i] for i in expected.argmax(1)]
     assert len(json.loads((tmp_path / "out" / "predictions.json").read_text())["rows"]) == 12

@@ -13,6 +13,7 @@ import torch
 from conftest import REAL_CSV, teacher_file
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelSummary
+from scipy.special import softmax
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch import nn
@@ -20,6 +21,7 @@ from torch import nn
 from fer_lightning.cli.common import exit_on_error
 from fer_lightning.data.resident import ResidentBatches
 from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.inference.calibration import expected_calibration_error, fit_temperature
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import checked_candidates
 from fer_lightning.precision import choose_precision
@@ -29,7 +31,7 @@ KNOBS = {"model", "whiten_first_conv", "optimizer", "scheduler", "peak_lr", "wei
          "label_smoothing", "sam_rho", "conv_dropout", "dense_dropout", "augmentation", "batch_size", "max_epochs",
          "fit_minutes", "seed", "precision"}
 RUN_FILES = {"metrics.json", "summary.json", "classification_report.txt", "confusion_matrix.png", "curves.png",
-             "mistakes.png", "logits_val.npz", "logits_test.npz"}
+             "mistakes.png", "reliability.png", "logits_val.npz", "logits_test.npz"}
 
 
 @pytest.mark.parametrize("model", ["relu", "leaky"])
@@ -71,6 +73,10 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
     assert set(summary.tta_val_acc) == {"none", "hflip"} and summary.tta in summary.tta_val_acc
     assert summary.tta_val_acc[summary.tta] == max(summary.tta_val_acc.values())
     assert np.mean(val["logits"].argmax(1) == val["labels"]) == pytest.approx(summary.tta_val_acc[summary.tta])
+    # fer-predict's temperature is the one fitted on those PublicTest logits; PrivateTest reports what it does.
+    assert saved["temperature"] == fit_temperature(val["logits"], val["labels"])
+    assert saved["test/ece"] == expected_calibration_error(softmax(test["logits"], axis=1), test["labels"])
+    assert 0 <= saved["test/ece_calibrated"] <= 1 and "PrivateTest's calibration error" in caplog.text
 
     events = EventAccumulator(str(run / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])
@@ -79,7 +85,7 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
             "hp/forward_mflops_per_face"} <= scalars
     confusion = events.Images("test/confusion_matrix")[0]
     assert confusion.width <= 700  # legible at TensorBoard's default card size, not scaled down from 1,500 px
-    assert events.Images("test/mistakes")
+    assert events.Images("test/mistakes") and events.Images("test/reliability")
     start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     hparams = HParamsPluginData.FromString(start).session_start_info.hparams
     assert set(hparams) == KNOBS  # the knobs runs differ in, not every flattened config path

@@ -33,7 +33,8 @@ class FaceClassifier:
     ``runtime`` torch_compile compiles the net with inductor, its weights frozen in as constants (folded and laid
     out for oneDNN once); onnxruntime and openvino export the net to ONNX on first use and run that graph on the
     CPU (``inference.runtimes``), in bf16 too where ``bf16`` is set and the runtime offers it, or run
-    ``int8_graph``, fer-export's checked int8 copy of the net, instead.
+    ``int8_graph``, fer-export's checked int8 copy of the net, instead. ``predict_proba`` divides the logits by
+    ``temperature`` first (``inference.calibration``; 1: the net's own probabilities).
     """
 
     net: nn.Module
@@ -44,6 +45,7 @@ class FaceClassifier:
     tta: str = "none"
     runtime: str = "torch"
     int8_graph: Path | None = None
+    temperature: float = 1.0
     _graph: GraphRunner | None = field(default=None, init=False, repr=False)
     _forward: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
 
@@ -58,7 +60,7 @@ class FaceClassifier:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, bf16: bool = False, tta: str = "none", runtime: str = "torch",
-                        int8_graph: Path | None = None) -> FaceClassifier:
+                        int8_graph: Path | None = None, temperature: float = 1.0) -> FaceClassifier:
         path = Path(path)
         checkpoint = read_checkpoint(path)
         net: nn.Module = instantiate(net_config(path, checkpoint), _convert_="all")
@@ -71,7 +73,8 @@ class FaceClassifier:
         stats = checkpoint[DATAMODULE_KEY]
         if bf16:
             net = net.to(memory_format=torch.channels_last)
-        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta, runtime, int8_graph)
+        return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta, runtime, int8_graph,
+                   temperature)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """(N, 48, 48) uint8 faces -> (N, 7) float32 logits, averaged over the TTA views. The views go through the
@@ -110,4 +113,4 @@ class FaceClassifier:
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        return softmax(self.logits(images), axis=1)
+        return softmax(self.logits(images) / self.temperature, axis=1)

@@ -50,10 +50,12 @@ def export_onnx(classifier: FaceClassifier, path: Path, opset: int = 17) -> Path
 
 class OnnxFaceClassifier:
     """An exported network (float32 or int8) under onnxruntime or OpenVINO, with FaceClassifier's interface:
-    uint8 faces in. The file's input is checked with onnxruntime whichever runtime then runs it."""
+    uint8 faces in, probabilities at ``temperature``. The file's input is checked with onnxruntime whichever runtime
+    then runs it."""
 
-    def __init__(self, path: str | Path, runtime: str = "onnxruntime") -> None:
+    def __init__(self, path: str | Path, runtime: str = "onnxruntime", temperature: float = 1.0) -> None:
         self.source = Path(path)
+        self.temperature = temperature
         if not self.source.is_file():
             raise FerError(f"{self.source}: no such ONNX file")
         if runtime not in GRAPH_RUNTIMES:
@@ -75,7 +77,7 @@ class OnnxFaceClassifier:
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        return softmax(self.logits(images), axis=1)
+        return softmax(self.logits(images) / self.temperature, axis=1)
 
 
 def parity(expected: np.ndarray, got: np.ndarray, tolerance: float, name: str) -> dict[str, float]:

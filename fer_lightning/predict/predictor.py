@@ -25,6 +25,7 @@ from fer_lightning.faces.detectors import Box, Face, make_detector
 from fer_lightning.faces.finder import FaceFinder, to_gray
 from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.inference.calibration import fit_temperature
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
 from fer_lightning.inference.runtimes import GRAPH_RUNTIMES
@@ -82,6 +83,16 @@ def _checkpoint_tta(ckpt: Path) -> str:
     return run_dir.tta() if run_dir else "none"
 
 
+def _temperature(cfg: DictConfig, model_file: Path) -> float:
+    """``temperature``, where auto is the one fitted on the PublicTest logits of the run the checkpoint or ONNX file
+    belongs to (with the run's TTA), so that a face said to be 80% sure is right about 80% of the time; 1, the
+    net's own probabilities, for a file outside a finished run dir."""
+    if cfg.temperature != "auto":
+        return float(cfg.temperature)
+    run_dir = RunDir.of_checkpoint(model_file)
+    return fit_temperature(*run_dir.logits("PublicTest")) if run_dir and run_dir.has_logits() else 1.0
+
+
 def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     """The one model named by ckpt=, onnx= or stack=, and a description for the log and the JSON."""
     kind, path = named_model(cfg)
@@ -89,13 +100,15 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     if kind == "ckpt":
         int8 = int8_copy(path) if cfg.int8 == "auto" and cfg.runtime in GRAPH_RUNTIMES else None
         classifier = FaceClassifier.from_checkpoint(path, bf16, _checkpoint_tta(path) if cfg.tta == "auto" else cfg.tta,
-                                                    cfg.runtime, int8)
+                                                    cfg.runtime, int8, _temperature(cfg, path))
         in_bf16 = bf16 and cfg.runtime != "onnxruntime"  # onnxruntime runs the graph in float32
         precision = f" (its int8 copy {int8})" if int8 else " (bf16)" if in_bf16 else ""
-        return classifier, f"checkpoint {path} on {cfg.runtime}{precision}, TTA {classifier.tta}"
+        return classifier, (f"checkpoint {path} on {cfg.runtime}{precision}, TTA {classifier.tta}, "
+                            f"temperature {classifier.temperature:.2f}")
     if kind == "onnx":
-        onnx_model = OnnxFaceClassifier(path, cfg.runtime)
-        return onnx_model, f"ONNX {path}" + (" (int8)" if onnx_model.int8 else "") + f" on {cfg.runtime}"
+        onnx_model = OnnxFaceClassifier(path, cfg.runtime, _temperature(cfg, path))
+        return onnx_model, (f"ONNX {path}" + (" (int8)" if onnx_model.int8 else "") + f" on {cfg.runtime}, "
+                            f"temperature {onnx_model.temperature:.2f}")
     return StackedFaceClassifier.from_path(path, bf16, cfg.runtime), f"stack {path} on {cfg.runtime}"
 
 

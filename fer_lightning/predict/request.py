@@ -16,7 +16,8 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed")
 
 
 def named_model(cfg: DictConfig) -> tuple[str, Path]:
-    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists."""
+    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists, with a temperature it can
+    take."""
     named = {key: cfg[key] for key in MODEL_KINDS if cfg[key]}
     if len(named) != 1:
         raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
@@ -25,6 +26,12 @@ def named_model(cfg: DictConfig) -> tuple[str, Path]:
         raise FerError(f"int8 must be auto (fer-export's checked int8 copy where there is one) or false, "
                        f"got {cfg.int8!r}")
     (kind, path), = named.items()
+    if cfg.temperature != "auto":
+        if kind == "stack":
+            raise ConfigError("temperature applies to ckpt= and onnx=; a stack's meta-learner gives its own "
+                              f"probabilities, so leave it auto (got {cfg.temperature!r})")
+        check_number("temperature", cfg.temperature, above=0,
+                     why="what the logits are divided by; or auto, the one fitted on the run's PublicTest")
     if not Path(path).exists():
         raise FerError(f"{path}: no such {MODEL_KINDS[kind]}")
     return kind, Path(path)

@@ -15,10 +15,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy.special import softmax
 from scipy.stats import binomtest, norm
 from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
 from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.inference.calibration import confidence_bins, expected_calibration_error
 
 LABELS = list(range(len(CLASS_NAMES)))
 LABEL_WIDTH = 45  # characters in a line of a bar's name
@@ -105,6 +107,27 @@ def mistakes_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray, 
                 ax.imshow(images[face], cmap="gray", vmin=0, vmax=255)
                 ax.set_title(f"{CLASS_NAMES[predicted[face]]} {confidence[face]:.0%}", fontsize=8)
     fig.suptitle(f"{title} most confident mistakes: true class (rows), predicted class and probability".strip())
+    return fig
+
+
+def reliability_figure(logits: np.ndarray, labels: np.ndarray, temperature: float, title: str = "") -> Figure:
+    """How often answers are right against how sure they say they are, per bin of confidence (a point's area is
+    its number of faces): as trained, and with the logits divided by ``temperature``. On the diagonal, a
+    confidence of 70% is right 70% of the time."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="confidence = accuracy")
+    for scale, name, color in ((1.0, "as trained", "tab:blue"), (temperature, f"temperature {temperature:.2f}",
+                                                                   "tab:orange")):
+        proba = softmax(logits / scale, axis=1)
+        counts, confidence, accuracy = confidence_bins(proba, labels)
+        filled = counts > 0
+        error = expected_calibration_error(proba, labels)
+        ax.scatter(confidence[filled], accuracy[filled], s=600 * counts[filled] / counts.sum(), color=color,
+                   alpha=0.8, label=f"{name}: calibration error {error:.1%}")
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top probability)", ylabel="accuracy",
+           title=f"{title} confidence against accuracy (area: faces)".strip())
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
     return fig
 
 

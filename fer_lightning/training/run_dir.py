@@ -25,7 +25,8 @@ LOGIT_FILES = {"PublicTest": "logits_val.npz", "PrivateTest": "logits_test.npz"}
 METRIC_KEYS = {"val_acc_best": "val/acc_best", "val_acc": "val/acc", "test_acc": "test/acc",
                "test_f1_macro": "test/f1_macro", "test_loss": "test/loss",
                "test_acc_single_pass": "test/acc_single_pass", "test_acc_unseen": "test/acc_unseen",
-               "test_f1_macro_unseen": "test/f1_macro_unseen", "test_acc_ci95": "test/acc_ci95"}
+               "test_f1_macro_unseen": "test/f1_macro_unseen", "test_acc_ci95": "test/acc_ci95",
+               "test_ece": "test/ece", "test_ece_calibrated": "test/ece_calibrated"}
 
 
 class RunDirError(FerError, ValueError):
@@ -38,6 +39,8 @@ class RunSummary:
 
     ``val_acc`` is PublicTest accuracy with the chosen ``tta``; ``tta_val_acc`` holds every candidate's.
     The ``_unseen`` figures count only the ``test_unseen_faces`` PrivateTest faces without a copy in Training.
+    ``temperature`` is fitted on PublicTest (``inference.calibration``); ``test_ece`` is PrivateTest's expected
+    calibration error as trained, ``test_ece_calibrated`` with that temperature, as fer-predict reports confidences.
     """
 
     val_acc_best: float
@@ -57,6 +60,9 @@ class RunSummary:
     test_acc_unseen: float | None = None
     test_f1_macro_unseen: float | None = None
     test_unseen_faces: int | None = None
+    temperature: float | None = None
+    test_ece: float | None = None
+    test_ece_calibrated: float | None = None
     best_checkpoint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -176,7 +182,7 @@ class RunDir:
         """The (N, 7) logits, with the run's chosen TTA, and the labels of a split the run saved."""
         path = self.path / LOGIT_FILES[split]
         if not path.is_file():
-            raise RunDirError(f"{path}: missing; stack only runs that finished with test=true")
+            raise RunDirError(f"{path}: missing; a run saves its logits when it finishes with test=true")
         with np.load(path) as saved:
             logits, labels = saved["logits"], saved["labels"]
         if logits.ndim != 2 or logits.shape != (len(labels), NUM_CLASSES):

@@ -28,10 +28,12 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary,
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
+from scipy.special import softmax
 
 from fer_lightning.data.datamodule import FerDataModule
 from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
 from fer_lightning.host_memory import keep_freed_memory
+from fer_lightning.inference.calibration import expected_calibration_error, fit_temperature
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import checked_candidates, choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
@@ -39,7 +41,7 @@ from fer_lightning.models.flops import face_flops
 from fer_lightning.models.whitening import whiten_first_conv
 from fer_lightning.precision import inference_bf16, resolve_precision
 from fer_lightning.training.hparams import run_knobs
-from fer_lightning.training.reports import curves_figure, mistakes_figure, write_report
+from fer_lightning.training.reports import curves_figure, mistakes_figure, reliability_figure, write_report
 from fer_lightning.training.run_dir import RunDir, RunSummary
 from fer_lightning.training.teacher_nets import TeacherNets
 from fer_lightning.training.time_budget import FitInMinutes
@@ -259,12 +261,13 @@ def _test(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModul
 
 def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule, run_dir: RunDir,
             tta_candidates: Sequence[str], test_results: dict[str, float], summary: RunSummary) -> dict[str, Figure]:
-    """Rank 0's part of the one PrivateTest pass: pick TTA on PublicTest, save logits, write the report.
+    """Rank 0's part of the one PrivateTest pass: pick TTA and the confidences' temperature on PublicTest, save
+    logits, write the report.
 
     The report and the saved logits use the TTA that scored best on PublicTest, so stacking and fer-predict see
     the same predictions the report describes; they run on every face in one process, so they do not depend on
-    how DDP shared the test set out. Fills in the summary's PrivateTest fields and returns the confusion matrix and
-    the most confident mistakes, for TensorBoard.
+    how DDP shared the test set out. Fills in the summary's PrivateTest fields and returns the confusion matrix,
+    the most confident mistakes and the confidences against accuracy, for TensorBoard.
     """
     best = _best_checkpoint(trainer)
     device = trainer.strategy.root_device
@@ -284,6 +287,7 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
     report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels, unseen)
     mistakes = mistakes_figure(test_images, test_logits, test_labels, title="PrivateTest")
     mistakes.savefig(run_dir.path / "mistakes.png")
+    reliability = _confidence_report(val_logits, val_labels, test_logits, test_labels, summary, run_dir)
     summary.val_acc = float(np.mean(val_logits.argmax(1) == val_labels))
     summary.test_acc, summary.test_f1_macro = report["accuracy"], report["macro"]["f1"]
     summary.test_acc_ci95 = report["accuracy_ci95"]
@@ -292,7 +296,23 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
     unseen_report = report["unseen"]
     summary.test_acc_unseen, summary.test_f1_macro_unseen = unseen_report["accuracy"], unseen_report["macro"]["f1"]
     summary.test_unseen_faces = unseen_report["n"]
-    return {"test/confusion_matrix": confusion, "test/mistakes": mistakes}
+    return {"test/confusion_matrix": confusion, "test/mistakes": mistakes, "test/reliability": reliability}
+
+
+def _confidence_report(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
+                       test_labels: np.ndarray, summary: RunSummary, run_dir: RunDir) -> Figure:
+    """The softmax temperature that fer-predict's confidences use, fitted on PublicTest, and how far PrivateTest's
+    confidences miss their accuracy with and without it: into the summary, the log and reliability.png."""
+    summary.temperature = fit_temperature(val_logits, val_labels)
+    summary.test_ece, summary.test_ece_calibrated = (
+        expected_calibration_error(softmax(test_logits / scale, axis=1), test_labels)
+        for scale in (1.0, summary.temperature))
+    log.info("Confidences: temperature %.2f fitted on PublicTest; PrivateTest's calibration error %.1f%% as trained, "
+             "%.1f%% with it (fer-predict's)", summary.temperature, 100 * summary.test_ece,
+             100 * summary.test_ece_calibrated)
+    figure = reliability_figure(test_logits, test_labels, summary.temperature, title="PrivateTest")
+    figure.savefig(run_dir.path / "reliability.png")
+    return figure
 
 
 def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any], summary: RunSummary,

@@ -1,0 +1,77 @@
+"""Confidences: the temperature fitted on PublicTest, the calibration error, and fer-predict using the run's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import best_checkpoint, compose_config
+from scipy.special import softmax
+
+from fer_lightning.fer2013 import NUM_CLASSES
+from fer_lightning.inference.calibration import TEMPERATURE_RANGE, expected_calibration_error, fit_temperature
+from fer_lightning.predict.predictor import load_model
+from fer_lightning.training.run_dir import RunDir
+
+
+def labels_drawn_at(temperature: float, faces: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits, and labels drawn from ``softmax(logits / temperature)``: that temperature is the right one."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (faces, NUM_CLASSES))
+    proba = softmax(logits / temperature, axis=1)
+    labels = (proba.cumsum(1) < rng.random((faces, 1))).sum(1)
+    return logits, labels
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_at(temperature: float) -> None:
+    logits, labels = labels_drawn_at(temperature)
+    fitted = fit_temperature(logits, labels)
+    assert fitted == pytest.approx(temperature, rel=0.05)
+    assert expected_calibration_error(softmax(logits / fitted, axis=1), labels) < 0.015
+    if temperature != 1.0:  # the net's own probabilities were too sure (0.5) or not sure enough (2.0)
+        assert expected_calibration_error(softmax(logits, axis=1), labels) > 0.1
+
+
+def test_faces_all_right_by_a_margin_stop_at_the_sharpest_temperature() -> None:
+    labels = np.arange(70) % NUM_CLASSES
+    assert fit_temperature(5 * np.eye(NUM_CLASSES)[labels], labels) == TEMPERATURE_RANGE[0]
+    assert fit_temperature(5 * np.eye(NUM_CLASSES)[(labels + 1) % NUM_CLASSES], labels) == TEMPERATURE_RANGE[1]
+
+
+def test_calibration_error_by_hand() -> None:
+    """Two faces said 90% sure, one right (a gap of 40 points); two said 40% sure, both wrong (40): 0.4 on average.
+    Four said 90% sure and right 90% of the time would have none; here 10 faces at 0.9 with 9 right."""
+    sure, unsure = [0.9] + [0.1 / 6] * 6, [0.4, 0.3] + [0.3 / 5] * 5
+    proba = np.array([sure, sure, unsure, unsure])
+    assert expected_calibration_error(proba, np.array([0, 1, 1, 1])) == pytest.approx(0.4)
+    assert expected_calibration_error(np.array([sure] * 10), np.array([0] * 9 + [1])) == pytest.approx(0.0)
+
+
+def test_fer_predict_uses_the_temperature_of_the_checkpoints_run(trained_runs: list[Path], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "best.ckpt"
+    shutil.copy(best_checkpoint(trained_runs[0]), ckpt)
+    rng = np.random.default_rng(1)
+    logits, labels = labels_drawn_at(0.6, faces=500)
+    for split in ("PublicTest", "PrivateTest"):
+        RunDir(run).save_logits(split, logits, labels)
+
+    def temperature(model: str, *overrides: str) -> float:
+        cfg = compose_config("predict", [model, "inputs=unused", "precision=32-true", *overrides])
+        return load_model(cfg)[0].temperature
+
+    saved = fit_temperature(*RunDir(run).logits("PublicTest"))  # the logits as saved, in float32
+    assert temperature(f"ckpt={ckpt}") == saved == pytest.approx(0.6, rel=0.15)
+    assert temperature(f"ckpt={ckpt}", "temperature=1") == 1.0
+    faces = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    cfg = compose_config("predict", [f"ckpt={ckpt}", "inputs=unused", "precision=32-true", "runtime=torch"])
+    classifier = load_model(cfg)[0]
+    np.testing.assert_allclose(classifier.predict_proba(faces),
+                               softmax(classifier.logits(faces) / classifier.temperature, axis=1), rtol=1e-6)
+    outside = tmp_path / "best.ckpt"  # a checkpoint kept outside a run dir: the net's own probabilities
+    shutil.copy(ckpt, outside)
+    assert temperature(f"ckpt={outside}") == 1.0
