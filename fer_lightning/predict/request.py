@@ -16,8 +16,8 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed")
 
 
 def named_model(cfg: DictConfig) -> tuple[str, Path]:
-    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists, with a temperature it can
-    take."""
+    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists; FerError for ``int8`` or
+    ``temperature`` set to what that model cannot take."""
     named = {key: cfg[key] for key in MODEL_KINDS if cfg[key]}
     if len(named) != 1:
         raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "

@@ -116,8 +116,8 @@ def reliability_figure(logits: np.ndarray, labels: np.ndarray, temperature: floa
     confidence of 70% is right 70% of the time."""
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="confidence = accuracy")
-    for scale, name, color in ((1.0, "as trained", "tab:blue"), (temperature, f"temperature {temperature:.2f}",
-                                                                   "tab:orange")):
+    curves = {"as trained": (1.0, "tab:blue"), f"temperature {temperature:.2f}": (temperature, "tab:orange")}
+    for name, (scale, color) in curves.items():
         proba = softmax(logits / scale, axis=1)
         counts, confidence, accuracy = confidence_bins(proba, labels)
         filled = counts > 0
