@@ -241,7 +241,8 @@ def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_ru
     assert kernels and any("Convolution" in line for line in kernels)
     tta = RunDir(trained_runs[0]).tta()  # the last line: fer-predict's own model for the checkpoint, its TTA
     last = out.splitlines()[-1]
-    assert re.match(rf"as fer-predict calls it, checkpoint .* on openvino.*, TTA {tta}: p50 [0-9.]+ ms", last)
+    assert re.match(rf"as fer-predict calls it, checkpoint .* on openvino.*, TTA {tta}, temperature [0-9.]+: "
+                    r"p50 [0-9.]+ ms", last)
     with pytest.raises(SystemExit, match=r"^usage:"):
         script.main([])
 

@@ -294,7 +294,8 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
     # The label path: each row's probabilities are the model's on that row's own crop.
     cfg = compose_config("predict", ["inputs=x"])
     finder = FaceFinder(make_detector(**cfg.detector), "always", cfg.margin, cfg.level_eyes_above)
-    first, classifier = found.iloc[0], FaceClassifier.from_checkpoint(ckpt)
+    temperature = json.loads((trained_runs[0] / "summary.json").read_text())["temperature"]  # temperature=auto
+    first, classifier = found.iloc[0], FaceClassifier.from_checkpoint(ckpt, temperature=temperature)
     gray = cv2.imread(str(Path(first.file)), cv2.IMREAD_GRAYSCALE)
     [face] = [f for f in finder.faces(gray)
               if finder.crop_box(f, gray.shape) == Box(*(int(first[k]) for k in "xywh"))]
