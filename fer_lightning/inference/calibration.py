@@ -34,7 +34,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         return TEMPERATURE_RANGE[1]
     if slope(np.exp(high)) <= 0:
         return TEMPERATURE_RANGE[0]
-    for _ in range(60):
+    for _ in range(40):  # halves the interval, about 6 wide, to 5e-12
         middle = (low + high) / 2
         low, high = (middle, high) if slope(np.exp(middle)) < 0 else (low, middle)
     return float(1 / np.exp((low + high) / 2))
