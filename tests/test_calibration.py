@@ -12,6 +12,7 @@ from scipy.special import softmax
 
 from fer_lightning.fer2013 import NUM_CLASSES
 from fer_lightning.inference.calibration import TEMPERATURE_RANGE, expected_calibration_error, fit_temperature
+from fer_lightning.inference.onnx_file import export_onnx
 from fer_lightning.predict.predictor import load_model
 from fer_lightning.training.run_dir import RunDir
 
@@ -50,7 +51,7 @@ def test_calibration_error_by_hand() -> None:
     assert expected_calibration_error(np.array([sure] * 10), np.array([0] * 9 + [1])) == pytest.approx(0.0)
 
 
-def test_fer_predict_uses_the_temperature_of_the_checkpoints_run(trained_runs: list[Path], tmp_path: Path) -> None:
+def test_fer_predict_uses_the_temperature_of_the_model_files_run(trained_runs: list[Path], tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     ckpt = run / "checkpoints" / "best.ckpt"
@@ -72,6 +73,8 @@ def test_fer_predict_uses_the_temperature_of_the_checkpoints_run(trained_runs: l
     classifier = load_model(cfg)[0]
     np.testing.assert_allclose(classifier.predict_proba(faces),
                                softmax(classifier.logits(faces) / classifier.temperature, axis=1), rtol=1e-6)
+    onnx = export_onnx(classifier, run / "checkpoints" / "best.onnx")  # where fer-export writes it: the same run
+    assert temperature(f"onnx={onnx}") == saved and temperature(f"onnx={onnx}", "temperature=2") == 2.0
     outside = tmp_path / "best.ckpt"  # a checkpoint kept outside a run dir: the net's own probabilities
     shutil.copy(ckpt, outside)
     assert temperature(f"ckpt={outside}") == 1.0
