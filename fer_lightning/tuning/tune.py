@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ from fer_lightning.tuning.trial_config import checked_base_config, trial_config
 log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 MONITOR = "val/acc"
+WAIT_POLL_SECONDS = 5  # how often a process with no trial left to start looks whether the others' have ended
 
 
 def suggest(trial: optuna.Trial, name: str, spec: dict[str, Any]) -> Any:
@@ -206,14 +208,54 @@ def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train
                                 sampler=instantiate(cfg.sampler, seed=seed), pruner=instantiate(cfg.pruner),
                                 load_if_exists=True)
     optuna.storages.fail_stale_trials(study)
-    missing = cfg.n_trials - _count_finished(study)
     log.info("Study %s in %s: %d trials finished, %d to run (sampler seed %d)", cfg.study_name, shown_url(cfg.storage),
-             _count_finished(study), max(missing, 0), seed)
-    if missing > 0:
-        study.optimize(make_objective(cfg, study_dir, run), n_trials=missing, timeout=cfg.timeout,
-                       catch=(Exception,), callbacks=[_stop_at(cfg.n_trials)], gc_after_trial=True)
-    optuna.storages.fail_stale_trials(study)
+             _count_finished(study), max(cfg.n_trials - _count_finished(study), 0), seed)
+    _finish(study, make_objective(cfg, study_dir, run), cfg)
     return write_study_report(cfg, study, conf_dir, study_dir, base.trainer.max_epochs)
+
+
+def _finish(study: optuna.Study, objective: Callable[[optuna.Trial], float], cfg: DictConfig) -> None:
+    """Run trials until ``n_trials`` have finished, with any other processes sharing the study.
+
+    This process starts no trial while the finished ones and those running elsewhere make ``n_trials`` (``_stop_at``),
+    but it does not leave while others run: a worker killed in a trial leaves it running until its heartbeat is stale,
+    and the study would end a trial short. So it waits, looking every few seconds, and runs again the trials that
+    killed workers left undone; not those that failed on an error of their own (``fail_reason``), which would fail
+    again. With a ``timeout`` it waits no longer than that. A trial whose process was killed before its first
+    heartbeat (milliseconds after it starts) is never found stale and keeps it waiting.
+    """
+    deadline = None if cfg.timeout is None else time.monotonic() + cfg.timeout
+    killed_before = _killed(study.get_trials(deepcopy=False))
+    to_run = cfg.n_trials - _count_finished(study)
+    while to_run > 0 and (deadline is None or time.monotonic() < deadline):
+        left = None if deadline is None else deadline - time.monotonic()
+        study.optimize(objective, n_trials=to_run, timeout=left, catch=(Exception,),
+                       callbacks=[_stop_at(cfg.n_trials)], gc_after_trial=True)
+        trials = _after_other_processes(study, cfg.heartbeat_interval, deadline)
+        killed = _killed(trials)
+        to_run = min(cfg.n_trials - sum(t.state in FINISHED for t in trials), killed - killed_before)
+        killed_before = killed
+
+
+def _killed(trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Trials failed by a stale heartbeat: failed without the reason an error of their own leaves (objective)."""
+    return sum(t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs for t in trials)
+
+
+def _after_other_processes(study: optuna.Study, heartbeat_interval: int,
+                           deadline: float | None) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials once none runs (or at the deadline), killed processes' trials failed on the way."""
+    told = False
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if not running or (deadline is not None and time.monotonic() >= deadline):
+            return trials
+        if not told:
+            log.info("Waiting for %d trials running in other processes to finish or be found stale", running)
+            told = True
+        time.sleep(min(heartbeat_interval, WAIT_POLL_SECONDS))
 
 
 def _stop_at(n_trials: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
