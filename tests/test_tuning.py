@@ -217,45 +217,27 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path, fer_c
     assert not (study_dir / "param_importances.png").exists()
 
 
-def test_a_killed_processes_trial_stops_counting_once_its_heartbeat_is_stale(tmp_path: Path, fer_csv: Path) -> None:
-    """The other process's trial beats once and goes silent (killed): past the grace period it is failed, and this
-    process runs the second trial the study wants."""
+@pytest.mark.parametrize("stale", ["while this one trains", "after this one stopped"])
+def test_a_trial_a_killed_process_left_is_failed_and_run_again(tmp_path: Path, fer_csv: Path, stale: str) -> None:
+    """The other process starts the study's last trial, beats once and goes silent (killed). Found stale while this
+    process still trains, it stops counting; found stale after this one stopped starting trials (the two made the
+    study's 2), this one has waited for it. Either way this one runs the trial the study still wants."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1)
     calls = []
 
-    def another_process_dies_mid_trial(cfg: DictConfig, extra_callbacks: list) -> RunSummary:
+    def another_process_dies_in_a_trial(cfg: DictConfig, extra_callbacks: list) -> RunSummary:
         calls.append(cfg)
         if len(calls) == 1:
             with warnings.catch_warnings():  # Optuna's note that heartbeats are meant for optimize(), as there
                 warnings.simplefilter("ignore", UserWarning)
                 killed = optuna.load_study(study_name="relu_random", storage=storage).ask()
             storage.record_heartbeat(killed._trial_id)
-            time.sleep(3.2)  # past the 2-s grace period on SQLite's clock, which counts whole seconds
-        return finished(0.5)
-
-    summary = run_tune_in_process(tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=2",
-                                                 "heartbeat_interval=1"), another_process_dies_mid_trial)
-    assert len(calls) == 2
-    assert summary["trials"]["complete"] == 2 and summary["trials"]["fail"] == 1
-
-
-def test_a_trial_left_by_a_process_killed_after_this_one_stopped_is_run_again(tmp_path: Path, fer_csv: Path) -> None:
-    """The other process starts the study's last trial and beats once, so this one starts none; then it is killed.
-    This one waits, finds the trial stale, and runs the trial the study still wants: it ends with 2 finished."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}", heartbeat_interval=1)
-    calls = []
-
-    def another_process_starts_the_last_trial_and_dies(cfg: DictConfig, extra_callbacks: list) -> RunSummary:
-        calls.append(cfg)
-        if len(calls) == 1:
-            with warnings.catch_warnings():  # Optuna's note that heartbeats are meant for optimize(), as there
-                warnings.simplefilter("ignore", UserWarning)
-                killed = optuna.load_study(study_name="relu_random", storage=storage).ask()
-            storage.record_heartbeat(killed._trial_id)
+            if stale == "while this one trains":
+                time.sleep(3.2)  # past the 2-s grace period on SQLite's clock, which counts whole seconds
         return finished(0.5)
 
     overrides = tune_overrides(tmp_path, fer_csv, "search=relu_random", "n_trials=2", "heartbeat_interval=1")
-    summary = run_tune_in_process(overrides, another_process_starts_the_last_trial_and_dies)
+    summary = run_tune_in_process(overrides, another_process_dies_in_a_trial)
     assert len(calls) == 2
     assert summary["trials"]["complete"] == 2 and summary["trials"]["fail"] == 1 and summary["trials"]["running"] == 0
 

@@ -238,7 +238,8 @@ def _finish(study: optuna.Study, objective: Callable[[optuna.Trial], float], cfg
 
 
 def _killed(trials: list[optuna.trial.FrozenTrial]) -> int:
-    """Trials failed by a stale heartbeat: failed without the reason an error of their own leaves (objective)."""
+    """Trials failed by a stale heartbeat, told from those that failed on an error of their own by the
+    ``fail_reason`` the objective records for those."""
     return sum(t.state == TrialState.FAIL and "fail_reason" not in t.user_attrs for t in trials)
 
 
