@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +80,24 @@ def test_fer_predict_uses_the_temperature_of_the_model_files_run(trained_runs: l
     outside = tmp_path / "best.ckpt"  # a checkpoint kept outside a run dir: the net's own probabilities
     shutil.copy(ckpt, outside)
     assert temperature(f"ckpt={outside}") == 1.0
+
+
+def test_the_script_reports_finished_runs_with_their_bins(tmp_path: Path) -> None:
+    """docs/scripts/calibration.py on a run whose logits are twice too sure: the temperature it fits, both errors,
+    and with --bins each bin of the run's own confidences; a folder without logits is one error line."""
+    logits, labels = labels_drawn_at(0.5)
+    run = tmp_path / "run"
+    run.mkdir()
+    for split in ("PublicTest", "PrivateTest"):
+        RunDir(run).save_logits(split, logits, labels)
+    script = [sys.executable, str(Path(__file__).resolve().parents[1] / "docs" / "scripts" / "calibration.py")]
+    result = subprocess.run([*script, "--bins", str(run)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    fitted = fit_temperature(*RunDir(run).logits("PublicTest"))
+    saved, saved_labels = RunDir(run).logits("PrivateTest")
+    raw, scaled = (expected_calibration_error(softmax(saved / t, axis=1), saved_labels) for t in (1.0, fitted))
+    assert f"{run} | {fitted:.3f} | " in result.stdout and f"| {raw:.1%} -> {scaled:.1%}" in result.stdout
+    bins = [line for line in result.stdout.splitlines() if line.startswith("    ")]
+    assert bins and sum(int(line.split()[0]) for line in bins) == len(labels)
+    missing = subprocess.run([*script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and missing.stderr.startswith(f"error: {tmp_path / 'logits_val.npz'}: missing")
