@@ -17,7 +17,7 @@ from pathlib import Path
 from scipy.special import softmax
 
 from fer_lightning.errors import FerError
-from fer_lightning.inference.calibration import confidence_bins, expected_calibration_error, fit_temperature
+from fer_lightning.inference.calibration import confidence_bins, errors_before_and_after, fit_temperature
 from fer_lightning.training.run_dir import RunDir
 
 
@@ -29,7 +29,7 @@ def main(runs: list[Path], bins: bool = False) -> None:
         errors = []
         for split in ("PublicTest", "PrivateTest"):
             logits, labels = run_dir.logits(split)
-            raw, scaled = (expected_calibration_error(softmax(logits / t, axis=1), labels) for t in (1.0, temperature))
+            raw, scaled = errors_before_and_after(logits, labels, temperature)
             errors.append(f"{raw:.1%} -> {scaled:.1%}")
         print(f"{run} | {temperature:.3f} | {' | '.join(errors)}")
         if bins:

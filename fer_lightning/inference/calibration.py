@@ -59,3 +59,9 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray) ->
     counts, mean_confidence, accuracy = confidence_bins(probabilities, labels)
     filled = counts > 0
     return float(np.sum(counts[filled] * np.abs(accuracy[filled] - mean_confidence[filled])) / counts.sum())
+
+
+def errors_before_and_after(logits: np.ndarray, labels: np.ndarray, temperature: float) -> tuple[float, float]:
+    """The expected calibration error of the net's own probabilities and of those at ``temperature``."""
+    raw, scaled = (expected_calibration_error(softmax(logits / scale, axis=1), labels) for scale in (1.0, temperature))
+    return raw, scaled

@@ -28,12 +28,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary,
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
-from scipy.special import softmax
 
 from fer_lightning.data.datamodule import FerDataModule
 from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
 from fer_lightning.host_memory import keep_freed_memory
-from fer_lightning.inference.calibration import expected_calibration_error, fit_temperature
+from fer_lightning.inference.calibration import errors_before_and_after, fit_temperature
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.tta import checked_candidates, choose_tta
 from fer_lightning.models.classifier import EmotionClassifier
@@ -304,9 +303,8 @@ def _confidence_report(val_logits: np.ndarray, val_labels: np.ndarray, test_logi
     """The softmax temperature that fer-predict's confidences use, fitted on PublicTest, and how far PrivateTest's
     confidences miss their accuracy with and without it: into the summary, the log and reliability.png."""
     summary.temperature = fit_temperature(val_logits, val_labels)
-    summary.test_ece, summary.test_ece_calibrated = (
-        expected_calibration_error(softmax(test_logits / scale, axis=1), test_labels)
-        for scale in (1.0, summary.temperature))
+    summary.test_ece, summary.test_ece_calibrated = errors_before_and_after(test_logits, test_labels,
+                                                                            summary.temperature)
     log.info("Confidences: temperature %.2f fitted on PublicTest; PrivateTest's calibration error %.1f%% as trained, "
              "%.1f%% with it (fer-predict's)", summary.temperature, 100 * summary.test_ece,
              100 * summary.test_ece_calibrated)
