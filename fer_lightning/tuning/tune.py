@@ -208,8 +208,9 @@ def tune(cfg: DictConfig, conf_dir: Path, run: Callable[..., RunSummary] = train
                                 sampler=instantiate(cfg.sampler, seed=seed), pruner=instantiate(cfg.pruner),
                                 load_if_exists=True)
     optuna.storages.fail_stale_trials(study)
+    done = _count_finished(study)
     log.info("Study %s in %s: %d trials finished, %d to run (sampler seed %d)", cfg.study_name, shown_url(cfg.storage),
-             _count_finished(study), max(cfg.n_trials - _count_finished(study), 0), seed)
+             done, max(cfg.n_trials - done, 0), seed)
     _finish(study, make_objective(cfg, study_dir, run), cfg)
     return write_study_report(cfg, study, conf_dir, study_dir, base.trainer.max_epochs)
 
