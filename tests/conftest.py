@@ -19,6 +19,9 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from scipy.special import softmax
+
+from fer_lightning.fer2013 import NUM_CLASSES
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 REAL_CSV = os.environ.get("FER2013_CSV")
@@ -155,6 +158,15 @@ def best_checkpoint(run_dir: Path) -> Path:
 
 ONLY_SOFT_VOTE = [f"~meta@compare.{name}" for name in
                   ("decision_tree", "logistic_regression", "random_forest", "gradient_boosting", "bagged_trees")]
+
+
+def labels_drawn_at(temperature: float, faces: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits, and labels drawn from ``softmax(logits / temperature)``: that temperature is the right one."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, (faces, NUM_CLASSES))
+    proba = softmax(logits / temperature, axis=1)
+    labels = (proba.cumsum(1) < rng.random((faces, 1))).sum(1)
+    return logits, labels
 
 
 def stack_cfg(runs: list[Path], out: Path, *overrides: str) -> DictConfig:

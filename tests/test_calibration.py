@@ -1,4 +1,5 @@
-"""Confidences: the temperature fitted on PublicTest, the calibration error, and fer-predict using the run's."""
+"""Confidences: the temperature fitted on PublicTest, the calibration error, and fer-predict using the run's or the
+stack's."""
 
 from __future__ import annotations
 
@@ -9,23 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import best_checkpoint, compose_config
+from conftest import best_checkpoint, compose_config, labels_drawn_at, stack_cfg
 from scipy.special import softmax
 
+from fer_lightning.ensemble.stack import stack
+from fer_lightning.ensemble.stacking import Stacker
 from fer_lightning.fer2013 import NUM_CLASSES
 from fer_lightning.inference.calibration import TEMPERATURE_RANGE, expected_calibration_error, fit_temperature
 from fer_lightning.inference.onnx_file import export_onnx
-from fer_lightning.predict.predictor import load_model
+from fer_lightning.predict.predictor import StackedFaceClassifier, load_model
 from fer_lightning.training.run_dir import RunDir
-
-
-def labels_drawn_at(temperature: float, faces: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Logits, and labels drawn from ``softmax(logits / temperature)``: that temperature is the right one."""
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(0, 3, (faces, NUM_CLASSES))
-    proba = softmax(logits / temperature, axis=1)
-    labels = (proba.cumsum(1) < rng.random((faces, 1))).sum(1)
-    return logits, labels
 
 
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
@@ -80,6 +74,25 @@ def test_fer_predict_uses_the_temperature_of_the_model_files_run(trained_runs: l
     outside = tmp_path / "best.ckpt"  # a checkpoint kept outside a run dir: the net's own probabilities
     shutil.copy(ckpt, outside)
     assert temperature(f"ckpt={outside}") == 1.0
+
+
+def test_fer_predict_gives_a_stacks_probabilities_at_the_temperature_stack_py_fitted(trained_runs: list[Path],
+                                                                                    tmp_path: Path) -> None:
+    stack(stack_cfg(trained_runs, tmp_path / "stack", "meta=soft_vote"))
+    stacker = Stacker.load(tmp_path / "stack" / "meta_model.joblib")
+
+    def stacked(*overrides: str) -> StackedFaceClassifier:
+        cfg = compose_config("predict", [f"stack={tmp_path / 'stack'}", "inputs=unused", "precision=32-true",
+                                         "runtime=torch", *overrides])
+        return load_model(cfg)[0]
+
+    fitted, own = stacked(), stacked("temperature=1")
+    assert fitted.temperature == stacker.temperature != 1.0 and own.temperature == 1.0
+    faces = np.random.default_rng(2).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    voted = stacker.predict_images(faces)
+    np.testing.assert_allclose(own.predict_proba(faces), voted, rtol=1e-4)
+    np.testing.assert_allclose(fitted.predict_proba(faces), softmax(np.log(voted) / stacker.temperature, axis=1),
+                               rtol=1e-4)
 
 
 def test_the_script_reports_finished_runs_with_their_bins(tmp_path: Path) -> None:

@@ -116,8 +116,6 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
          [*predict_onnx, "level_eyes_above=-5"]),
         ("temperature must be a number above 0 (what the logits are divided by; or auto, the one fitted on the run's "
          "PublicTest), got 0", [*predict_onnx, "temperature=0"]),
-        ("temperature applies to ckpt= and onnx=; a stack's meta-learner gives its own probabilities, so leave it "
-         "auto (got 0.5)", [predict, f"stack={finished}", f"inputs={finished}", "temperature=0.5"]),
         (csv_missing, [console_script("fer-analyze"), f"csv_path={nowhere}"]),
         ("pictures must be a whole number, at least 1; got 0",
          [console_script("fer-photo-sheets"), f"csv_path={fer_csv}", f"out={missing}", "pictures=0"]),

@@ -224,7 +224,8 @@ def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp
     faces = private_faces(trained_runs)[:10]
     write_faces(tmp_path / "faces", faces)
     stack(stack_cfg(trained_runs, tmp_path / "s", "meta=soft_vote"))
-    _, stacked = run_predict(tmp_path, f"stack={tmp_path / 's'}", f"inputs={tmp_path / 'faces'}")
+    _, stacked = run_predict(tmp_path, f"stack={tmp_path / 's'}", f"inputs={tmp_path / 'faces'}",
+                             "temperature=1")  # the vote's own probabilities; its fitted temperature: test_calibration
     tta = [json.loads((run / "summary.json").read_text())["tta"] for run in trained_runs]  # as their logits had
     singles = [FaceClassifier.from_checkpoint(best_checkpoint(run), tta=t).predict_proba(faces)
                for run, t in zip(trained_runs, tta, strict=True)]

@@ -13,16 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_config, stack_cfg
+from conftest import compose_config, labels_drawn_at, stack_cfg
 from omegaconf import OmegaConf
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.neighbors import KNeighborsClassifier
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE
 from fer_lightning.ensemble.stack import comparison_figure, configured_learners, stack, teacher_runtime
 from fer_lightning.ensemble.stack_inputs import StackingError, checked_run_dirs, expand_run_dirs
-from fer_lightning.ensemble.stacking import SoftVoteClassifier, Stacker, fit_by_cv, meta_features
+from fer_lightning.ensemble.stacking import MetaLearner, SoftVoteClassifier, Stacker, fit_by_cv, meta_features
 from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
 from fer_lightning.training.run_dir import RunDir
@@ -148,6 +149,41 @@ class RecordingClassifier(ClassifierMixin, BaseEstimator):
         return np.full(len(X), self.majority_)
 
 
+def test_the_stack_fits_the_temperature_its_confidences_need_on_publictest(tmp_path: Path) -> None:
+    """Two runs whose labels were drawn at half their logits' temperature: each of them, and their vote, is not sure
+    enough; at the temperature fitted on PublicTest, PrivateTest's confidences match how often they are right."""
+    rng = np.random.default_rng(3)
+    splits = {"PublicTest": labels_drawn_at(0.5, faces=3000, seed=1), "PrivateTest": labels_drawn_at(0.5, 3000, 2)}
+    runs = []
+    for name in ("a", "b"):
+        runs.append(tmp_path / name)
+        runs[-1].mkdir()
+        for split, (logits, labels) in splits.items():
+            RunDir(runs[-1]).save_logits(split, logits + rng.normal(0, 0.2, logits.shape), labels)
+    summary = stack(stack_cfg(runs, tmp_path / "stack", "meta=soft_vote"))
+    assert summary["temperature"] == pytest.approx(0.5, rel=0.15)
+    assert summary["test/ece"] > 0.1 and summary["test/ece_calibrated"] < 0.03
+    table = pd.read_csv(tmp_path / "stack" / "stack_table.csv").set_index("name")
+    assert table.loc["soft_vote", ["temperature", "privatetest_ece", "privatetest_ece_calibrated"]].tolist() == \
+        pytest.approx([summary["temperature"], summary["test/ece"], summary["test/ece_calibrated"]])
+    bases = table[table["kind"] == "base"]
+    assert len(bases) == 2 and bases["temperature"].between(0.4, 0.6).all()
+    assert (bases["privatetest_ece"] > 0.1).all() and (bases["privatetest_ece_calibrated"] < 0.03).all()
+    assert Stacker.load(tmp_path / "stack" / "meta_model.joblib").temperature == summary["temperature"]
+    assert (tmp_path / "stack" / "reliability.png").is_file()
+
+
+def test_the_out_of_fold_probabilities_come_from_fits_that_did_not_see_the_face(tmp_path: Path) -> None:
+    """One nearest neighbour on noise: right on every face it was fit on, and at chance on the others. The
+    temperature is fitted on the second kind."""
+    rng = np.random.default_rng(5)
+    labels, features = rng.integers(0, len(CLASS_NAMES), 700), rng.normal(size=(700, 14))
+    fitted = fit_by_cv(MetaLearner("nearest", KNeighborsClassifier(n_neighbors=1)), features, labels, 5, seed=0)
+    assert fitted.estimator.score(features, labels) == 1.0
+    assert np.mean(fitted.out_of_fold_proba.argmax(1) == labels) < 0.25
+    assert fitted.out_of_fold_proba.shape == (700, len(CLASS_NAMES))
+
+
 def test_meta_learner_is_fit_on_publictest_rows_only(tmp_path: Path) -> None:
     runs = complementary_runs(tmp_path)
     RecordingClassifier.fits.clear()
@@ -156,11 +192,12 @@ def test_meta_learner_is_fit_on_publictest_rows_only(tmp_path: Path) -> None:
     logits = {split: [np.load(run / f"logits_{split}.npz")["logits"] for run in runs] for split in ("val", "test")}
     val_rows = {row.tobytes() for row in meta_features(logits["val"], "proba")}
     test_rows = {row.tobytes() for row in meta_features(logits["test"], "proba")}
-    assert len(RecordingClassifier.fits) == 3 + 1  # one per fold, then the refit on all of PublicTest
+    # One per fold, the refit on all of PublicTest, then one per fold again for out-of-fold probabilities.
+    assert len(RecordingClassifier.fits) == 3 + 1 + 3
     for features, _ in RecordingClassifier.fits:
         rows = {row.tobytes() for row in features}
         assert rows <= val_rows and not rows & test_rows
-    refit_features, refit_labels = RecordingClassifier.fits[-1]
+    refit_features, refit_labels = RecordingClassifier.fits[3]
     assert len(refit_features) == 700
     np.testing.assert_array_equal(refit_labels, np.load(runs[0] / "logits_val.npz")["labels"])
 

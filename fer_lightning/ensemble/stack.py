@@ -1,9 +1,10 @@
 """``stack(cfg)``: what fer-stack runs. Fit every configured meta-learner on PublicTest, score it on PrivateTest.
 
 Writes into the run dir: stack_table.csv (base models, soft voting, each meta-learner; each PrivateTest accuracy with
-its 95% interval, and its gain over the base run best on PublicTest with the paired 95% interval of that gain),
-comparison.png, and for the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json,
-classification_report.txt and confusion_matrix.png; the same figures and the table go to TensorBoard.
+its 95% interval, its gain over the base run best on PublicTest with the paired 95% interval of that gain, and how far
+its confidences are from its accuracy with and without the temperature fitted on PublicTest), comparison.png, and for
+the chosen meta-learner (``meta=``) its meta_model.joblib, metrics.json, classification_report.txt,
+confusion_matrix.png and reliability.png; the same figures and the table go to TensorBoard.
 ``teacher=true`` also writes the chosen stacker's predictions for every Training face (``teacher_train.npz``), for
 students (``data.teacher``).
 """
@@ -40,14 +41,22 @@ from fer_lightning.ensemble.stacking import (
 from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.host_memory import keep_freed_memory
+from fer_lightning.inference.calibration import errors_before_and_after, fit_temperature, log_probabilities
 from fer_lightning.inference.runtimes import RUNTIMES
 from fer_lightning.precision import inference_bf16
-from fer_lightning.training.reports import accuracy_bars, classification_metrics, paired_gain, write_report
+from fer_lightning.training.reports import (
+    accuracy_bars,
+    classification_metrics,
+    paired_gain,
+    reliability_figure,
+    write_report,
+)
 
 log = logging.getLogger(__name__)
 TABLE_COLUMNS = ["name", "kind", "features", "publictest_acc", "cv_acc", "privatetest_acc", "privatetest_acc_low",
                  "privatetest_acc_high", "gain", "gain_low", "gain_high", "privatetest_f1_macro",
-                 "privatetest_acc_unseen", "best_params"]
+                 "privatetest_acc_unseen", "temperature", "privatetest_ece", "privatetest_ece_calibrated",
+                 "best_params"]
 
 
 def configured_learners(cfg: DictConfig) -> list[MetaLearner]:
@@ -83,14 +92,18 @@ def _printable(table: pd.DataFrame) -> str:
     return shown.to_string(index=False, na_rep="", float_format="{:.4f}".format, justify="left")
 
 
-def _row(name: str, kind: str, labels: np.ndarray, predictions: np.ndarray, unseen: np.ndarray | None,
+def _row(name: str, kind: str, labels: np.ndarray, scores: np.ndarray, temperature: float, unseen: np.ndarray | None,
          reference_correct: np.ndarray, **extra: Any) -> dict[str, Any]:
-    """One line of stack_table.csv; ``reference_correct`` says which PrivateTest faces the reference run got right."""
+    """One line of stack_table.csv from PrivateTest ``scores`` (a base run's logits or a stacker's log-probabilities)
+    and the ``temperature`` fitted on PublicTest; ``reference_correct`` says which faces the reference run got right."""
+    predictions = scores.argmax(1)
     metrics = classification_metrics(labels, predictions)
     (low, high), gain = metrics["accuracy_ci95"], paired_gain(predictions == labels, reference_correct)
+    ece, ece_calibrated = errors_before_and_after(scores, labels, temperature)
     row = {"name": name, "kind": kind, **extra, "privatetest_acc": metrics["accuracy"], "privatetest_acc_low": low,
            "privatetest_acc_high": high, **dict(zip(("gain", "gain_low", "gain_high"), gain, strict=True)),
-           "privatetest_f1_macro": metrics["macro"]["f1"]}
+           "privatetest_f1_macro": metrics["macro"]["f1"], "temperature": temperature, "privatetest_ece": ece,
+           "privatetest_ece_calibrated": ece_calibrated}
     if unseen is not None:
         row["privatetest_acc_unseen"] = classification_metrics(labels[unseen], predictions[unseen])["accuracy"]
     return row
@@ -161,11 +174,12 @@ def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | Non
                 raise StackingError(f"meta={reason}") from err
             log.warning("Left out of the comparison: %s", reason)
             continue
+        temperature = fit_temperature(log_probabilities(fitted.out_of_fold_proba), val_labels)
         stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
-                          [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs])
+                          [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs], temperature)
         test_proba = stacker.predict_proba([run.test_logits for run in runs])
-        rows.append(_row(learner.name, "stacker", test_labels, test_proba.argmax(1), unseen, reference_correct,
-                         features=learner.features, cv_acc=fitted.cv_accuracy,
+        rows.append(_row(learner.name, "stacker", test_labels, log_probabilities(test_proba), temperature, unseen,
+                         reference_correct, features=learner.features, cv_acc=fitted.cv_accuracy,
                          best_params=json.dumps(fitted.best_params)))
         stackers[learner.name] = stacker
         log.info("%s on %s: CV accuracy %.4f on PublicTest (%s), PrivateTest %.4f, %.1f s", learner.name,
@@ -174,16 +188,18 @@ def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | Non
     return stackers, rows
 
 
-def _write_figures(out: Path, table: pd.DataFrame, confusion: Figure) -> None:
-    """comparison.png, and both figures and the table in TensorBoard."""
+def _write_figures(out: Path, table: pd.DataFrame, confusion: Figure, reliability: Figure) -> None:
+    """comparison.png and reliability.png, and the figures and the table in TensorBoard."""
     comparison = comparison_figure(table)
     comparison.savefig(out / "comparison.png", dpi=110)
+    reliability.savefig(out / "reliability.png")
     with SummaryWriter(str(out / "tensorboard")) as writer:
         writer.add_figure("stack/confusion_matrix", confusion)
         writer.add_figure("stack/comparison", comparison)
+        writer.add_figure("stack/reliability", reliability)
         writer.add_text("stack/table", "\n".join("    " + line for line in table.to_string().splitlines()))
-    plt.close(confusion)
-    plt.close(comparison)
+    for figure in (confusion, comparison, reliability):
+        plt.close(figure)
 
 
 def stack(cfg: DictConfig) -> dict[str, Any]:
@@ -200,8 +216,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     publictest_acc = [float(np.mean(run.val_logits.argmax(1) == val_labels)) for run in runs]
     reference = runs[int(np.argmax(publictest_acc))]  # chosen on PublicTest, as every choice here
     reference_correct = reference.test_logits.argmax(1) == test_labels
-    rows = [_row(run.name, "base", test_labels, run.test_logits.argmax(1), unseen, reference_correct,
-                 publictest_acc=acc) for run, acc in zip(runs, publictest_acc, strict=True)]
+    rows = [_row(run.name, "base", test_labels, run.test_logits, fit_temperature(run.val_logits, val_labels), unseen,
+                 reference_correct, publictest_acc=acc) for run, acc in zip(runs, publictest_acc, strict=True)]
     stackers, stacker_rows = _fit_stackers(cfg, runs, unseen, reference_correct)
     rows += stacker_rows
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
@@ -213,7 +229,9 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     chosen.save(out / "meta_model.joblib")
     chosen_proba = chosen.predict_proba([run.test_logits for run in runs])
     report, confusion = write_report(out, "PrivateTest", chosen_proba, test_labels, unseen)
-    _write_figures(out, table, confusion)
+    reliability = reliability_figure(log_probabilities(chosen_proba), test_labels, chosen.temperature,
+                                     title=f"PrivateTest, {chosen.name}")
+    _write_figures(out, table, confusion, reliability)
 
     soft_vote = table.loc[table["name"] == "soft_vote", "privatetest_acc"]
     chosen_row = next(row for row in stacker_rows if row["name"] == chosen.name)
@@ -221,7 +239,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     summary = {
         "meta": chosen.name, "features": chosen.features, "runs": chosen.run_dirs,
         "test/acc": report["accuracy"], "test/acc_ci95": report["accuracy_ci95"],
-        "test/f1_macro": report["macro"]["f1"],
+        "test/f1_macro": report["macro"]["f1"], "temperature": chosen.temperature,
+        "test/ece": chosen_row["privatetest_ece"], "test/ece_calibrated": chosen_row["privatetest_ece_calibrated"],
         "reference_run": str(reference.run_dir.path), "test/gain": gain, "test/gain_ci95": [gain_low, gain_high],
         "soft_vote_test/acc": float(soft_vote.iloc[0]) if len(soft_vote) else None,
         "best_base_test/acc": float(table.loc[table["kind"] == "base", "privatetest_acc"].max()),
@@ -236,6 +255,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
         summary |= write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE, runtime)
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), %+.4f over %s (paired 95%% interval "
-             "%+.4f to %+.4f), macro F1 %.4f; run dir %s", chosen.name, summary["test/acc"], *summary["test/acc_ci95"],
-             gain, reference.name, gain_low, gain_high, summary["test/f1_macro"], out)
+             "%+.4f to %+.4f), macro F1 %.4f; calibration error %.1f%% as fitted, %.1f%% at the temperature %.2f "
+             "fitted on PublicTest (fer-predict's); run dir %s", chosen.name, summary["test/acc"],
+             *summary["test/acc_ci95"], gain, reference.name, gain_low, gain_high, summary["test/f1_macro"],
+             100 * summary["test/ece"], 100 * summary["test/ece_calibrated"], chosen.temperature, out)
     return summary

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import joblib
 import numpy as np
 from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
 
 from fer_lightning.ensemble.stack_inputs import StackingError
 from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
@@ -119,11 +119,16 @@ class CVResult:
     estimator: BaseEstimator
     cv_accuracy: float
     best_params: dict[str, Any]
+    out_of_fold_proba: np.ndarray  # (N, 7): each PublicTest face's, from the chosen settings fit on the other folds
 
 
 def fit_by_cv(learner: MetaLearner, features: np.ndarray, labels: np.ndarray, folds: int, seed: int,
               threads: int = 1) -> CVResult:
     """Grid search by stratified k-fold CV, then refit on all the rows given (PublicTest, never PrivateTest).
+
+    The chosen settings are also fit once more per fold, for each row's probabilities from a fit that did not see it:
+    the refit's own probabilities on the rows it learned are surer than it will be on new faces, and the stack's
+    temperature is fitted on these instead.
 
     The grid's fits run on ``threads`` threads: scikit-learn's trees let go of the GIL while they grow, and threads
     start no processes. The same scores and choices on any number (each fit has its own seed); on two threads the
@@ -135,7 +140,11 @@ def fit_by_cv(learner: MetaLearner, features: np.ndarray, labels: np.ndarray, fo
                           error_score="raise", n_jobs=threads)
     with joblib.parallel_backend("threading"):
         search.fit(features, labels)
-    return CVResult(search.best_estimator_, float(search.best_score_), dict(search.best_params_))
+        present = cross_val_predict(clone(search.best_estimator_), features, labels, cv=cv, n_jobs=threads,
+                                    method="predict_proba")
+    out_of_fold = np.zeros((len(labels), NUM_CLASSES))
+    out_of_fold[:, np.unique(labels)] = present  # its columns are the classes PublicTest holds
+    return CVResult(search.best_estimator_, float(search.best_score_), dict(search.best_params_), out_of_fold)
 
 
 @dataclass
@@ -148,6 +157,7 @@ class Stacker:
     run_dirs: list[str]
     checkpoints: list[Path | None]
     tta: list[str]  # each base run's TTA, so new faces get what the saved logits got
+    temperature: float = 1.0  # fer-predict's confidences: fitted on the out-of-fold PublicTest probabilities
     class_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
 
     def predict_proba(self, logits: Sequence[np.ndarray]) -> np.ndarray:

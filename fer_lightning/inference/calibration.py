@@ -4,7 +4,8 @@ A net's top probability is the confidence fer-predict reports. Trained on hard l
 study's nets say 70% where they are right about 70% of the time; a student taught by softened teacher
 probabilities (``experiment=distill``, temperature 2) says 50% there. Dividing the logits by one temperature ``T``
 (Guo et al., 2017, "On calibration of modern neural networks") changes no answer, only how sure each one says it is.
-``T`` is fitted on PublicTest, like every other choice; PrivateTest only reports the result.
+``T`` is fitted on PublicTest, like every other choice; PrivateTest only reports the result. A stack's meta-learner
+gives probabilities, not logits: their logarithms take the logits' place (``log_probabilities``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from scipy.special import softmax
 
 TEMPERATURE_RANGE = (0.05, 20.0)
 CONFIDENCE_BINS = 15  # equal-width bins of the top probability, the usual count for expected calibration error
+PROBABILITY_FLOOR = 1e-6  # log 0 has no temperature: a pure tree leaf's 0 counts as one in a million
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -65,3 +67,10 @@ def errors_before_and_after(logits: np.ndarray, labels: np.ndarray, temperature:
     """The expected calibration error of the net's own probabilities and of those at ``temperature``."""
     raw, scaled = (expected_calibration_error(softmax(logits / scale, axis=1), labels) for scale in (1.0, temperature))
     return raw, scaled
+
+
+def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """Probabilities as logits: ``softmax(log_probabilities(p) / T)`` sharpens (T < 1) or flattens (T > 1) a
+    meta-learner's probabilities as dividing a net's logits does, and at T = 1 gives them back (a 0 as about
+    one in a million)."""
+    return np.log(np.clip(probabilities, PROBABILITY_FLOOR, None))

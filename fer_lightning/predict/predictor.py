@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 from rich.progress import Progress
+from scipy.special import softmax
 
 from fer_lightning.faces.detectors import Box, Face, make_detector
 from fer_lightning.faces.finder import FaceFinder, to_gray
 from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.fer2013 import CLASS_NAMES
-from fer_lightning.inference.calibration import fit_temperature
+from fer_lightning.inference.calibration import fit_temperature, log_probabilities
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
 from fer_lightning.inference.runtimes import GRAPH_RUNTIMES
@@ -60,21 +61,26 @@ class EmotionModel(Protocol):
 
 @dataclass
 class StackedFaceClassifier:
-    """stack.py's meta-model with its base checkpoints loaded once."""
+    """stack.py's meta-model with its base checkpoints loaded once, its probabilities at ``temperature``."""
 
     stacker: Stacker
     bases: list[FaceClassifier]
+    temperature: float
 
     @classmethod
-    def from_path(cls, path: str | Path, bf16: bool, runtime: str) -> StackedFaceClassifier:
+    def from_path(cls, path: str | Path, bf16: bool, runtime: str,
+                  temperature: float | None = None) -> StackedFaceClassifier:
+        """``temperature`` None: the one stack.py fitted on PublicTest."""
         from fer_lightning.ensemble.stacking import Stacker  # scikit-learn's second of start-up, for stack= only
 
         path = Path(path)
         stacker = Stacker.load(path / "meta_model.joblib" if path.is_dir() else path)
-        return cls(stacker, stacker.base_classifiers(bf16, runtime))
+        return cls(stacker, stacker.base_classifiers(bf16, runtime),
+                   stacker.temperature if temperature is None else temperature)
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        return self.stacker.predict_images(images, self.bases)
+        stacked = self.stacker.predict_images(images, self.bases)
+        return softmax(log_probabilities(stacked) / self.temperature, axis=1)
 
 
 def _checkpoint_tta(ckpt: Path) -> str:
@@ -109,7 +115,9 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
         onnx_model = OnnxFaceClassifier(path, cfg.runtime, _temperature(cfg, path))
         return onnx_model, (f"ONNX {path}" + (" (int8)" if onnx_model.int8 else "") + f" on {cfg.runtime}, "
                             f"temperature {onnx_model.temperature:.2f}")
-    return StackedFaceClassifier.from_path(path, bf16, cfg.runtime), f"stack {path} on {cfg.runtime}"
+    stacked = StackedFaceClassifier.from_path(path, bf16, cfg.runtime,
+                                              None if cfg.temperature == "auto" else float(cfg.temperature))
+    return stacked, f"stack {path} on {cfg.runtime}, temperature {stacked.temperature:.2f}"
 
 
 @dataclass

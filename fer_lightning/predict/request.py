@@ -16,8 +16,8 @@ PRECISIONS = ("auto", "32-true", "bf16-mixed")
 
 
 def named_model(cfg: DictConfig) -> tuple[str, Path]:
-    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists; FerError for ``int8`` or
-    ``temperature`` set to what that model cannot take."""
+    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists; FerError for an ``int8`` or
+    ``temperature`` that is not a setting."""
     named = {key: cfg[key] for key in MODEL_KINDS if cfg[key]}
     if len(named) != 1:
         raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
@@ -27,9 +27,6 @@ def named_model(cfg: DictConfig) -> tuple[str, Path]:
                        f"got {cfg.int8!r}")
     (kind, path), = named.items()
     if cfg.temperature != "auto":
-        if kind == "stack":
-            raise ConfigError("temperature applies to ckpt= and onnx=; a stack's meta-learner gives its own "
-                              f"probabilities, so leave it auto (got {cfg.temperature!r})")
         check_number("temperature", cfg.temperature, above=0,
                      why="what the logits are divided by; or auto, the one fitted on the run's PublicTest")
     if not Path(path).exists():
