@@ -12,11 +12,17 @@ log = logging.getLogger(__name__)
 
 
 def cpu_supports_bf16() -> bool:
-    """True where oneDNN has native bf16 kernels (AVX-512 bf16 or AMX); emulated bf16 would be slower than fp32."""
+    """True where the CPU does bf16 arithmetic itself (AVX-512 bf16 or AMX) for oneDNN's bf16 kernels.
+
+    oneDNN's own check (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) also says yes on plain AVX-512, where its
+    kernels emulate bf16: there the study net trained at a third of float32's speed (an Intel Xeon, family 6 model
+    207, whose virtual CPU shows neither; docs/results.md).
+    """
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except AttributeError:  # a torch without these checks
         return False
+    return bool(torch.backends.mkldnn.is_available() and native)
 
 
 def choose_precision(accelerator: str = "auto") -> str:

@@ -35,3 +35,14 @@ def test_explicit_settings_win(monkeypatch: pytest.MonkeyPatch, no_cuda: None) -
 
 def test_detection_answers_on_this_machine() -> None:
     assert isinstance(precision.cpu_supports_bf16(), bool)
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"),
+                         [(False, False, False), (True, False, True), (False, True, True)])
+def test_only_a_cpu_with_bf16_arithmetic_counts(monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool,
+                                                  expected: bool) -> None:
+    """oneDNN says yes on any AVX-512 CPU and emulates bf16 there, at a third of float32's speed."""
+    monkeypatch.setattr(precision.torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(precision.torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(precision.torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert precision.cpu_supports_bf16() is expected
