@@ -67,17 +67,19 @@ def test_fused_tail_matches_the_four_layers_forward_backward_and_running_stats(s
         torch.testing.assert_close(getattr(fused_norm, name), getattr(norm, name))
 
 
-@pytest.mark.parametrize("slope", [0.0, 0.02])
-def test_tied_windows_send_the_gradient_where_the_eager_pool_does(slope: float) -> None:
+# The maps, slopes and layouts of two cases above: their compiled steps serve these too.
+@pytest.mark.parametrize(("slope", "channels_last"), [(0.0, False), (0.02, True)])
+def test_tied_windows_send_the_gradient_where_the_eager_pool_does(slope: float, channels_last: bool) -> None:
     """Whole-number maps tie often: the first of equal maxima in reading order takes the gradient, as in max_pool2d."""
     torch.manual_seed(0)
-    z = torch.randint(-2, 3, (4, 3, 8, 8)).float()
-    grad = torch.randn(4, 3, 4, 4)
-    norm = nn.BatchNorm2d(3)
+    z = torch.randint(-2, 3, (4, 5, 12, 10)).float()
+    grad = torch.randn(4, 5, 6, 5)
+    norm = nn.BatchNorm2d(5)
     fused_norm = copy.deepcopy(norm)
-    z_ref, z_fused = z.clone().requires_grad_(), z.clone().requires_grad_()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    z_ref, z_fused = z.clone().requires_grad_(), z.contiguous(memory_format=layout).requires_grad_()
     four_layers(z_ref, norm, slope, 0, torch.contiguous_format).backward(grad)
-    act_norm_pool(z_fused, fused_norm, slope).backward(grad)
+    act_norm_pool(z_fused, fused_norm, slope).backward(grad.contiguous(memory_format=layout))
     maxima = F.max_pool2d(z, 2).repeat_interleave(2, -1).repeat_interleave(2, -2) == z
     assert maxima.sum() > z.numel() / 4 * 1.2  # more maxima than windows: ties
     torch.testing.assert_close(z_fused.grad, z_ref.grad, atol=1e-5, rtol=1e-5)
