@@ -255,7 +255,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
         summary |= write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE, runtime)
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), %+.4f over %s (paired 95%% interval "
-             "%+.4f to %+.4f), macro F1 %.4f; calibration error %.1f%% as fitted, %.1f%% at the temperature %.2f "
+             "%+.4f to %+.4f), macro F1 %.4f; calibration error %.1f%% on its own, %.1f%% at the temperature %.2f "
              "fitted on PublicTest (fer-predict's); run dir %s", chosen.name, summary["test/acc"],
              *summary["test/acc_ci95"], gain, reference.name, gain_low, gain_high, summary["test/f1_macro"],
              100 * summary["test/ece"], 100 * summary["test/ece_calibrated"], chosen.temperature, out)
