@@ -16,7 +16,14 @@ from scipy.special import softmax
 from fer_lightning.ensemble.stack import stack
 from fer_lightning.ensemble.stacking import Stacker
 from fer_lightning.fer2013 import NUM_CLASSES
-from fer_lightning.inference.calibration import TEMPERATURE_RANGE, expected_calibration_error, fit_temperature
+from fer_lightning.inference.calibration import (
+    TEMPERATURE_RANGE,
+    errors_before_and_after,
+    expected_calibration_error,
+    fit_temperature,
+    log_probabilities,
+    probability_temperature,
+)
 from fer_lightning.inference.onnx_file import export_onnx
 from fer_lightning.predict.predictor import StackedFaceClassifier, load_model
 from fer_lightning.training.run_dir import RunDir
@@ -36,6 +43,26 @@ def test_faces_all_right_by_a_margin_stop_at_the_sharpest_temperature() -> None:
     labels = np.arange(70) % NUM_CLASSES
     assert fit_temperature(5 * np.eye(NUM_CLASSES)[labels], labels) == TEMPERATURE_RANGE[0]
     assert fit_temperature(5 * np.eye(NUM_CLASSES)[(labels + 1) % NUM_CLASSES], labels) == TEMPERATURE_RANGE[1]
+
+
+def test_a_meta_learners_temperature_is_kept_only_where_it_brings_confidence_nearer_accuracy() -> None:
+    """Probabilities from labels drawn at half their temperature take the fitted one. A tree's leaves do not: half
+    the faces in pure leaves, right 85% of the time, half in leaves of 50/30/20% whose labels are drawn from them.
+    The fit that spares the pure leaves' 0s flattens the others' answers further from their accuracy."""
+    logits, labels = labels_drawn_at(0.5, faces=5000)
+    assert probability_temperature(softmax(logits, axis=1), labels) == pytest.approx(0.5, rel=0.1)
+    rng = np.random.default_rng(0)
+    leaf_class, pure = rng.integers(0, NUM_CLASSES, 6000), np.arange(6000) < 3000
+    offset = np.where(pure, np.where(rng.random(6000) < 0.85, 0, 1), rng.choice(3, 6000, p=[0.5, 0.3, 0.2]))
+    labels = (leaf_class + offset) % NUM_CLASSES
+    leaves = np.zeros((6000, NUM_CLASSES))
+    for step, share in enumerate([0.5, 0.3, 0.2]):
+        leaves[~pure, (leaf_class[~pure] + step) % NUM_CLASSES] = share
+    leaves[pure, leaf_class[pure]] = 1.0
+    fitted = fit_temperature(log_probabilities(leaves), labels)
+    before, after = errors_before_and_after(log_probabilities(leaves), labels, fitted)
+    assert fitted > 2 and after > before
+    assert probability_temperature(leaves, labels) == 1.0
 
 
 def test_calibration_error_by_hand() -> None:
@@ -80,6 +107,8 @@ def test_fer_predict_gives_a_stacks_probabilities_at_the_temperature_stack_py_fi
                                                                                     tmp_path: Path) -> None:
     stack(stack_cfg(trained_runs, tmp_path / "stack", "meta=soft_vote"))
     stacker = Stacker.load(tmp_path / "stack" / "meta_model.joblib")
+    stacker.temperature = 0.5  # as fitted where the vote is not sure enough (two tiny runs may need none)
+    stacker.save(tmp_path / "stack" / "meta_model.joblib")
 
     def stacked(*overrides: str) -> StackedFaceClassifier:
         cfg = compose_config("predict", [f"stack={tmp_path / 'stack'}", "inputs=unused", "precision=32-true",
@@ -87,7 +116,7 @@ def test_fer_predict_gives_a_stacks_probabilities_at_the_temperature_stack_py_fi
         return load_model(cfg)[0]
 
     fitted, own = stacked(), stacked("temperature=1")
-    assert fitted.temperature == stacker.temperature != 1.0 and own.temperature == 1.0
+    assert fitted.temperature == 0.5 and own.temperature == 1.0
     faces = np.random.default_rng(2).integers(0, 256, (4, 48, 48), dtype=np.uint8)
     voted = stacker.predict_images(faces)
     np.testing.assert_allclose(own.predict_proba(faces), voted, rtol=1e-4)

@@ -41,7 +41,12 @@ from fer_lightning.ensemble.stacking import (
 from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.host_memory import keep_freed_memory
-from fer_lightning.inference.calibration import errors_before_and_after, fit_temperature, log_probabilities
+from fer_lightning.inference.calibration import (
+    errors_before_and_after,
+    fit_temperature,
+    log_probabilities,
+    probability_temperature,
+)
 from fer_lightning.inference.runtimes import RUNTIMES
 from fer_lightning.precision import inference_bf16
 from fer_lightning.training.reports import (
@@ -174,7 +179,7 @@ def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | Non
                 raise StackingError(f"meta={reason}") from err
             log.warning("Left out of the comparison: %s", reason)
             continue
-        temperature = fit_temperature(log_probabilities(fitted.out_of_fold_proba), val_labels)
+        temperature = probability_temperature(fitted.out_of_fold_proba, val_labels)
         stacker = Stacker(learner.name, learner.features, fitted.estimator, [str(r.run_dir.path) for r in runs],
                           [r.run_dir.best_checkpoint() for r in runs], [r.run_dir.tta() for r in runs], temperature)
         test_proba = stacker.predict_proba([run.test_logits for run in runs])
