@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Before torch, numpy or OpenCV start their thread pools. The suite's two xdist workers (pyproject.toml) share the
@@ -17,6 +18,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from scipy.special import softmax
@@ -75,12 +77,28 @@ def teacher_file(csv: Path, path: Path, seed: int = 0) -> tuple[Path, np.ndarray
     return path, lines, probabilities
 
 
+@contextmanager
+def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str) -> Iterator[tuple[Path, bool]]:
+    """A folder of this session's that every xdist worker shares, and whether it still needs building: the first
+    worker to ask builds it while the others wait, instead of each building its own (seconds each on CI)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base if worker_id == "master" else base.parent) / name  # pytest-N/: the workers' common parent
+    with FileLock(f"{folder}.lock"):
+        yield folder, not (folder / "built").exists()
+        (folder / "built").touch()
+
+
 @pytest.fixture(scope="session")
-def real_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def real_cache_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """One cache dir for every test on the real FER-2013, so its CSV is parsed once a session (~20 s on CI)."""
     if not REAL_CSV:
         pytest.skip("set FER2013_CSV to run on the real FER-2013")
-    return tmp_path_factory.mktemp("real_cache")
+    from fer_lightning.data.csv_reader import load_fer2013
+
+    with built_once(tmp_path_factory, worker_id, "real_cache") as (folder, needed):
+        if needed:
+            load_fer2013(REAL_CSV, folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -137,18 +155,18 @@ def train_cfg(tmp_path: Path, fer_csv: Path) -> Callable[..., DictConfig]:
 
 
 @pytest.fixture(scope="session")
-def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def trained_runs(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> list[Path]:
     """Two finished tiny runs on the synthetic CSV (relu, leaky): checkpoints, logits, reports. Read-only."""
     from fer_lightning.training.train import train
 
-    root = tmp_path_factory.mktemp("trained")
-    csv = root / "fer_synthetic.csv"
-    synthetic_frame().to_csv(csv, index=False)
-    runs = []
-    for model in ("relu", "leaky"):
-        train(compose_train([*tiny_run_overrides(csv, root / model, root / "cache"), f"model={model}"]))
-        runs.append(root / model)
-    return runs
+    with built_once(tmp_path_factory, worker_id, "trained") as (root, needed):
+        if needed:
+            root.mkdir()
+            csv = root / "fer_synthetic.csv"
+            synthetic_frame().to_csv(csv, index=False)
+            for model in ("relu", "leaky"):
+                train(compose_train([*tiny_run_overrides(csv, root / model, root / "cache"), f"model={model}"]))
+    return [root / model for model in ("relu", "leaky")]
 
 
 def best_checkpoint(run_dir: Path) -> Path:

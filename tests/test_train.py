@@ -108,10 +108,11 @@ def test_same_seed_same_metrics(train_cfg, tmp_path: Path) -> None:
 
 def test_fused_block_tails_train_as_the_plain_layers_do(train_cfg, tmp_path: Path) -> None:
     """fuse_tails (on outside the tests' tiny runs) reaches the net through the config and changes no result.
-    (LeakyReLU's tails: test_norm_pool.py.)"""
+    (LeakyReLU's tails: test_norm_pool.py.) In batches of 4, as test_bench.py's step_breakdown test: on an empty
+    inductor cache, whichever runs second loads the tails the first compiled (8 s instead of 40-60)."""
     runs = {fused: tmp_path / f"fused_{fused}" for fused in ("true", "false")}
     for fused, run in runs.items():
-        cfg = train_cfg(f"fuse_tails={fused}", "tta=[none]", f"paths.output_dir={run}")
+        cfg = train_cfg(f"fuse_tails={fused}", "tta=[none]", f"paths.output_dir={run}", "data.batch_size=4")
         assert len(instantiate(cfg.model.net).fused_tails) == (3 if fused == "true" else 0)
         train(cfg)
     fused_logits, plain_logits = (np.load(run / "logits_test.npz")["logits"] for run in runs.values())
