@@ -90,7 +90,8 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: s
 
 @pytest.fixture(scope="session")
 def real_cache_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """One cache dir for every test on the real FER-2013, so its CSV is parsed once a session (~20 s on CI)."""
+    """One cache dir for every test on the real FER-2013, so its CSV is parsed once a session, by the first worker
+    that needs it (6-20 s on CI)."""
     if not REAL_CSV:
         pytest.skip("set FER2013_CSV to run on the real FER-2013")
     from fer_lightning.data.csv_reader import load_fer2013
