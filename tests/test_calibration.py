@@ -26,6 +26,7 @@ from fer_lightning.inference.calibration import (
 )
 from fer_lightning.inference.onnx_file import export_onnx
 from fer_lightning.predict.predictor import StackedFaceClassifier, load_model
+from fer_lightning.training.reports import reliability_figure
 from fer_lightning.training.run_dir import RunDir
 
 
@@ -37,6 +38,15 @@ def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_at(temperature:
     assert expected_calibration_error(softmax(logits / fitted, axis=1), labels) < 0.015
     if temperature != 1.0:  # the net's own probabilities were too sure (0.5) or not sure enough (2.0)
         assert expected_calibration_error(softmax(logits, axis=1), labels) > 0.1
+
+
+def test_the_reliability_figure_names_both_curves_with_their_calibration_errors() -> None:
+    logits, labels = labels_drawn_at(2.0)
+    figure = reliability_figure(logits, labels, 2.0, unscaled="soft_vote's own")
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    errors = (expected_calibration_error(softmax(logits / scale, axis=1), labels) for scale in (1.0, 2.0))
+    assert legend[1:] == [f"{name}: calibration error {error:.1%}"
+                          for name, error in zip(("soft_vote's own", "temperature 2.00"), errors, strict=True)]
 
 
 def test_faces_all_right_by_a_margin_stop_at_the_sharpest_temperature() -> None:

@@ -235,7 +235,7 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     chosen_proba = chosen.predict_proba([run.test_logits for run in runs])
     report, confusion = write_report(out, "PrivateTest", chosen_proba, test_labels, unseen)
     reliability = reliability_figure(log_probabilities(chosen_proba), test_labels, chosen.temperature,
-                                     title=f"PrivateTest, {chosen.name}")
+                                     title=f"PrivateTest, {chosen.name}", unscaled=f"{chosen.name}'s own")
     _write_figures(out, table, confusion, reliability)
 
     soft_vote = table.loc[table["name"] == "soft_vote", "privatetest_acc"]

@@ -58,7 +58,11 @@ def confidence_bins(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.n
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The gap between confidence and accuracy, bin by bin, weighted by the faces in each: 0.05 means that the
     confidences reported are, on average, 5 points away from how often answers that sure are right."""
-    counts, mean_confidence, accuracy = confidence_bins(probabilities, labels)
+    return binned_calibration_error(*confidence_bins(probabilities, labels))
+
+
+def binned_calibration_error(counts: np.ndarray, mean_confidence: np.ndarray, accuracy: np.ndarray) -> float:
+    """``expected_calibration_error`` from bins ``confidence_bins`` has already counted (a figure plots them too)."""
     filled = counts > 0
     return float(np.sum(counts[filled] * np.abs(accuracy[filled] - mean_confidence[filled])) / counts.sum())
 

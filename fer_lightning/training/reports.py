@@ -20,7 +20,7 @@ from scipy.stats import binomtest, norm
 from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
 from fer_lightning.fer2013 import CLASS_NAMES
-from fer_lightning.inference.calibration import confidence_bins, expected_calibration_error
+from fer_lightning.inference.calibration import binned_calibration_error, confidence_bins
 
 LABELS = list(range(len(CLASS_NAMES)))
 LABEL_WIDTH = 45  # characters in a line of a bar's name
@@ -110,18 +110,18 @@ def mistakes_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray, 
     return fig
 
 
-def reliability_figure(logits: np.ndarray, labels: np.ndarray, temperature: float, title: str = "") -> Figure:
+def reliability_figure(logits: np.ndarray, labels: np.ndarray, temperature: float, title: str = "",
+                       unscaled: str = "as trained") -> Figure:
     """How often answers are right against how sure they say they are, per bin of confidence (a point's area is
-    its number of faces): as trained, and with the logits divided by ``temperature``. On the diagonal, a
-    confidence of 70% is right 70% of the time."""
+    its number of faces): the model's own (legend ``unscaled``), and with the logits divided by ``temperature``.
+    On the diagonal, a confidence of 70% is right 70% of the time."""
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100, layout="constrained")
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="confidence = accuracy")
-    curves = {"as trained": (1.0, "tab:blue"), f"temperature {temperature:.2f}": (temperature, "tab:orange")}
+    curves = {unscaled: (1.0, "tab:blue"), f"temperature {temperature:.2f}": (temperature, "tab:orange")}
     for name, (scale, color) in curves.items():
-        proba = softmax(logits / scale, axis=1)
-        counts, confidence, accuracy = confidence_bins(proba, labels)
+        counts, confidence, accuracy = confidence_bins(softmax(logits / scale, axis=1), labels)
         filled = counts > 0
-        error = expected_calibration_error(proba, labels)
+        error = binned_calibration_error(counts, confidence, accuracy)
         ax.scatter(confidence[filled], accuracy[filled], s=600 * counts[filled] / counts.sum(), color=color,
                    alpha=0.8, label=f"{name}: calibration error {error:.1%}")
     ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top probability)", ylabel="accuracy",
