@@ -12,7 +12,9 @@ from conftest import best_checkpoint
 from hydra.utils import instantiate
 
 from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.errors import ConfigError
 from fer_lightning.inference.face_classifier import FaceClassifier
+from fer_lightning.inference.runtimes import AUTO, chosen_runtime
 from fer_lightning.models.checkpoints import CheckpointError
 
 
@@ -43,6 +45,15 @@ def test_graph_runtimes_give_pytorchs_logits(trained_runs: list[Path], runtime: 
         np.testing.assert_allclose(graph.logits(images[face:face + 1]), expected[face:face + 1], atol=1e-4)
     with pytest.raises(ValueError, match="runtime must be one of torch, torch_compile, onnxruntime, openvino"):
         FaceClassifier.from_checkpoint(checkpoint, runtime="tensorrt")
+
+
+def test_auto_runtime_is_openvino_for_bf16_or_int8_and_onnxruntime_for_a_float32_graph() -> None:
+    assert [chosen_runtime(AUTO, bf16, int8) for bf16, int8 in ((True, False), (False, True), (False, False))] == [
+        "openvino", "openvino", "onnxruntime"]
+    assert chosen_runtime("torch", bf16=True) == "torch"  # a named runtime is kept
+    with pytest.raises(ConfigError, match="runtime must be auto or one of torch, torch_compile, onnxruntime, "
+                                          "openvino, got 'tensorrt'"):
+        chosen_runtime("tensorrt", bf16=False)
 
 
 # A net config as checkpoints saved it before the study's exact nets (ede98dc, 2026-11-25): no conv_padding or

@@ -334,12 +334,14 @@ def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_chec
         return model.predict_proba(faces), description
 
     int8_proba = OnnxFaceClassifier(int8, "openvino").predict_proba(faces)
-    proba, description = predict_model()
-    assert f"its int8 copy {int8}" in description
+    proba, description = predict_model()  # runtime=auto: OpenVINO for an int8 graph, onnxruntime for float32
+    assert f"on openvino (its int8 copy {int8})" in description
     np.testing.assert_allclose(proba, int8_proba, atol=1e-5)
-    for overrides in (["int8=false"], ["runtime=torch"]):
+    for overrides, runtime in ((["int8=false"], "onnxruntime"), (["runtime=torch"], "torch")):
         proba, description = predict_model(*overrides)
-        assert "int8 copy" not in description and np.abs(proba - int8_proba).max() > 1e-4
+        assert f" on {runtime}," in description and np.abs(proba - int8_proba).max() > 1e-4
+    assert [OnnxFaceClassifier(file, "auto").runtime for file in (int8, tmp_path / "m.onnx")] == ["openvino",
+                                                                                                  "onnxruntime"]
     os.utime(ckpt, (int8.stat().st_mtime + 10,) * 2)
     assert "int8 copy" not in predict_model()[1]
     with pytest.raises(FerError, match=r"int8 must be auto .* or false, got True"):

@@ -19,6 +19,7 @@ from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.neighbors import KNeighborsClassifier
 
+from fer_lightning import precision
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.data.teacher import TEACHER_FILE
 from fer_lightning.ensemble.stack import comparison_figure, configured_learners, stack, teacher_runtime
@@ -288,9 +289,11 @@ def test_saved_meta_model_predicts_new_faces_through_the_checkpoints(trained_run
         stacker.predict_proba(from_saved_logits[None])
 
 
-def test_the_teachers_runtime_is_openvino_on_a_cpu_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_teachers_runtime_is_fer_predicts_on_a_cpu_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert teacher_runtime("auto") == "openvino" and teacher_runtime("torch") == "torch"
+    for bf16, runtime in ((True, "openvino"), (False, "onnxruntime")):
+        monkeypatch.setattr(precision, "cpu_supports_bf16", lambda bf16=bf16: bf16)
+        assert teacher_runtime("auto") == runtime and teacher_runtime("torch") == "torch"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert teacher_runtime("auto") == "torch"
     with pytest.raises(ConfigError, match="teacher_runtime must be auto or one of torch, "):

@@ -1,4 +1,5 @@
-"""Where one face's time goes in fer-predict's default runtime: OpenVINO running a checkpoint's exported graph.
+"""Where one face's time goes in OpenVINO running a checkpoint's exported graph (fer-predict's runtime on CPUs with
+bf16 units and for int8 copies; onnxruntime's for a float graph in float32).
 
     python docs/scripts/one_face_latency.py <checkpoint> [calls]     # calls per timing, 2000 by default
 

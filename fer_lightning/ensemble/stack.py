@@ -47,7 +47,7 @@ from fer_lightning.inference.calibration import (
     log_probabilities,
     probability_temperature,
 )
-from fer_lightning.inference.runtimes import RUNTIMES
+from fer_lightning.inference.runtimes import AUTO, RUNTIMES, chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.training.reports import (
     accuracy_bars,
@@ -121,11 +121,11 @@ def unseen_by_all(runs: list[BaseRun]) -> np.ndarray | None:
 
 
 def teacher_runtime(setting: str) -> str:
-    """``teacher_runtime``: ``auto`` is torch on a GPU where there is one, else OpenVINO (fer-predict's CPU
-    runtime: 1.2x torch's faces per second in bf16 and 1.8x in float32 on a Zen 4 EPYC, docs/results.md); or
-    one of FaceClassifier's runtimes by name."""
+    """``teacher_runtime``: ``auto`` is torch on a GPU where there is one, else the graph runtime fer-predict picks on
+    this CPU (``chosen_runtime``; OpenVINO did 1.2x torch's faces per second in bf16 and 1.8x in float32 on a Zen 4
+    EPYC, docs/results.md); or one of FaceClassifier's runtimes by name."""
     if setting == "auto":
-        return "torch" if torch.cuda.is_available() else "openvino"
+        return "torch" if torch.cuda.is_available() else chosen_runtime(AUTO, inference_bf16("auto", "cpu"))
     if setting not in RUNTIMES:
         raise ConfigError(f"teacher_runtime must be auto or one of {', '.join(RUNTIMES)}, got {setting!r}")
     return setting

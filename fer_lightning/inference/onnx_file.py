@@ -20,7 +20,15 @@ from fer_lightning.errors import ConfigError, FerError, check_number, check_swit
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
-from fer_lightning.inference.runtimes import GRAPH_RUNTIMES, INPUT, graph_runner, onnx_bytes, onnxruntime_session
+from fer_lightning.inference.runtimes import (
+    AUTO,
+    GRAPH_RUNTIMES,
+    INPUT,
+    chosen_runtime,
+    graph_runner,
+    onnx_bytes,
+    onnxruntime_session,
+)
 from fer_lightning.inference.timing import timings
 from fer_lightning.precision import inference_bf16
 
@@ -51,15 +59,16 @@ def export_onnx(classifier: FaceClassifier, path: Path, opset: int = 17) -> Path
 class OnnxFaceClassifier:
     """An exported network (float32 or int8) under onnxruntime or OpenVINO, with FaceClassifier's interface:
     uint8 faces in, probabilities at ``temperature``. The file's input is checked with onnxruntime whichever runtime
-    then runs it."""
+    then runs it; ``runtime`` auto picks by whether the file is int8 (``chosen_runtime``; the graph runs in
+    float32)."""
 
     def __init__(self, path: str | Path, runtime: str = "onnxruntime", temperature: float = 1.0) -> None:
         self.source = Path(path)
         self.temperature = temperature
         if not self.source.is_file():
             raise FerError(f"{self.source}: no such ONNX file")
-        if runtime not in GRAPH_RUNTIMES:
-            raise FerError(f"an ONNX file runs on {' or '.join(GRAPH_RUNTIMES)}, not {runtime!r}")
+        if runtime not in (*GRAPH_RUNTIMES, AUTO):
+            raise FerError(f"an ONNX file runs on {AUTO}, {' or '.join(GRAPH_RUNTIMES)}, not {runtime!r}")
         try:
             session = onnxruntime_session(self.source)
         except Exception as err:  # onnxruntime raises its own error types for a foreign or broken file
@@ -69,7 +78,8 @@ class OnnxFaceClassifier:
             raise FerError(f"{self.source}: expected one input 'faces' of shape (N, 1, 48, 48), as fer-export "
                            f"writes; found {[(i.name, i.shape) for i in inputs]}")
         self.int8 = any(node.op_type == "QuantizeLinear" for node in onnx.load(self.source).graph.node)
-        self.run = graph_runner(runtime, self.source, bf16=False)
+        self.runtime = chosen_runtime(runtime, bf16=False, int8=self.int8)
+        self.run = graph_runner(self.runtime, self.source, bf16=False)
 
     def logits(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
         chunks = [self.run(images[s:s + batch_size, None].astype(np.float32))

@@ -29,7 +29,7 @@ from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.calibration import fit_temperature, log_probabilities
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
-from fer_lightning.inference.runtimes import GRAPH_RUNTIMES
+from fer_lightning.inference.runtimes import AUTO, GRAPH_RUNTIMES, chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.annotation import annotate
 from fer_lightning.predict.console import show_results
@@ -104,20 +104,22 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     kind, path = named_model(cfg)
     bf16 = inference_bf16(cfg.precision, "cpu")
     if kind == "ckpt":
-        int8 = int8_copy(path) if cfg.int8 == "auto" and cfg.runtime in GRAPH_RUNTIMES else None
+        int8 = int8_copy(path) if cfg.int8 == "auto" and cfg.runtime in (*GRAPH_RUNTIMES, AUTO) else None
+        runtime = chosen_runtime(cfg.runtime, bf16, int8 is not None)
         classifier = FaceClassifier.from_checkpoint(path, bf16, _checkpoint_tta(path) if cfg.tta == "auto" else cfg.tta,
-                                                    cfg.runtime, int8, _temperature(cfg, path))
-        in_bf16 = bf16 and cfg.runtime != "onnxruntime"  # onnxruntime runs the graph in float32
+                                                    runtime, int8, _temperature(cfg, path))
+        in_bf16 = bf16 and runtime != "onnxruntime"  # onnxruntime runs the graph in float32
         precision = f" (its int8 copy {int8})" if int8 else " (bf16)" if in_bf16 else ""
-        return classifier, (f"checkpoint {path} on {cfg.runtime}{precision}, TTA {classifier.tta}, "
+        return classifier, (f"checkpoint {path} on {runtime}{precision}, TTA {classifier.tta}, "
                             f"temperature {classifier.temperature:.2f}")
     if kind == "onnx":
         onnx_model = OnnxFaceClassifier(path, cfg.runtime, _temperature(cfg, path))
-        return onnx_model, (f"ONNX {path}" + (" (int8)" if onnx_model.int8 else "") + f" on {cfg.runtime}, "
+        return onnx_model, (f"ONNX {path}" + (" (int8)" if onnx_model.int8 else "") + f" on {onnx_model.runtime}, "
                             f"temperature {onnx_model.temperature:.2f}")
-    stacked = StackedFaceClassifier.from_path(path, bf16, cfg.runtime,
+    runtime = chosen_runtime(cfg.runtime, bf16)
+    stacked = StackedFaceClassifier.from_path(path, bf16, runtime,
                                               None if cfg.temperature == "auto" else float(cfg.temperature))
-    return stacked, f"stack {path} on {cfg.runtime}, temperature {stacked.temperature:.2f}"
+    return stacked, f"stack {path} on {runtime}, temperature {stacked.temperature:.2f}"
 
 
 @dataclass
