@@ -24,6 +24,8 @@ from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
+from fer_lightning.inference.runtimes import AUTO, chosen_runtime
+from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import Predictor, load_model, predict
@@ -92,7 +94,11 @@ def test_bad_inputs_are_named_and_the_rest_still_predicted(trained_runs: list[Pa
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    errors = json.loads((tmp_path / "out" / "predictions.json").read_text())["errors"]
+    written = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    runtime = chosen_runtime(AUTO, inference_bf16("auto", "cpu"))  # runtime=auto, precision=auto, no int8 copy
+    assert f" on {runtime}" in written["model"]
+    assert f"Model: {written['model']}" in (tmp_path / "out" / "predict.log").read_text()  # what auto picked, said
+    errors = written["errors"]
     assert errors == [f"{tmp_path / 'empty'}: empty folder, no images or videos in it",
                       f"{tmp_path / 'missing.png'}: no such file or folder",
                       f"{truncated}: unreadable or truncated image (image file is truncated)",

@@ -264,6 +264,7 @@ def _video_summaries(table: pd.DataFrame, out_dir: Path, smooth: int, plots: boo
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Run the model over every input; write predictions.csv, predictions.json and annotated copies."""
     model, description = load_model(cfg)
+    log.info("Model: %s", description)  # which runtime and precision auto picked here, the TTA, the temperature
     files, errors = input_files(cfg.inputs)
     for problem in errors:
         log.error(problem)
