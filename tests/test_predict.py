@@ -247,6 +247,8 @@ def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp
         np.testing.assert_allclose(onnx_model.logits(faces[:n]), plain.logits(faces[:n]), atol=1e-4)
     _, via_onnx = run_predict(tmp_path, f"onnx={tmp_path / 'm.onnx'}", f"inputs={tmp_path / 'faces'}")
     np.testing.assert_allclose(via_onnx[PROBA].to_numpy(), plain.predict_proba(faces), atol=1e-4)
+    with pytest.raises(FerError, match=r"an ONNX file runs on onnxruntime or openvino \(auto: either\), not 'torch'"):
+        OnnxFaceClassifier(tmp_path / "m.onnx", "torch")
 
 
 class MouthReader:

@@ -68,7 +68,7 @@ class OnnxFaceClassifier:
         if not self.source.is_file():
             raise FerError(f"{self.source}: no such ONNX file")
         if runtime not in (*GRAPH_RUNTIMES, AUTO):
-            raise FerError(f"an ONNX file runs on {AUTO}, {' or '.join(GRAPH_RUNTIMES)}, not {runtime!r}")
+            raise FerError(f"an ONNX file runs on {' or '.join(GRAPH_RUNTIMES)} ({AUTO}: either), not {runtime!r}")
         try:
             session = onnxruntime_session(self.source)
         except Exception as err:  # onnxruntime raises its own error types for a foreign or broken file
