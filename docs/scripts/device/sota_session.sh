@@ -47,7 +47,7 @@ echo "== trained in $(( $(date +%s) - start )) s since the call began; ${#finish
 if (( ${#finished[@]} > 0 )); then
   list=$(IFS=,; echo "${finished[*]}")
   # teacher_runtime=torch: what auto picks on the GPU, and the device's image has no OpenVINO, so dry_run.sh's CPU
-  # (where auto would pick it) does as the device does.
+  # (where auto would pick a graph runtime) does as the device does.
   timeout -k 10 $(( deadline - $(date +%s) - 10 )) fer-stack "runs=[$list]" meta=soft_vote compare=null teacher=true \
     teacher_runtime=torch "paths.log_dir=$RUNS" > "$RUNS/stack.log" 2>&1
   grep -E "CV accuracy|stack: PrivateTest|Wrote|error" "$RUNS/stack.log" | tee -a "$OUT/sota.log"
