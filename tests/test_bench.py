@@ -23,7 +23,8 @@ from fer_lightning.bench.clocks import EpochClock, device_clock
 from fer_lightning.bench.speed import bench, compute_dtype, matmul_peak_tflops
 from fer_lightning.bench.step_profile import StepProfiler, step_figures
 from fer_lightning.errors import ConfigError, FerError
-from fer_lightning.inference.runtimes import AUTO, chosen_runtime
+from fer_lightning.inference.runtime_names import AUTO
+from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.inference.timing import timings
 from fer_lightning.precision import inference_bf16
 from fer_lightning.training.run_dir import RunDir

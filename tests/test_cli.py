@@ -106,6 +106,8 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
         ("show must be a whole number of faces, at least 0; got 'all'", [*predict_onnx, "show=all"]),
         ("explain must be true or false, got 'yes'", [*predict_onnx, "explain=yes"]),
         ("precision must be one of auto, 32-true, bf16-mixed, got 'fp8'", [*predict_onnx, "precision=fp8"]),
+        ("runtime must be auto or one of torch, torch_compile, onnxruntime, openvino, got 'tensorrt'",
+         [*predict_onnx, "runtime=tensorrt"]),
         ("video.tracking.min_overlap must be a number from 0 to 1 (intersection over union), got 2",
          [*predict_onnx, "video.tracking.min_overlap=2"]),
         ("video.smooth_frames must be a whole number of sampled frames, at least 1; got 0",

@@ -14,7 +14,8 @@ from hydra.utils import instantiate
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import ConfigError
 from fer_lightning.inference.face_classifier import FaceClassifier
-from fer_lightning.inference.runtimes import AUTO, chosen_runtime
+from fer_lightning.inference.runtime_names import AUTO
+from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.models.checkpoints import CheckpointError
 
 

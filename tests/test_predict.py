@@ -24,7 +24,8 @@ from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
-from fer_lightning.inference.runtimes import AUTO, chosen_runtime
+from fer_lightning.inference.runtime_names import AUTO
+from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.photo_sheets import make_sheets, score

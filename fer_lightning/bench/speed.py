@@ -38,7 +38,8 @@ from fer_lightning.errors import ConfigError, FerError, as_list, check_switch, c
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
-from fer_lightning.inference.runtimes import AUTO, GRAPH_RUNTIMES, RUNTIMES, chosen_runtime, onnx_bytes
+from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES, RUNTIMES
+from fer_lightning.inference.runtimes import chosen_runtime, onnx_bytes
 from fer_lightning.inference.timing import timings
 from fer_lightning.models.flops import face_flops
 from fer_lightning.precision import channels_last_layout, inference_bf16

@@ -47,7 +47,8 @@ from fer_lightning.inference.calibration import (
     log_probabilities,
     probability_temperature,
 )
-from fer_lightning.inference.runtimes import AUTO, RUNTIMES, chosen_runtime
+from fer_lightning.inference.runtime_names import AUTO, RUNTIMES
+from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.training.reports import (
     accuracy_bars,

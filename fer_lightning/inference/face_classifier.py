@@ -18,7 +18,8 @@ from torch import nn
 
 from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
-from fer_lightning.inference.runtimes import GRAPH_RUNTIMES, RUNTIMES, GraphRunner, graph_runner, onnx_bytes
+from fer_lightning.inference.runtime_names import GRAPH_RUNTIMES, RUNTIMES
+from fer_lightning.inference.runtimes import GraphRunner, graph_runner, onnx_bytes
 from fer_lightning.inference.tta import averaged_logits, views
 from fer_lightning.models.checkpoints import DATAMODULE_KEY, CheckpointError, net_config, read_checkpoint
 

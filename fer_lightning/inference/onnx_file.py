@@ -20,15 +20,8 @@ from fer_lightning.errors import ConfigError, FerError, check_number, check_swit
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
-from fer_lightning.inference.runtimes import (
-    AUTO,
-    GRAPH_RUNTIMES,
-    INPUT,
-    chosen_runtime,
-    graph_runner,
-    onnx_bytes,
-    onnxruntime_session,
-)
+from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES
+from fer_lightning.inference.runtimes import INPUT, chosen_runtime, graph_runner, onnx_bytes, onnxruntime_session
 from fer_lightning.inference.timing import timings
 from fer_lightning.precision import inference_bf16
 

@@ -18,13 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.folding import fold_batchnorms
+from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES, checked_runtime
 
-GRAPH_RUNTIMES = ("onnxruntime", "openvino")  # they run an exported ONNX graph, float32 or int8
-RUNTIMES = ("torch", "torch_compile", *GRAPH_RUNTIMES)
-AUTO = "auto"  # fer-predict's and fer-bench's: the graph runtime ``chosen_runtime`` picks
 INPUT, OUTPUT = "faces", "logits"
 GraphRunner = Callable[[np.ndarray], np.ndarray]  # (N, 1, 48, 48) float32 pixels 0-255 -> (N, 7) logits
 
@@ -89,16 +87,14 @@ def openvino_runner(model: bytes | Path, bf16: bool) -> GraphRunner:
 def chosen_runtime(runtime: str, bf16: bool, int8: bool = False) -> str:
     """``runtime``, where ``auto`` is OpenVINO for a graph it runs in bf16 (``bf16``: the CPU has bf16 units) or in
     int8 (``int8``: fer-export's int8 copy), and onnxruntime for a float graph in float32; ConfigError for a name
-    that is neither auto nor one of ``RUNTIMES``.
+    that is neither auto nor one of ``RUNTIMES`` (``checked_runtime``).
 
     Measured (docs/results.md, "Which graph runtime"): OpenVINO's bf16 is about twice onnxruntime's float32 at batch
     256 on a Zen 4 EPYC, and its int8 kernels lead at batch 256 on every CPU timed; in float32 onnxruntime matched
     OpenVINO on a Zen 3 EPYC and beat it on a Xeon without bf16, one face and batch 256 alike.
     """
-    if runtime == AUTO:
+    if checked_runtime(runtime) == AUTO:
         return "openvino" if bf16 or int8 else "onnxruntime"
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"runtime must be {AUTO} or one of {', '.join(RUNTIMES)}, got {runtime!r}")
     return runtime
 
 

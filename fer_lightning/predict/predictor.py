@@ -29,7 +29,8 @@ from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.calibration import fit_temperature, log_probabilities
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
-from fer_lightning.inference.runtimes import AUTO, GRAPH_RUNTIMES, chosen_runtime
+from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES
+from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.annotation import annotate
 from fer_lightning.predict.console import show_results

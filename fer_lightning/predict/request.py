@@ -9,6 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
+from fer_lightning.inference.runtime_names import checked_runtime
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
@@ -44,8 +45,8 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 def check_request(cfg: DictConfig) -> None:
     """FerError for a model or inputs that are not there, a frame step or batch below 1, a count of faces to show
-    below 0, a margin that leaves a face's square no side, an eye-levelling angle below 0, a precision, a video
-    setting or a switch that cannot work, before anything is loaded."""
+    below 0, a margin that leaves a face's square no side, an eye-levelling angle below 0, a precision or runtime,
+    a video setting or a switch that cannot work, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
     check_whole_number("show", cfg.show, of="faces", least=0)
@@ -56,6 +57,7 @@ def check_request(cfg: DictConfig) -> None:
         check_switch(switch, cfg[switch])
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    checked_runtime(cfg.runtime)
     check_number("video.tracking.min_overlap", cfg.video.tracking.min_overlap, least=0, most=1,
                  why="intersection over union")
     check_whole_number("video.tracking.max_missed", cfg.video.tracking.max_missed, "sampled frames", least=0)
