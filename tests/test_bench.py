@@ -256,8 +256,7 @@ def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_ru
 
 @pytest.mark.parametrize(("override", "error"), [
     ("runtimes=[openvino,tensorrt]", r"runtimes must list one or more of auto, torch, torch_compile, onnxruntime, "
-                                     r"openvino, "
-                                     r"onnxruntime_int8, openvino_int8; got \['openvino', 'tensorrt'\]"),
+                                     r"openvino, onnxruntime_int8, openvino_int8; got \['openvino', 'tensorrt'\]"),
     ("runtimes=[]", "runtimes must list one or more of"),
     ("epochs=0", "epochs must be a whole number, at least 1; got 0"),
     ("runtimes=tensorrt", r"runtimes must list one or more of .*; got \['tensorrt'\]"),  # one name: a list of one
