@@ -38,7 +38,6 @@ from fer_lightning.ensemble.stacking import (
     fit_by_cv,
     meta_features,
 )
-from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.calibration import (
@@ -47,7 +46,7 @@ from fer_lightning.inference.calibration import (
     log_probabilities,
     probability_temperature,
 )
-from fer_lightning.inference.runtime_names import AUTO, RUNTIMES
+from fer_lightning.inference.runtime_names import AUTO, checked_runtime
 from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.training.reports import (
@@ -125,10 +124,8 @@ def teacher_runtime(setting: str) -> str:
     """``teacher_runtime``: ``auto`` is torch on a GPU where there is one, else the graph runtime fer-predict picks on
     this CPU (``chosen_runtime``; OpenVINO did 1.2x torch's faces per second in bf16 and 1.8x in float32 on a Zen 4
     EPYC, docs/results.md); or one of FaceClassifier's runtimes by name."""
-    if setting == "auto":
+    if checked_runtime(setting, "teacher_runtime") == AUTO:
         return "torch" if torch.cuda.is_available() else chosen_runtime(AUTO, inference_bf16("auto", "cpu"))
-    if setting not in RUNTIMES:
-        raise ConfigError(f"teacher_runtime must be auto or one of {', '.join(RUNTIMES)}, got {setting!r}")
     return setting
 
 

@@ -10,8 +10,8 @@ RUNTIMES = ("torch", "torch_compile", *GRAPH_RUNTIMES)
 AUTO = "auto"  # fer-predict's default: the graph runtime ``inference.runtimes.chosen_runtime`` picks
 
 
-def checked_runtime(runtime: str) -> str:
-    """``runtime`` where it is auto or one of ``RUNTIMES``, else ConfigError."""
+def checked_runtime(runtime: str, key: str = "runtime") -> str:
+    """``runtime`` where it is auto or one of ``RUNTIMES``, else ConfigError naming the setting ``key``."""
     if runtime != AUTO and runtime not in RUNTIMES:
-        raise ConfigError(f"runtime must be {AUTO} or one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        raise ConfigError(f"{key} must be {AUTO} or one of {', '.join(RUNTIMES)}, got {runtime!r}")
     return runtime
