@@ -36,13 +36,14 @@ def test_checkpoint_carries_the_net_config(trained_runs: list[Path]) -> None:
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-def test_graph_runtimes_give_pytorchs_logits(trained_runs: list[Path], runtime: str) -> None:
+@pytest.mark.parametrize("tta", ["none", "hflip_shifts"])
+def test_graph_runtimes_give_pytorchs_logits(trained_runs: list[Path], runtime: str, tta: str) -> None:
     images, _ = load_fer2013(trained_runs[0].parent / "fer_synthetic.csv").split("PublicTest")
     checkpoint = best_checkpoint(trained_runs[1])
-    expected = FaceClassifier.from_checkpoint(checkpoint).logits(images)
-    graph = FaceClassifier.from_checkpoint(checkpoint, runtime=runtime)
+    expected = FaceClassifier.from_checkpoint(checkpoint, tta=tta).logits(images)
+    graph = FaceClassifier.from_checkpoint(checkpoint, tta=tta, runtime=runtime)
     np.testing.assert_allclose(graph.logits(images), expected, atol=1e-4)
-    for face in range(3):  # one face at a time (OpenVINO's batch-1 copy) gives the batch's answer
+    for face in range(3):  # one face at a time (OpenVINO's copy for one face's views) gives the batch's answer
         np.testing.assert_allclose(graph.logits(images[face:face + 1]), expected[face:face + 1], atol=1e-4)
     with pytest.raises(ValueError, match="runtime must be one of torch, torch_compile, onnxruntime, openvino"):
         FaceClassifier.from_checkpoint(checkpoint, runtime="tensorrt")

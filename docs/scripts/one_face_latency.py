@@ -80,10 +80,10 @@ def main(args: list[str]) -> None:
     print(f"one face, {checkpoint}, {calls} calls per timing, OpenVINO {openvino.get_version()}")
     for round_number in range(1, ROUNDS + 1):
         for name, (graph, bf16) in graphs.items():
-            request = openvino_request(graph, bf16, one_face=True)
+            request = openvino_request(graph, bf16, rows=1)
             p50, p95 = latency_ms(lambda request=request: request.infer({0: face})[0].copy(), calls)  # logits out
             print(f"round {round_number}  {name:12s} p50 {p50:.3f} ms  p95 {p95:.3f} ms")
-    layers = kernel_us(openvino_request(float_graph, True, one_face=True, count_layers=True), face, calls)
+    layers = kernel_us(openvino_request(float_graph, True, rows=1, count_layers=True), face, calls)
     print(f"OpenVINO's kernels for the bf16 call: {sum(layers.values()):.1f} us in all; the slowest:")
     for key, us in sorted(layers.items(), key=lambda item: -item[1])[:LAYERS_SHOWN]:
         print(f"  {us:8.1f} us  {key}")

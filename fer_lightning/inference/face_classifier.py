@@ -17,10 +17,10 @@ from scipy.special import softmax
 from torch import nn
 
 from fer_lightning.errors import ConfigError
-from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
+from fer_lightning.fer2013 import NUM_CLASSES
 from fer_lightning.inference.runtime_names import GRAPH_RUNTIMES, RUNTIMES
 from fer_lightning.inference.runtimes import GraphRunner, graph_runner, onnx_bytes
-from fer_lightning.inference.tta import averaged_logits, views
+from fer_lightning.inference.tta import averaged_logits, view_count, views
 from fer_lightning.models.checkpoints import DATAMODULE_KEY, CheckpointError, net_config, read_checkpoint
 
 
@@ -51,7 +51,7 @@ class FaceClassifier:
     _forward: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        views(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), self.tta)  # an unknown TTA fails now, not mid-way
+        view_count(self.tta)  # an unknown TTA fails now, not mid-way
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.int8_graph is not None and self.runtime not in GRAPH_RUNTIMES:
@@ -107,8 +107,9 @@ class FaceClassifier:
 
     def _graph_logits(self, images: np.ndarray, batch_size: int) -> np.ndarray:
         if self._graph is None:
-            self._graph = graph_runner(self.runtime, self.int8_graph, bf16=False) if self.int8_graph else \
-                graph_runner(self.runtime, onnx_bytes(self.net, self.mean, self.std), self.bf16)
+            rows_per_face = view_count(self.tta)
+            self._graph = graph_runner(self.runtime, self.int8_graph, False, rows_per_face) if self.int8_graph else \
+                graph_runner(self.runtime, onnx_bytes(self.net, self.mean, self.std), self.bf16, rows_per_face)
         chunks = [self._graph(images[start:start + batch_size, None].astype(np.float32))
                   for start in range(0, len(images), batch_size)]
         return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)

@@ -58,10 +58,10 @@ def onnxruntime_session(model: bytes | Path) -> Any:
                                         providers=["CPUExecutionProvider"])
 
 
-def openvino_request(model: bytes | Path, bf16: bool, one_face: bool = False, count_layers: bool = False) -> Any:
+def openvino_request(model: bytes | Path, bf16: bool, rows: int | None = None, count_layers: bool = False) -> Any:
     """An OpenVINO inference request on the CPU, compiled for latency; ``bf16`` lets it compute in bf16 (AMX or
-    AVX-512 bf16), else float32 throughout. ``one_face`` compiles the graph for batch 1 (static shape);
-    ``count_layers`` turns on OpenVINO's per-layer counters (``request.profiling_info``)."""
+    AVX-512 bf16), else float32 throughout. ``rows`` compiles the graph for that batch size only (a static shape;
+    None: any); ``count_layers`` turns on OpenVINO's per-layer counters (``request.profiling_info``)."""
     import openvino
 
     core = openvino.Core()
@@ -69,19 +69,21 @@ def openvino_request(model: bytes | Path, bf16: bool, one_face: bool = False, co
     if count_layers:
         settings["PERF_COUNT"] = True
     graph = core.read_model(model if isinstance(model, bytes) else str(model))
-    if one_face:
-        graph.reshape([1, 1, IMAGE_SIDE, IMAGE_SIDE])
+    if rows is not None:
+        graph.reshape([rows, 1, IMAGE_SIDE, IMAGE_SIDE])
     return core.compile_model(graph, "CPU", settings).create_infer_request()
 
 
-def openvino_runner(model: bytes | Path, bf16: bool) -> GraphRunner:
+def openvino_runner(model: bytes | Path, bf16: bool, rows_per_face: int = 1) -> GraphRunner:
     """OpenVINO on the CPU (``openvino_request``).
 
-    One face at a time (a webcam, fer-predict on one photo) goes to a second copy compiled for batch 1: a static
-    shape spares OpenVINO its per-call shape handling, 10-15% of a 0.3 ms call (docs/results.md).
+    One face at a time (a webcam, fer-predict on one photo) goes to a second copy compiled for the rows one face
+    sends, ``rows_per_face`` (its test-time augmentation's views): a static shape spares OpenVINO its per-call shape
+    handling, 10-15% of a 0.3 ms call for one row and 10% of a 0.5 ms call of a face and its mirror in int8
+    (docs/results.md).
     """
-    any_batch, one_face = openvino_request(model, bf16), openvino_request(model, bf16, one_face=True)
-    return lambda faces: (one_face if len(faces) == 1 else any_batch).infer({0: faces})[0].copy()
+    any_batch, one_face = openvino_request(model, bf16), openvino_request(model, bf16, rows=rows_per_face)
+    return lambda faces: (one_face if len(faces) == rows_per_face else any_batch).infer({0: faces})[0].copy()
 
 
 def chosen_runtime(runtime: str, bf16: bool, int8: bool = False) -> str:
@@ -98,11 +100,12 @@ def chosen_runtime(runtime: str, bf16: bool, int8: bool = False) -> str:
     return runtime
 
 
-def graph_runner(runtime: str, model: bytes | Path, bf16: bool) -> GraphRunner:
-    """A runner for an exported graph; ``runtime`` is onnxruntime or openvino."""
+def graph_runner(runtime: str, model: bytes | Path, bf16: bool, rows_per_face: int = 1) -> GraphRunner:
+    """A runner for an exported graph; ``runtime`` is onnxruntime or openvino, ``rows_per_face`` the rows a call
+    for one face sends (OpenVINO compiles a copy for it)."""
     if runtime == "onnxruntime":
         session = onnxruntime_session(model)
         return lambda faces: session.run([OUTPUT], {INPUT: faces})[0]
     if runtime == "openvino":
-        return openvino_runner(model, bf16)
+        return openvino_runner(model, bf16, rows_per_face)
     raise FerError(f"runtime must be one of {', '.join(GRAPH_RUNTIMES)}, got {runtime!r}")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fer_lightning.errors import ConfigError
+from fer_lightning.fer2013 import IMAGE_SIDE
 
 TTA_NAMES = ("none", "hflip", "shifts", "hflip_shifts")
 SHIFT_PX = 3
@@ -39,6 +40,11 @@ def views(images: np.ndarray, tta: str, shift_px: int = SHIFT_PX) -> list[np.nda
     if "hflip" in tta:
         out += [np.ascontiguousarray(view[..., ::-1]) for view in out]
     return out
+
+
+def view_count(tta: str) -> int:
+    """How many views of each face ``tta`` averages over: the rows one face sends through the net."""
+    return len(views(np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.uint8), tta))
 
 
 def tta_logits(logits_fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, tta: str) -> np.ndarray:
