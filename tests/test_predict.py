@@ -22,6 +22,7 @@ from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.faces.detectors import Box, make_detector
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.inference import onnx_file
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
 from fer_lightning.inference.runtime_names import AUTO
@@ -313,8 +314,8 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
                                first[PROBA].to_numpy(float), atol=1e-3)
 
 
-def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_checkpoint(trained_runs: list[Path],
-                                                                                       tmp_path: Path) -> None:
+def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_checkpoint(
+        trained_runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     csv = trained_runs[0].parent / "fer_synthetic.csv"
     ckpt = shutil.copy(best_checkpoint(trained_runs[0]), tmp_path / "m.ckpt")  # fer-export writes m.onnx beside it
     settings = [f"ckpt={ckpt}", "bench=false", "int8=true", f"csv_path={csv}", f"cache_dir={tmp_path / 'cache'}"]
@@ -361,6 +362,15 @@ def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_chec
                                        r"onnxruntime .* more than int8_max_drop=-100"):
         export(compose_config("export", [*settings, "int8_max_drop=-100"]))
     assert not int8.exists()  # a refused file is not left behind
+
+    def stopped_check(*args: object) -> None:  # the copy fer-predict would run is not there while it is checked
+        assert not int8.exists() and (tmp_path / ".unchecked-m.int8.onnx").is_file()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_file, "int8_accuracy_check", stopped_check)
+    with pytest.raises(KeyboardInterrupt):  # a check stopped midway leaves neither file
+        export(compose_config("export", settings))
+    assert not int8.exists() and not list(tmp_path.glob("*unchecked*"))
 
 
 @pytest.mark.parametrize(("override", "error"), [
