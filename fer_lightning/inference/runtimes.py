@@ -79,7 +79,7 @@ def openvino_runner(model: bytes | Path, bf16: bool, rows_per_face: int = 1) -> 
 
     One face at a time (a webcam, fer-predict on one photo) goes to a second copy compiled for the rows one face
     sends, ``rows_per_face`` (its test-time augmentation's views): a static shape spares OpenVINO its per-call shape
-    handling, 10-15% of a 0.3 ms call for one row and 10% of a 0.5 ms call of a face and its mirror in int8
+    handling, 10-15% of a 0.3 ms call for one row, and as much of a 0.5 ms call of a face and its mirror in int8
     (docs/results.md).
     """
     any_batch, one_face = openvino_request(model, bf16), openvino_request(model, bf16, rows=rows_per_face)
