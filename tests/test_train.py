@@ -85,6 +85,7 @@ def test_run_writes_reports_checkpoints_and_tensorboard(train_cfg, tmp_path: Pat
             "hp/forward_mflops_per_face"} <= scalars
     confusion = events.Images("test/confusion_matrix")[0]
     assert confusion.width <= 700  # legible at TensorBoard's default card size, not scaled down from 1,500 px
+    assert confusion.encoded_image_string == (run / "confusion_matrix.png").read_bytes()  # drawn once, the same
     assert events.Images("test/mistakes") and events.Images("test/reliability")
     start = events.summary_metadata["_hparams_/session_start_info"].plugin_data.content
     hparams = HParamsPluginData.FromString(start).session_start_info.hparams

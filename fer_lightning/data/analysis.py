@@ -21,6 +21,7 @@ from fer_lightning.data.csv_reader import FerArrays, cache_file, load_fer2013
 from fer_lightning.data.duplicate_check import compare_copy_finders
 from fer_lightning.errors import check_switch, check_whole_number
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
+from fer_lightning.figures import log_png, save_png
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,8 @@ def analyze(csv_path: str | None, out_dir: Path, cache_dir: Path | None = None, 
             written += _write_audit(data, found, out_dir, writer)
             figures["near_duplicates"] = copies_figure(data, found)
         for name, fig in figures.items():
-            path = out_dir / f"{name}.png"
-            fig.savefig(path, dpi=110)
-            writer.add_figure(f"data/{name}", fig)
-            plt.close(fig)
+            path = save_png(fig, out_dir / f"{name}.png", 110)
+            log_png(writer, f"data/{name}", path)
             written.append(path)
     if near_duplicate_check:
         table = compare_copy_finders(data.images)

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -39,6 +38,7 @@ from fer_lightning.ensemble.stacking import (
     meta_features,
 )
 from fer_lightning.fer2013 import SPLITS
+from fer_lightning.figures import log_png, save_png
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.calibration import (
     errors_before_and_after,
@@ -191,18 +191,13 @@ def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | Non
     return stackers, rows
 
 
-def _write_figures(out: Path, table: pd.DataFrame, confusion: Figure, reliability: Figure) -> None:
-    """comparison.png and reliability.png, and the figures and the table in TensorBoard."""
-    comparison = comparison_figure(table)
-    comparison.savefig(out / "comparison.png", dpi=110)
-    reliability.savefig(out / "reliability.png")
+def _write_figures(out: Path, table: pd.DataFrame, pngs: dict[str, Path]) -> None:
+    """comparison.png, and it, the other figures' PNGs (by tag) and the table in TensorBoard."""
+    pngs = {**pngs, "stack/comparison": save_png(comparison_figure(table), out / "comparison.png", 110)}
     with SummaryWriter(str(out / "tensorboard")) as writer:
-        writer.add_figure("stack/confusion_matrix", confusion)
-        writer.add_figure("stack/comparison", comparison)
-        writer.add_figure("stack/reliability", reliability)
+        for tag, png in pngs.items():
+            log_png(writer, tag, png)
         writer.add_text("stack/table", "\n".join("    " + line for line in table.to_string().splitlines()))
-    for figure in (confusion, comparison, reliability):
-        plt.close(figure)
 
 
 def stack(cfg: DictConfig) -> dict[str, Any]:
@@ -234,7 +229,8 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     report, confusion = write_report(out, "PrivateTest", chosen_proba, test_labels, unseen)
     reliability = reliability_figure(log_probabilities(chosen_proba), test_labels, chosen.temperature,
                                      title=f"PrivateTest, {chosen.name}", unscaled=f"{chosen.name}'s own")
-    _write_figures(out, table, confusion, reliability)
+    _write_figures(out, table, {"stack/confusion_matrix": confusion,
+                                "stack/reliability": save_png(reliability, out / "reliability.png")})
 
     soft_vote = table.loc[table["name"] == "soft_vote", "privatetest_acc"]
     chosen_row = next(row for row in stacker_rows if row["name"] == chosen.name)

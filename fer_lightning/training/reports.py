@@ -20,6 +20,7 @@ from scipy.stats import binomtest, norm
 from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
 from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.figures import save_png
 from fer_lightning.inference.calibration import binned_calibration_error, confidence_bins
 
 LABELS = list(range(len(CLASS_NAMES)))
@@ -169,9 +170,9 @@ def curves_figure(metrics_csv: Path) -> Figure:
 
 
 def write_report(run_dir: Path, split_name: str, scores: np.ndarray, labels: np.ndarray,
-                 unseen: np.ndarray | None = None) -> tuple[dict[str, Any], Figure]:
-    """Write metrics.json, classification_report.txt and confusion_matrix.png from per-class scores (logits or
-    probabilities; the argmax is the prediction). The caller closes the figure.
+                 unseen: np.ndarray | None = None) -> tuple[dict[str, Any], Path]:
+    """Write metrics.json, classification_report.txt and confusion_matrix.png (whose path it returns) from
+    per-class scores (logits or probabilities; the argmax is the prediction).
 
     ``unseen`` marks the faces without a copy in Training: their figures are reported again on their own, as
     ``<split>_unseen``, in the returned metrics too.
@@ -187,6 +188,4 @@ def write_report(run_dir: Path, split_name: str, scores: np.ndarray, labels: np.
         truth, predicted, labels=LABELS, target_names=list(CLASS_NAMES), digits=4, zero_division=0)
         for name, (truth, predicted) in subsets.items()]
     (run_dir / "classification_report.txt").write_text("\n\n".join(reports))
-    fig = confusion_figure(labels, predictions, split_name)
-    fig.savefig(run_dir / "confusion_matrix.png", dpi=110)
-    return metrics, fig
+    return metrics, save_png(confusion_figure(labels, predictions, split_name), run_dir / "confusion_matrix.png")

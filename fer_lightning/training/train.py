@@ -19,18 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
-from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from fer_lightning.data.datamodule import FerDataModule
 from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
+from fer_lightning.figures import log_png, save_png
 from fer_lightning.host_memory import keep_freed_memory
 from fer_lightning.inference.calibration import errors_before_and_after, fit_temperature
 from fer_lightning.inference.face_classifier import FaceClassifier
@@ -91,7 +90,7 @@ def train(cfg: DictConfig, extra_callbacks: Sequence[Callback] = ()) -> RunSumma
                          epochs=trainer.current_epoch, fit_seconds=round(time.perf_counter() - start, 1),
                          precision=precision, device=str(trainer.strategy.root_device),
                          forward_mflops_per_face=round(forward_mflops, 3))
-    figures: dict[str, Figure] = {}
+    figures: dict[str, Path] = {}
     if cfg.test:
         tested = _test(trainer, model, datamodule)
         if trainer.is_global_zero:
@@ -259,14 +258,14 @@ def _test(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModul
 
 
 def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule, run_dir: RunDir,
-            tta_candidates: Sequence[str], test_results: dict[str, float], summary: RunSummary) -> dict[str, Figure]:
+            tta_candidates: Sequence[str], test_results: dict[str, float], summary: RunSummary) -> dict[str, Path]:
     """Rank 0's part of the one PrivateTest pass: pick TTA and the confidences' temperature on PublicTest, save
     logits, write the report.
 
     The report and the saved logits use the TTA that scored best on PublicTest, so stacking and fer-predict see
     the same predictions the report describes; they run on every face in one process, so they do not depend on
-    how DDP shared the test set out. Fills in the summary's PrivateTest fields and returns the confusion matrix,
-    the most confident mistakes and the confidences against accuracy, for TensorBoard.
+    how DDP shared the test set out. Fills in the summary's PrivateTest fields and returns the PNGs of the confusion
+    matrix, the most confident mistakes and the confidences against accuracy, by TensorBoard tag.
     """
     best = _best_checkpoint(trainer)
     device = trainer.strategy.root_device
@@ -284,8 +283,8 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
     run_dir.save_logits("PublicTest", val_logits, val_labels)
     run_dir.save_logits("PrivateTest", test_logits, test_labels, unseen)
     report, confusion = write_report(run_dir.path, "PrivateTest", test_logits, test_labels, unseen)
-    mistakes = mistakes_figure(test_images, test_logits, test_labels, title="PrivateTest")
-    mistakes.savefig(run_dir.path / "mistakes.png")
+    mistakes = save_png(mistakes_figure(test_images, test_logits, test_labels, title="PrivateTest"),
+                        run_dir.path / "mistakes.png")
     reliability = _confidence_report(val_logits, val_labels, test_logits, test_labels, summary, run_dir)
     summary.val_acc = float(np.mean(val_logits.argmax(1) == val_labels))
     summary.test_acc, summary.test_f1_macro = report["accuracy"], report["macro"]["f1"]
@@ -299,9 +298,9 @@ def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataMod
 
 
 def _confidence_report(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray,
-                       test_labels: np.ndarray, summary: RunSummary, run_dir: RunDir) -> Figure:
+                       test_labels: np.ndarray, summary: RunSummary, run_dir: RunDir) -> Path:
     """The softmax temperature that fer-predict's confidences use, fitted on PublicTest, and how far PrivateTest's
-    confidences miss their accuracy with and without it: into the summary, the log and reliability.png."""
+    confidences miss their accuracy with and without it: into the summary, the log and reliability.png (returned)."""
     summary.temperature = fit_temperature(val_logits, val_labels)
     summary.test_ece, summary.test_ece_calibrated = errors_before_and_after(test_logits, test_labels,
                                                                             summary.temperature)
@@ -309,17 +308,16 @@ def _confidence_report(val_logits: np.ndarray, val_labels: np.ndarray, test_logi
              "%.1f%% with it (fer-predict's)", summary.temperature, 100 * summary.test_ece,
              100 * summary.test_ece_calibrated)
     figure = reliability_figure(test_logits, test_labels, summary.temperature, title="PrivateTest")
-    figure.savefig(run_dir.path / "reliability.png")
-    return figure
+    return save_png(figure, run_dir.path / "reliability.png")
 
 
 def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any], summary: RunSummary,
-                figures: dict[str, Figure], step: int) -> None:
-    """TensorBoard gets the figures and the knobs beside the metrics; the CSV log becomes curves.png."""
+                figures: dict[str, Path], step: int) -> None:
+    """TensorBoard gets the report's PNGs and the knobs beside the metrics; the CSV log becomes curves.png."""
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            for tag, figure in figures.items():
-                logger.experiment.add_figure(tag, figure, global_step=step)
+            for tag, png in figures.items():
+                log_png(logger.experiment, tag, png, step)
             metrics = {f"hp/{key.replace('/', '_')}": value for key, value in summary.metrics().items()}
             logger.log_hyperparams(knobs, metrics=metrics)
             logger.experiment.flush()  # written after fit's finalize: on disk now, not at interpreter exit
@@ -327,11 +325,7 @@ def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any
             logger.save()
             metrics_csv = Path(logger.log_dir) / "metrics.csv"
             if metrics_csv.is_file():
-                curves = curves_figure(metrics_csv)
-                curves.savefig(run_dir.path / "curves.png", dpi=110)
-                plt.close(curves)
-    for figure in figures.values():
-        plt.close(figure)
+                save_png(curves_figure(metrics_csv), run_dir.path / "curves.png", 110)
 
 
 def _log_outcome(summary: RunSummary, run_dir: RunDir) -> None:
