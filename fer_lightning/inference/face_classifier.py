@@ -16,9 +16,8 @@ from hydra.utils import instantiate
 from scipy.special import softmax
 from torch import nn
 
-from fer_lightning.errors import ConfigError
 from fer_lightning.fer2013 import NUM_CLASSES
-from fer_lightning.inference.runtime_names import GRAPH_RUNTIMES, RUNTIMES
+from fer_lightning.inference.runtime_names import GRAPH_RUNTIMES, RUNTIMES, checked_runtime
 from fer_lightning.inference.runtimes import GraphRunner, graph_runner, onnx_bytes
 from fer_lightning.inference.tta import averaged_logits, view_count, views
 from fer_lightning.models.checkpoints import DATAMODULE_KEY, CheckpointError, net_config, read_checkpoint
@@ -52,10 +51,9 @@ class FaceClassifier:
 
     def __post_init__(self) -> None:
         view_count(self.tta)  # an unknown TTA fails now, not mid-way
-        if self.runtime not in RUNTIMES:
-            raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
-        if self.int8_graph is not None and self.runtime not in GRAPH_RUNTIMES:
-            raise ConfigError(f"an int8 graph runs on {' or '.join(GRAPH_RUNTIMES)}, not {self.runtime!r}")
+        checked_runtime(self.runtime, allowed=RUNTIMES)  # auto is the caller's to resolve (``chosen_runtime``)
+        if self.int8_graph is not None:
+            checked_runtime(self.runtime, "runtime for an int8 graph", GRAPH_RUNTIMES)
         self._forward = torch.compile(self.net, options={"freezing": True}) if self.runtime == "torch_compile" \
             else self.net
 

@@ -21,7 +21,7 @@ from fer_lightning.errors import ConfigError, FerError, check_number, check_swit
 from fer_lightning.fer2013 import IMAGE_SIDE, NUM_CLASSES
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
-from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES
+from fer_lightning.inference.runtime_names import GRAPH_RUNTIMES, ONNX_FILE_RUNTIMES, checked_runtime
 from fer_lightning.inference.runtimes import INPUT, chosen_runtime, graph_runner, onnx_bytes, onnxruntime_session
 from fer_lightning.inference.timing import timings
 from fer_lightning.precision import inference_bf16
@@ -61,8 +61,7 @@ class OnnxFaceClassifier:
         self.temperature = temperature
         if not self.source.is_file():
             raise FerError(f"{self.source}: no such ONNX file")
-        if runtime not in (*GRAPH_RUNTIMES, AUTO):
-            raise FerError(f"an ONNX file runs on {' or '.join(GRAPH_RUNTIMES)} ({AUTO}: either), not {runtime!r}")
+        checked_runtime(runtime, "runtime for an ONNX file", ONNX_FILE_RUNTIMES)
         try:
             session = onnxruntime_session(self.source)
         except Exception as err:  # onnxruntime raises its own error types for a foreign or broken file

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fer_lightning.errors import ConfigError
 
 GRAPH_RUNTIMES = ("onnxruntime", "openvino")  # they run an exported ONNX graph, float32 or int8
 RUNTIMES = ("torch", "torch_compile", *GRAPH_RUNTIMES)
 AUTO = "auto"  # fer-predict's default: the graph runtime ``inference.runtimes.chosen_runtime`` picks
+ONNX_FILE_RUNTIMES = (AUTO, *GRAPH_RUNTIMES)  # a fer-export file holds a graph, no net for torch to run
 
 
-def checked_runtime(runtime: str, key: str = "runtime") -> str:
-    """``runtime`` where it is auto or one of ``RUNTIMES``, else ConfigError naming the setting ``key``."""
-    if runtime != AUTO and runtime not in RUNTIMES:
-        raise ConfigError(f"{key} must be {AUTO} or one of {', '.join(RUNTIMES)}, got {runtime!r}")
+def checked_runtime(runtime: str, key: str = "runtime", allowed: Sequence[str] = (AUTO, *RUNTIMES)) -> str:
+    """``runtime`` where ``allowed`` names it, else ConfigError naming the setting ``key`` and what it may be."""
+    if runtime not in allowed:
+        named = ", ".join(name for name in allowed if name != AUTO)
+        raise ConfigError(f"{key} must be {f'{AUTO} or ' if AUTO in allowed else ''}one of {named}, got {runtime!r}")
     return runtime

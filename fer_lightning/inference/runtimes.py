@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_lightning.errors import FerError
 from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.folding import fold_batchnorms
 from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES, checked_runtime
@@ -103,9 +102,7 @@ def chosen_runtime(runtime: str, bf16: bool, int8: bool = False) -> str:
 def graph_runner(runtime: str, model: bytes | Path, bf16: bool, rows_per_face: int = 1) -> GraphRunner:
     """A runner for an exported graph; ``runtime`` is onnxruntime or openvino, ``rows_per_face`` the rows a call
     for one face sends (OpenVINO compiles a copy for it)."""
-    if runtime == "onnxruntime":
-        session = onnxruntime_session(model)
-        return lambda faces: session.run([OUTPUT], {INPUT: faces})[0]
-    if runtime == "openvino":
+    if checked_runtime(runtime, allowed=GRAPH_RUNTIMES) == "openvino":
         return openvino_runner(model, bf16, rows_per_face)
-    raise FerError(f"runtime must be one of {', '.join(GRAPH_RUNTIMES)}, got {runtime!r}")
+    session = onnxruntime_session(model)
+    return lambda faces: session.run([OUTPUT], {INPUT: faces})[0]

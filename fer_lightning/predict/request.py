@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
-from fer_lightning.inference.runtime_names import checked_runtime
+from fer_lightning.inference.runtime_names import ONNX_FILE_RUNTIMES, checked_runtime
 from fer_lightning.predict.media import expand_inputs
 
 MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
@@ -57,7 +57,7 @@ def check_request(cfg: DictConfig) -> None:
         check_switch(switch, cfg[switch])
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    checked_runtime(cfg.runtime)
+    checked_runtime(cfg.runtime, *(("runtime for an ONNX file", ONNX_FILE_RUNTIMES) if cfg.onnx else ()))
     check_number("video.tracking.min_overlap", cfg.video.tracking.min_overlap, least=0, most=1,
                  why="intersection over union")
     check_whole_number("video.tracking.max_missed", cfg.video.tracking.max_missed, "sampled frames", least=0)
