@@ -79,10 +79,18 @@ def openvino_runner(model: bytes | Path, bf16: bool, rows_per_face: int = 1) -> 
     One face at a time (a webcam, fer-predict on one photo) goes to a second copy compiled for the rows one face
     sends, ``rows_per_face`` (its test-time augmentation's views): a static shape spares OpenVINO its per-call shape
     handling, 10-15% of a 0.3 ms call for one row, and as much of a 0.5 ms call of a face and its mirror in int8
-    (docs/results.md).
+    (docs/results.md). That copy is compiled at the first such call, so callers that only send batches (a teacher's
+    pass, fer-export's checks) never compile it.
     """
-    any_batch, one_face = openvino_request(model, bf16), openvino_request(model, bf16, rows=rows_per_face)
-    return lambda faces: (one_face if len(faces) == rows_per_face else any_batch).infer({0: faces})[0].copy()
+    requests = {None: openvino_request(model, bf16)}  # by the rows they were compiled for; None: any
+
+    def run(faces: np.ndarray) -> np.ndarray:
+        rows = rows_per_face if len(faces) == rows_per_face else None
+        if rows not in requests:
+            requests[rows] = openvino_request(model, bf16, rows=rows)
+        return requests[rows].infer({0: faces})[0].copy()
+
+    return run
 
 
 def chosen_runtime(runtime: str, bf16: bool, int8: bool = False) -> str:
