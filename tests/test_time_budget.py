@@ -26,17 +26,18 @@ class Clock:
 
 
 class Ticks(L.Callback):
-    """Each training batch takes ``seconds(epoch)`` on the clock; records the learning rate each step used."""
+    """Each training batch takes ``seconds(epoch, batch)`` on the clock; records the learning rate each step used.
+    Registered before fit_minutes' own callback, so its clock has moved when that one reads it."""
 
-    def __init__(self, clock: Clock, seconds=lambda epoch: 1.0, stop_after_epoch: int | None = None) -> None:
+    def __init__(self, clock: Clock, seconds=lambda epoch, batch: 1.0, stop_after_epoch: int | None = None) -> None:
         self.clock, self.seconds, self.stop_after_epoch = clock, seconds, stop_after_epoch
         self.lrs: list[float] = []
 
     def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
         self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
-        self.clock.now += self.seconds(trainer.current_epoch)
+    def on_train_batch_end(self, trainer: L.Trainer, module, outputs, batch, batch_idx: int) -> None:
+        self.clock.now += self.seconds(trainer.current_epoch, batch_idx)
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args) -> None:
         if trainer.current_epoch == self.stop_after_epoch:
@@ -81,13 +82,23 @@ def test_the_run_ends_in_budget_with_its_schedule_annealed(train_cfg, clock: Clo
 
 
 def test_a_slow_first_epoch_is_replanned_after_the_second(train_cfg, clock: Clock) -> None:
-    """The first epoch compiles and warms caches: planned from it alone, the run would stop at 3 epochs."""
-    summary = train(budgeted(train_cfg, 6), extra_callbacks=[Ticks(clock, seconds=lambda e: 2.0 if e == 0 else 1.0)])
+    """The first epoch's every step slower (cold caches): planned from it alone, the run would stop at 3 epochs."""
+    ticks = Ticks(clock, seconds=lambda epoch, batch: 2.0 if epoch == 0 else 1.0)
+    summary = train(budgeted(train_cfg, 6), extra_callbacks=[ticks])
     assert summary.epochs == 5 and clock.now <= 6 * BATCHES
 
 
+def test_a_first_step_that_compiles_counts_as_a_later_one_in_the_first_plan(train_cfg, clock: Clock) -> None:
+    """A first step of 10 s, then steps of 1 s: the first epoch (11 s) is most of a 20-s budget, yet 4 more fit.
+    Planned from the epoch's own length the run would stop after it, with no second epoch to plan from."""
+    ticks = Ticks(clock, seconds=lambda epoch, batch: 10.0 if epoch == batch == 0 else 1.0)
+    summary = train(budgeted(train_cfg, 10), extra_callbacks=[ticks])
+    assert summary.epochs == 5 and clock.now <= 10 * BATCHES
+
+
 def test_an_epoch_slower_than_planned_shortens_the_plan(train_cfg, clock: Clock) -> None:
-    summary = train(budgeted(train_cfg, 6), extra_callbacks=[Ticks(clock, seconds=lambda e: 2.0 if e == 3 else 1.0)])
+    ticks = Ticks(clock, seconds=lambda epoch, batch: 2.0 if epoch == 3 else 1.0)
+    summary = train(budgeted(train_cfg, 6), extra_callbacks=[ticks])
     assert summary.epochs == 4 and clock.now <= 6 * BATCHES  # planned 6; the fourth took twice as long
 
 

@@ -4,9 +4,13 @@ Lightning's ``trainer.max_time`` stops a run when the time is up, wherever its s
 run stopped halfway never anneals. This callback plans instead. After each epoch it divides the minutes left by
 that epoch's seconds (validation included), sets the number of epochs that still fit, and resizes a one-cycle-style
 schedule to end with the last of them (``EmotionClassifier.resize_schedule``). The plan is made after the first
-epoch and made again after the second (the first carries the warm-up: compiling, cold caches, so it plans too few);
-after that it only shrinks, when an epoch ran slower than planned, so the schedule is stretched at most twice.
-``trainer.max_epochs`` stays the most it may plan.
+epoch and made again after the second; after that it only shrinks, when an epoch ran slower than planned, so the
+schedule is stretched at most twice. ``trainer.max_epochs`` stays the most it may plan.
+
+The first epoch carries the warm-up: its first step compiles (the fused block tails, ``compile=``) and meets cold
+caches. Its plan counts that step as long as the epoch's other steps took on average: where the warm-up took most
+of a short budget, the epoch's own length would leave room for no second epoch, and the run would end before the
+second epoch's plan could see the real pace.
 
 What was spent and planned goes into checkpoints, so a resumed run keeps to the same budget.
 """
@@ -38,6 +42,8 @@ class FitInMinutes(L.Callback):
         self._planned: int | None = None
         self._ceiling = 1  # trainer.max_epochs: the most epochs a plan may have
         self._fit_start = self._epoch_start = 0.0
+        self._first_step_s = self._last_step_end = 0.0  # this epoch's first step; when its latest step ended
+        self._warm = False  # whether this process has run an epoch (its warm-up) already
 
     def state_dict(self) -> dict[str, Any]:
         return {"spent_s": self._spent(), "planned_epochs": self._planned}
@@ -59,15 +65,31 @@ class FitInMinutes(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._last_step_end = time.perf_counter()
+        if batch_idx == 0:
+            self._first_step_s = self._last_step_end - self._epoch_start
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         done = trainer.current_epoch + 1
         epoch_s = time.perf_counter() - self._epoch_start
+        if not self._warm:
+            epoch_s = self._without_warm_up(epoch_s, trainer.num_training_batches)
+            self._warm = True
         fits = done + int(max(self.budget_s - self._spent(), 0.0) / epoch_s)
         fits = trainer.strategy.broadcast(min(fits, self._ceiling))  # DDP's processes must agree: rank 0's plan
         if done > EPOCHS_PLANNED_FREELY and fits >= trainer.max_epochs:
             return
         if fits != trainer.max_epochs:
             self._plan(trainer, pl_module, fits, epoch_s)
+
+    def _without_warm_up(self, epoch_s: float, steps: int | float) -> float:
+        """``epoch_s`` with its first step as long as its later ones took on average."""
+        if not 1 < steps < math.inf:
+            return epoch_s
+        later_step_s = (self._last_step_end - self._epoch_start - self._first_step_s) / (steps - 1)
+        return epoch_s - self._first_step_s + later_step_s
 
     def _plan(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs: int, epoch_s: float) -> None:
         done = trainer.current_epoch + 1
