@@ -28,18 +28,21 @@ def four_layers(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float, drop_thresh
     return ByteDropout(drop_threshold / 256)(pooled.contiguous(memory_format=layout))
 
 
-# Each case compiles its own tail (several seconds on an empty cache), so each slope, dropout and layout is
-# met twice rather than in every combination.
-@pytest.mark.parametrize(("slope", "drop_threshold", "channels_last"),
-                         [(0.0, 0, False), (0.02, 0, True), (0.0, 64, True), (0.02, 26, False)])
-def test_fused_tail_matches_the_four_layers_forward_backward_and_running_stats(slope: float, drop_threshold: int,
-                                                                               channels_last: bool) -> None:
+# Each case compiles its own tail (10-25 s on an empty cache), so each slope, dropout and layout is met twice rather
+# than in every combination. Two cases have the map, slope and dropout of a block of the training step below (its
+# third, its second), which then runs the steps they compiled.
+@pytest.mark.parametrize(("slope", "drop_threshold", "channels_last", "map_shape"),
+                         [(0.01, 0, False, (8, 8, 8)), (0.0, 0, True, (5, 12, 10)), (0.0, 64, True, (5, 12, 10)),
+                          (0.01, 26, False, (16, 20, 20))])
+def test_fused_tail_matches_the_four_layers_forward_backward_and_running_stats(
+        slope: float, drop_threshold: int, channels_last: bool, map_shape: tuple[int, int, int]) -> None:
     torch.manual_seed(0)
-    z = torch.randn(6, 5, 12, 10) + 0.3
-    grad = torch.randn(6, 5, 6, 5)
+    channels, height, width = map_shape
+    z = torch.randn(6, *map_shape) + 0.3
+    grad = torch.randn(6, channels, height // 2, width // 2)
     if channels_last:  # the reference stays NCHW: PyTorch's channels_last BatchNorm sums in another order
         z, grad = z.contiguous(memory_format=torch.channels_last), grad.contiguous(memory_format=torch.channels_last)
-    norm = nn.BatchNorm2d(5)
+    norm = nn.BatchNorm2d(channels)
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5)
         norm.bias.normal_()
@@ -67,14 +70,16 @@ def test_fused_tail_matches_the_four_layers_forward_backward_and_running_stats(s
         torch.testing.assert_close(getattr(fused_norm, name), getattr(norm, name))
 
 
-# The maps, slopes and layouts of two cases above: their compiled steps serve these too.
-@pytest.mark.parametrize(("slope", "channels_last"), [(0.0, False), (0.02, True)])
-def test_tied_windows_send_the_gradient_where_the_eager_pool_does(slope: float, channels_last: bool) -> None:
+# The maps, slopes and layouts of the first two cases above: their compiled steps serve these too.
+@pytest.mark.parametrize(("slope", "channels_last", "map_shape"), [(0.01, False, (8, 8, 8)), (0.0, True, (5, 12, 10))])
+def test_tied_windows_send_the_gradient_where_the_eager_pool_does(slope: float, channels_last: bool,
+                                                                  map_shape: tuple[int, int, int]) -> None:
     """Whole-number maps tie often: the first of equal maxima in reading order takes the gradient, as in max_pool2d."""
     torch.manual_seed(0)
-    z = torch.randint(-2, 3, (4, 5, 12, 10)).float()
-    grad = torch.randn(4, 5, 6, 5)
-    norm = nn.BatchNorm2d(5)
+    channels, height, width = map_shape
+    z = torch.randint(-2, 3, (4, *map_shape)).float()
+    grad = torch.randn(4, channels, height // 2, width // 2)
+    norm = nn.BatchNorm2d(channels)
     fused_norm = copy.deepcopy(norm)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     z_ref, z_fused = z.clone().requires_grad_(), z.contiguous(memory_format=layout).requires_grad_()
