@@ -3,8 +3,8 @@
     OMP_NUM_THREADS=1 python docs/scripts/tiny_run_seconds.py [runs]
 
 Each run is ``train()`` on the tests' synthetic CSV with ``tiny_run_overrides`` (one epoch of two batches, then the
-PrivateTest report and its figures), in a temporary folder; the first also parses the CSV. Most of the suite's
-tests train such runs, so their seconds are much of its length (docs/results.md, "The test suite").
+PrivateTest report and its figures), in a temporary folder; the first also parses the CSV. Many of the suite's
+tests train such runs, in their own process or as commands (docs/results.md, "The test suite").
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from conftest import compose_train, synthetic_frame, tiny_run_overrides  # noqa: E402
+from conftest import compose_train, synthetic_frame, tiny_run_overrides
 
-from fer_lightning.training.train import train  # noqa: E402
+from fer_lightning.training.train import train
 
 
 def main(runs: int) -> None:

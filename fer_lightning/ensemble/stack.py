@@ -192,7 +192,7 @@ def _fit_stackers(cfg: DictConfig, runs: list[BaseRun], unseen: np.ndarray | Non
 
 
 def _write_figures(out: Path, table: pd.DataFrame, pngs: dict[str, Path]) -> None:
-    """comparison.png, and it, the other figures' PNGs (by tag) and the table in TensorBoard."""
+    """comparison.png; TensorBoard gets it, the PNGs in ``pngs`` (by tag) and the table."""
     pngs = {**pngs, "stack/comparison": save_png(comparison_figure(table), out / "comparison.png", 110)}
     with SummaryWriter(str(out / "tensorboard")) as writer:
         for tag, png in pngs.items():

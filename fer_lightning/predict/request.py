@@ -57,7 +57,10 @@ def check_request(cfg: DictConfig) -> None:
         check_switch(switch, cfg[switch])
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    checked_runtime(cfg.runtime, *(("runtime for an ONNX file", ONNX_FILE_RUNTIMES) if cfg.onnx else ()))
+    if cfg.onnx:
+        checked_runtime(cfg.runtime, "runtime for an ONNX file", ONNX_FILE_RUNTIMES)
+    else:
+        checked_runtime(cfg.runtime)
     check_number("video.tracking.min_overlap", cfg.video.tracking.min_overlap, least=0, most=1,
                  why="intersection over union")
     check_whole_number("video.tracking.max_missed", cfg.video.tracking.max_missed, "sampled frames", least=0)

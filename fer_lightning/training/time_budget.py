@@ -84,11 +84,11 @@ class FitInMinutes(L.Callback):
         if fits != trainer.max_epochs:
             self._plan(trainer, pl_module, fits, epoch_s)
 
-    def _without_warm_up(self, epoch_s: float, steps: int | float) -> float:
-        """``epoch_s`` with its first step as long as its later ones took on average."""
-        if not 1 < steps < math.inf:
+    def _without_warm_up(self, epoch_s: float, batches: int | float) -> float:
+        """``epoch_s`` with its first of ``batches`` training steps as long as its later ones took on average."""
+        if not 1 < batches < math.inf:
             return epoch_s
-        later_step_s = (self._last_step_end - self._epoch_start - self._first_step_s) / (steps - 1)
+        later_step_s = (self._last_step_end - self._epoch_start - self._first_step_s) / (batches - 1)
         return epoch_s - self._first_step_s + later_step_s
 
     def _plan(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs: int, epoch_s: float) -> None:
