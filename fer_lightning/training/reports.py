@@ -95,7 +95,7 @@ def mistakes_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray, 
     predicted, confidence = proba.argmax(1), proba.max(1)
     width, height = 1.3 * per_class + 1.2, 1.55 * len(CLASS_NAMES)
     # Margins in inches (the row names, the title, each face's caption): constrained layout measured the text of all
-    # 56 axes, a second share of every run's report (docs/results.md, "The test suite"). 80 dpi: each 48-pixel face
+    # 56 axes, half a second of every run's end (docs/results.md, "The test suite"). 80 dpi: each 48-pixel face
     # still at twice its size, in 3/4 of the bytes 100 took (GPU sessions bring these back)
     grid = {"left": 0.45 / width, "right": 1 - 0.05 / width, "bottom": 0.05 / height, "top": 1 - 0.75 / height,
             "wspace": 0.08, "hspace": 0.28}
