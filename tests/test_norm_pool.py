@@ -28,7 +28,7 @@ def four_layers(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float, drop_thresh
     return ByteDropout(drop_threshold / 256)(pooled.contiguous(memory_format=layout))
 
 
-# Each case compiles its own tail (10-25 s on an empty cache), so each slope, dropout and layout is met twice rather
+# Each case compiles its own tail (5-25 s on an empty cache), so each slope, dropout and layout is met twice rather
 # than in every combination. Two cases have the map, slope and dropout of a block of the training step below (its
 # third, its second), which then runs the steps they compiled.
 @pytest.mark.parametrize(("slope", "drop_threshold", "channels_last", "map_shape"),
