@@ -73,16 +73,16 @@ class FitInMinutes(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         done = trainer.current_epoch + 1
-        epoch_s = time.perf_counter() - self._epoch_start
-        if not self._warm:
-            epoch_s = self._without_warm_up(epoch_s, trainer.num_training_batches)
-            self._warm = True
+        measured_s = time.perf_counter() - self._epoch_start
+        epoch_s = measured_s if self._warm else self._without_warm_up(measured_s, trainer.num_training_batches)
+        self._warm = True
         fits = done + int(max(self.budget_s - self._spent(), 0.0) / epoch_s)
         fits = trainer.strategy.broadcast(min(fits, self._ceiling))  # DDP's processes must agree: rank 0's plan
         if done > EPOCHS_PLANNED_FREELY and fits >= trainer.max_epochs:
             return
         if fits != trainer.max_epochs:
-            self._plan(trainer, pl_module, fits, epoch_s)
+            warm_up = f" (this one {measured_s:.0f} s with its warm-up)" if measured_s - epoch_s >= 1 else ""
+            self._plan(trainer, pl_module, fits, f"epochs of {epoch_s:.0f} s{warm_up}")
 
     def _without_warm_up(self, epoch_s: float, batches: int | float) -> float:
         """``epoch_s`` with its first of ``batches`` training steps as long as its later ones took on average."""
@@ -91,10 +91,10 @@ class FitInMinutes(L.Callback):
         later_step_s = (self._last_step_end - self._epoch_start - self._first_step_s) / (batches - 1)
         return epoch_s - self._first_step_s + later_step_s
 
-    def _plan(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs: int, epoch_s: float) -> None:
+    def _plan(self, trainer: L.Trainer, pl_module: L.LightningModule, epochs: int, pace: str) -> None:
         done = trainer.current_epoch + 1
-        log.info("fit_minutes=%g: epochs of %.0f s, %.0f s spent, so %d epochs in all (was %d)",
-                 self.budget_s / 60, epoch_s, self._spent(), epochs, trainer.max_epochs)
+        log.info("fit_minutes=%g: %s, %.0f s spent, so %d epochs in all (was %d)",
+                 self.budget_s / 60, pace, self._spent(), epochs, trainer.max_epochs)
         trainer.fit_loop.max_epochs = self._planned = epochs
         if epochs > done and getattr(pl_module, "schedule_has_length", False):
             steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
