@@ -88,15 +88,15 @@ def test_a_slow_first_epoch_is_replanned_after_the_second(train_cfg, clock: Cloc
     assert summary.epochs == 5 and clock.now <= 6 * BATCHES
 
 
-def test_a_first_step_that_compiles_counts_as_a_later_one_in_the_first_plan(train_cfg, clock: Clock,
-                                                                            caplog) -> None:
+def test_a_warm_up_that_took_the_room_of_a_second_epoch_leaves_one_to_plan_from(train_cfg, clock: Clock,
+                                                                                 caplog) -> None:
     """A first step of 10 s, then steps of 1 s: the first epoch (11 s) is most of a 20-s budget, yet 4 more fit.
     Planned from the epoch's own length the run would stop after it, with no second epoch to plan from."""
     ticks = Ticks(clock, seconds=lambda epoch, batch: 10.0 if epoch == batch == 0 else 1.0)
     with caplog.at_level("INFO", logger=time_budget.__name__):
         summary = train(budgeted(train_cfg, 10), extra_callbacks=[ticks])
     assert summary.epochs == 5 and clock.now <= 10 * BATCHES
-    assert "epochs of 2 s (this one 11 s with its warm-up), 11 s spent, so 5 epochs in all" in caplog.text
+    assert "epochs of 11 s (2 s without its warm-up: one more, to plan from), 11 s spent, so 2 epochs" in caplog.text
 
 
 def test_an_epoch_slower_than_planned_shortens_the_plan(train_cfg, clock: Clock) -> None:
