@@ -16,6 +16,7 @@ ONNX_FILE_RUNTIMES = (AUTO, *GRAPH_RUNTIMES)  # a fer-export file holds a graph,
 def checked_runtime(runtime: str, key: str = "runtime", allowed: Sequence[str] = (AUTO, *RUNTIMES)) -> str:
     """``runtime`` where ``allowed`` names it, else ConfigError naming the setting ``key`` and what it may be."""
     if runtime not in allowed:
+        either = f"{AUTO} or one of" if AUTO in allowed else "one of"
         named = ", ".join(name for name in allowed if name != AUTO)
-        raise ConfigError(f"{key} must be {f'{AUTO} or ' if AUTO in allowed else ''}one of {named}, got {runtime!r}")
+        raise ConfigError(f"{key} must be {either} {named}, got {runtime!r}")
     return runtime
