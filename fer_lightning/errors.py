@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 
 class FerError(Exception):
@@ -23,7 +24,7 @@ def check_whole_number(key: str, value: object, of: str = "", least: int = 1) ->
         raise ConfigError(f"{key} must be a whole number{f' of {of}' if of else ''}, at least {least}; got {value!r}")
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """An int or a float, and not true or false (which are ints to Python, and a typo's usual result)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -46,7 +46,8 @@ class StepProfiler(L.Callback):
                            f"{warmup_batches}): the profiled steps lie inside the warm-up, after its first batch "
                            "and one before its end")
         self.first, self.steps = warmup_batches - steps - 1, steps  # batches counted from 0 over the whole run
-        self.batches, self.figures, self.table = 0, {}, ""
+        self.batches, self.table = 0, ""
+        self.figures: dict[str, float] = {}
         self._profile: profile | None = None
         self._start, self._on_gpu = 0.0, False
 

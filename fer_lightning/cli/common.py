@@ -41,14 +41,15 @@ OmegaConf.register_new_resolver("command_help", command_help, replace=True)
 def exit_on_error(task: Callable[[], T], also: tuple[type[Exception], ...] = ()) -> T:
     """Run a command's work; a FerError (or one of ``also``) ends the process with ``error: <message>``, also where
     Hydra's instantiate raised it, prefixed with the config key it was building."""
+    caught: tuple[type[Exception], ...] = (FerError, *also)
     try:
         return task()
-    except (FerError, *also) as err:
+    except caught as err:
         sys.exit(f"error: {err}")
     except InstantiationException as err:
         innermost = _innermost(err)
         cause = innermost.__cause__
-        if not isinstance(cause, (FerError, *also)):
+        if not isinstance(cause, caught):
             raise
         key = next((line.removeprefix("full_key: ") for line in str(innermost).splitlines()
                     if line.startswith("full_key: ")), None)

@@ -12,7 +12,7 @@ import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import hydra
@@ -58,8 +58,8 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
     check_switch("save_pictures", cfg.save_pictures)
     faces, _ = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
     data = make_detection_set(faces, cfg.pictures_per_case, cfg.per_picture, cfg.seed)
-    scores = {name: score_detector(make_detector(**OmegaConf.to_container(cfg.settings[name])), data)
-              for name in cfg.detectors}
+    settings = {name: cast(dict[str, Any], OmegaConf.to_container(cfg.settings[name])) for name in cfg.detectors}
+    scores = {name: score_detector(make_detector(**settings[name]), data) for name in cfg.detectors}
     results: dict[str, Any] = {name: result.summary(data.truth) for name, result in scores.items()}
     if "haar" in scores:
         missed = ~scores["haar"].found

@@ -70,12 +70,12 @@ class BatchAugment:
 
         flip, warp, recolor, erase = flip < self.hflip, warp < self.affine, recolor < self.color, erase < self.erase
         angle = between(-self.rotate, self.rotate, angle) * (math.pi / 180)
-        scale = between(*self.scale, scale)
+        scale = between(self.scale[0], self.scale[1], scale)
         shift = between(-self.translate, self.translate, torch.stack([shift_x, shift_y], 1))
         alpha = 1 + between(-self.contrast, self.contrast, contrast)
         beta = between(-self.brightness, self.brightness, brightness) * 255
-        area = between(*self.erase_area, area)
-        ratio = torch.exp(between(*(math.log(r) for r in self.erase_ratio), ratio))
+        area = between(self.erase_area[0], self.erase_area[1], area)
+        ratio = torch.exp(between(math.log(self.erase_ratio[0]), math.log(self.erase_ratio[1]), ratio))
         corner = torch.stack([top, left], 1)
 
         images = torch.where(flip[:, None, None, None], images.flip(-1), images)

@@ -81,8 +81,8 @@ def _describe(lines: list[int] | np.ndarray, limit: int = 5) -> str:
 
 def _open_text(path: Path) -> IO[str]:
     """The CSV as text, decompressed by suffix as pandas would (.gz, .bz2, .xz)."""
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
-    return opener(path, "rt", encoding="utf-8-sig", newline="")
+    openers: dict[str, Callable[..., IO[str]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    return openers.get(path.suffix.lower(), open)(path, "rt", encoding="utf-8-sig", newline="")
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
@@ -207,7 +207,7 @@ def save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
+            np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stubs read **arrays as allow_pickle
         os.replace(partial, path)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

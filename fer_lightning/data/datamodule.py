@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import lightning as L
 import numpy as np
@@ -41,7 +41,8 @@ STAGE_SPLITS = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 def _reseed_worker(worker_id: int) -> None:
     """Each worker's torch seed already differs (base seed + id); derive its augmentation seed from it."""
     info = torch.utils.data.get_worker_info()
-    info.dataset.reseed(torch.initial_seed())
+    if info is not None and isinstance(info.dataset, FaceDataset):
+        info.dataset.reseed(torch.initial_seed())
 
 
 class FaceDataset(Dataset):
@@ -55,8 +56,9 @@ class FaceDataset(Dataset):
 
     def reseed(self, seed: int) -> None:
         """albumentations 2 keeps its own RNG, out of reach of seed_everything; seed it explicitly."""
-        if hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed(seed % 2**32)
+        set_random_seed = getattr(self.transform, "set_random_seed", None)
+        if set_random_seed is not None:
+            set_random_seed(seed % 2**32)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         image = self.images[index]
@@ -141,11 +143,11 @@ class FerDataModule(L.LightningDataModule):
         self._train_targets: np.ndarray | None = None  # with a teacher: (N, 7) soft targets of the Training rows
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.sampler = num_workers, sampler
-        self.data: FerArrays | None = None
+        self._data: FerArrays | None = None
         self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}  # (stage, device): split
         self._copy_in_training: np.ndarray | None = None  # per row of data: a copy is among the Training rows
-        self.mean: torch.Tensor | None = None
-        self.std: torch.Tensor | None = None
+        self._mean: torch.Tensor | None = None
+        self._std: torch.Tensor | None = None
         self._stats_copies: tuple[torch.Tensor, ...] | None = None  # mean, std, and their copies on a device
         self.shuffle_rng, self.batch_augment_rng = torch.Generator(), torch.Generator()
         self.augment_rng, self.augment_py_rng = np.random.default_rng(), random.Random()
@@ -153,28 +155,50 @@ class FerDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Parse the CSV into its cache where none holds it yet: Lightning runs this in one process per machine, before
         every process's setup() loads the cache. Without a cache dir there is nothing to prepare; setup() parses."""
-        if self.data is not None or not self.cache_dir:
+        if self._data is not None or not self.cache_dir:
             return
         if not cache_file(existing_csv(self.csv_path), self.cache_dir, self.bad_rows).is_file():
             load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.data is not None:
+        if self._data is not None:
             return
         data = load_fer2013(self.csv_path, self.cache_dir, self.bad_rows)
         cleaning = self.drop_blank or self.dedupe is not None or self.label_conflicts != "keep"
-        self.data = self._cleaned(data) if cleaning else data
-        train_images, _ = self.data.split("Training")
+        if cleaning:
+            data = self._cleaned(data)
+        self._data = data
+        train_images, _ = data.split("Training")
         if len(train_images) == 0:
             raise ValueError(f"{self.csv_path}: no rows with Usage=Training, nothing to train on")
-        self.mean, self.std = fit_normalization(train_images, self.normalization)
+        self._mean, self._std = fit_normalization(train_images, self.normalization)
         if self.teacher is not None:
-            training = self.data.usage == SPLITS.index("Training")
-            self._train_targets = teacher_targets(self.teacher, self.data.lines[training], self.data.labels[training],
+            training = data.usage == SPLITS.index("Training")
+            self._train_targets = teacher_targets(self.teacher, data.lines[training], data.labels[training],
                                                   self.teacher_weight, self.teacher_temperature)
         self._seed_random_states(int(torch.randint(2**62, ())))  # follows seed_everything
-        sizes = {stage: len(self.data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
+        sizes = {stage: len(data.split(split)[1]) for stage, split in STAGE_SPLITS.items()}
         log.info("Splits: %s", ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+    @property
+    def data(self) -> FerArrays:
+        """The CSV's rows, cleaned as configured; loaded by the first use (``setup``)."""
+        self.setup()
+        return cast(FerArrays, self._data)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The normalisation's mean, fitted on Training by ``setup`` or loaded from a checkpoint."""
+        if self._mean is None:
+            self.setup()
+        return cast(torch.Tensor, self._mean)
+
+    @property
+    def std(self) -> torch.Tensor:
+        """The normalisation's spread, as ``mean``."""
+        if self._std is None:
+            self.setup()
+        return cast(torch.Tensor, self._std)
 
     def teach_on_batches(self, teacher: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         """Training targets from ``teacher`` (normalised images, labels -> (B, 7) targets) on each training batch
@@ -186,7 +210,8 @@ class FerDataModule(L.LightningDataModule):
 
     def _audit(self, data: FerArrays) -> DataAudit:
         """The data's blanks and copy groups, cached beside its CSV cache (computed about a minute, once)."""
-        return audit_data(data, cache_file(self.csv_path, self.cache_dir, self.bad_rows) if self.cache_dir else None)
+        cached = cache_file(existing_csv(self.csv_path), self.cache_dir, self.bad_rows) if self.cache_dir else None
+        return audit_data(data, cached)
 
     def _cleaned(self, data: FerArrays) -> FerArrays:
         """The rows left after ``drop_blank`` / ``dedupe`` / ``label_conflicts`` (Training rows only)."""
@@ -213,12 +238,12 @@ class FerDataModule(L.LightningDataModule):
         self.shuffle_rng.manual_seed(seed)
         self.batch_augment_rng.manual_seed(seed + 1)
         self.augment_rng, self.augment_py_rng = np.random.default_rng(seed), random.Random(seed)
-        if hasattr(self.train_transform, "set_random_state"):  # albumentations 2 keeps its own generators
-            self.train_transform.set_random_state(self.augment_rng, self.augment_py_rng)
+        set_random_state = getattr(self.train_transform, "set_random_state", None)
+        if set_random_state is not None:  # albumentations 2 keeps its own generators
+            set_random_state(self.augment_rng, self.augment_py_rng)
 
     def class_counts(self) -> np.ndarray:
         """Training-split count per class, all 7 present (zeros where a class is absent)."""
-        self.setup()
         return np.bincount(self.data.split("Training")[1], minlength=len(CLASS_NAMES))
 
     def balanced_class_weights(self) -> list[float]:
@@ -234,7 +259,6 @@ class FerDataModule(L.LightningDataModule):
         return images, self._train_targets if stage == "train" and self._train_targets is not None else labels
 
     def dataset(self, stage: str, transform: Callable | None = None) -> FaceDataset:
-        self.setup()
         return FaceDataset(*self._split(stage), transform=transform)
 
     def _loader(self, dataset: FaceDataset, batch_size: int, **kwargs: Any) -> DataLoader:
@@ -278,7 +302,6 @@ class FerDataModule(L.LightningDataModule):
         return torch.as_tensor(per_class[labels], dtype=torch.double)
 
     def train_dataloader(self) -> DataLoader | ResidentBatches:
-        self.setup()
         if self.uses_resident_batches():
             labels = self.data.split("Training")[1]
             weights = self._sampling_weights(labels) if self.sampler == "weighted" else None
@@ -286,18 +309,17 @@ class FerDataModule(L.LightningDataModule):
         dataset = self.dataset("train", self.train_transform)
         if self.sampler == "weighted":
             labels = self.data.split("Training")[1]
-            sampler = WeightedRandomSampler(self._sampling_weights(labels), num_samples=len(dataset),
+            sampler = WeightedRandomSampler(self._sampling_weights(labels),  # type: ignore[arg-type]
+                                            num_samples=len(dataset),
                                             generator=self.shuffle_rng)
             return self._loader(dataset, self.batch_size, sampler=sampler, drop_last=True, generator=self.shuffle_rng)
         return self._loader(dataset, self.batch_size, shuffle=True, drop_last=True, generator=self.shuffle_rng)
 
     def val_dataloader(self) -> DataLoader | ResidentBatches:
-        self.setup()
         return self._resident("val") if self.uses_resident_batches() else \
             self._loader(self.dataset("val"), self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader | ResidentBatches:
-        self.setup()
         return self._resident("test") if self.uses_resident_batches() else \
             self._loader(self.dataset("test"), self.eval_batch_size)
 
@@ -337,7 +359,7 @@ class FerDataModule(L.LightningDataModule):
                 "batch_augment_rng": self.batch_augment_rng.get_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.mean, self.std = state_dict["mean"], state_dict["std"]
+        self._mean, self._std = state_dict["mean"], state_dict["std"]
         self.shuffle_rng.set_state(state_dict["shuffle_rng"])
         self.augment_rng.bit_generator.state = state_dict["augment_rng"]
         self.augment_py_rng.setstate(state_dict["augment_py_rng"])

@@ -9,6 +9,7 @@ holds real near copies too (near_duplicates.png shows which). ``fer-analyze near
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import cv2
 import numpy as np
@@ -28,11 +29,12 @@ Transform = Callable[[np.ndarray], np.ndarray]
 
 
 def _jpeg(face: np.ndarray, quality: int = 60) -> np.ndarray:
-    return cv2.imdecode(cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_GRAYSCALE)
+    encoded = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
+    return cast(np.ndarray, cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE))  # None only for bytes that are no image
 
 
 def _shift(face: np.ndarray, dx: int = 2, dy: int = 1) -> np.ndarray:
-    move = np.float32([[1, 0, dx], [0, 1, dy]])
+    move = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
     return cv2.warpAffine(face, move, (IMAGE_SIDE, IMAGE_SIDE), borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -96,10 +98,10 @@ def compare_copy_finders(images: np.ndarray, faces: int = 500, population: int =
                      f"pairs_among_{len(chosen)}_real": int((population_hamming <= threshold).sum())})
     vectors = thumbnail_vectors(chosen)
     population_cosine = _upper(vectors @ vectors.T)
-    for threshold in (0.9, 0.95, 0.98):
-        recall = {name: float(np.mean((thumbnail_vectors(c) * vectors[:faces]).sum(1) >= threshold))
+    for least_cosine in (0.9, 0.95, 0.98):
+        recall = {name: float(np.mean((thumbnail_vectors(c) * vectors[:faces]).sum(1) >= least_cosine))
                   for name, c in copies.items()}
-        rows.append({"finder": "16x16 cosine", "threshold": f">= {threshold}", **recall,
+        rows.append({"finder": "16x16 cosine", "threshold": f">= {least_cosine}", **recall,
                      f"pairs_among_{len(chosen)}_real": int((population_cosine >= threshold).sum())})
 
     # Ours runs on the real faces and every copy together, as on the data set.

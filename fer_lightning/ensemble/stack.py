@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ def configured_learners(cfg: DictConfig) -> list[MetaLearner]:
         if node.name not in learners:
             grid = OmegaConf.to_container(node.grid, resolve=True) if node.get("grid") else {}
             learners[node.name] = MetaLearner(node.name, instantiate(node.estimator, _convert_="all"),
-                                              node.features or cfg.features, grid)
+                                              node.features or cfg.features, cast(dict[str, list[Any]], grid))
     return list(learners.values())
 
 
@@ -117,7 +117,8 @@ def _row(name: str, kind: str, labels: np.ndarray, scores: np.ndarray, temperatu
 def unseen_by_all(runs: list[BaseRun]) -> np.ndarray | None:
     """PrivateTest faces with no copy in the Training rows of any base run; None if a run did not record it."""
     masks = [run.run_dir.unseen() for run in runs]
-    return None if any(mask is None for mask in masks) else np.logical_and.reduce(masks)
+    recorded = [mask for mask in masks if mask is not None]
+    return np.logical_and.reduce(recorded) if len(recorded) == len(masks) else None
 
 
 def teacher_runtime(setting: str) -> str:
@@ -146,8 +147,9 @@ def write_training_predictions(stacker: Stacker, csv_path: str, cache_dir: str |
               for start in track(range(0, len(images), chunk), description="Teacher on Training faces")]
     probabilities = np.concatenate(chunks)
     write_teacher(path, data.lines[training], probabilities)
-    fit = {"teacher": str(path), "teacher_train/acc": float(np.mean(probabilities.argmax(1) == data.labels[training])),
-           "teacher_train/confidence": float(probabilities.max(1).mean())}
+    fit: dict[str, Any] = {"teacher": str(path),
+                           "teacher_train/acc": float(np.mean(probabilities.argmax(1) == data.labels[training])),
+                           "teacher_train/confidence": float(probabilities.max(1).mean())}
     log.info("Wrote %s: %s's probabilities for %d Training faces (its top class is the label on %.1f%% of them, "
              "mean top probability %.3f)", path, stacker.name, len(images), 100 * fit["teacher_train/acc"],
              fit["teacher_train/confidence"])
@@ -202,7 +204,8 @@ def _write_figures(out: Path, table: pd.DataFrame, pngs: dict[str, Path]) -> Non
 
 def stack(cfg: DictConfig) -> dict[str, Any]:
     """Fit, compare and save; returns the chosen stacker's headline figures."""
-    runtime = teacher_runtime(cfg.teacher_runtime) if cfg.teacher else None  # checked before the stackers' fits
+    # teacher=true: the runtime its pass over Training runs on, checked before the stackers' fits
+    teacher_on = teacher_runtime(cfg.teacher_runtime) if cfg.teacher else None
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = [BaseRun.load(path) for path in checked_run_dirs(cfg)]
@@ -248,10 +251,10 @@ def stack(cfg: DictConfig) -> dict[str, Any]:
     if unseen_report is not None:  # PrivateTest without the faces that have a copy in any run's Training rows
         summary |= {"test/acc_unseen": unseen_report["accuracy"], "test/f1_macro_unseen": unseen_report["macro"]["f1"],
                     "test_unseen_faces": unseen_report["n"]}
-    if cfg.teacher:
+    if teacher_on:
         if cfg.keep_freed_memory:  # each chunk's activations are hundreds of MB, faulted in afresh otherwise (2.2x)
             keep_freed_memory()
-        summary |= write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE, runtime)
+        summary |= write_training_predictions(chosen, cfg.csv_path, cfg.cache_dir, out / TEACHER_FILE, teacher_on)
     (out / "stack.json").write_text(json.dumps(summary, indent=2))
     log.info("%s stack: PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), %+.4f over %s (paired 95%% interval "
              "%+.4f to %+.4f), macro F1 %.4f; calibration error %.1f%% on its own, %.1f%% at the temperature %.2f "

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import joblib
 import numpy as np
@@ -176,7 +176,7 @@ class Stacker:
         if missing:
             raise StackingError(f"no best checkpoint recorded for run(s) {', '.join(missing)}; "
                                 "stacked predictions on new faces need every base model's weights")
-        return [FaceClassifier.from_checkpoint(path, bf16, tta, runtime)
+        return [FaceClassifier.from_checkpoint(cast(Path, path), bf16, tta, runtime)
                 for path, tta in zip(self.checkpoints, self.tta, strict=True)]
 
     def predict_images(self, images: np.ndarray, bases: Sequence[FaceClassifier] | None = None) -> np.ndarray:

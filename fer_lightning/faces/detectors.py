@@ -76,9 +76,10 @@ class HaarDetector:
         if not hasattr(cv2, "CascadeClassifier"):
             raise FerError(f"detector=haar needs OpenCV 4 (OpenCV {cv2.__version__} has no CascadeClassifier): "
                            "pip install 'opencv-python-headless<5', or use detector=yunet")
-        self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + cascade)
+        folder = cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
+        self.cascade = cv2.CascadeClassifier(folder + cascade)
         if self.cascade.empty():
-            raise FerError(f"OpenCV could not load the cascade {cascade!r} from {cv2.data.haarcascades}")
+            raise FerError(f"OpenCV could not load the cascade {cascade!r} from {folder}")
         check_number("detector.scale_factor", scale_factor, above=1, why="each pass enlarges the window by it")
         check_whole_number("detector.min_neighbors", min_neighbors, least=0)
         check_whole_number("detector.min_size", min_size, "pixels")

@@ -71,7 +71,7 @@ class FaceClassifier:
             raise CheckpointError(f"{path}: weights do not fit the configured network ({first_line})") from None
         stats = checkpoint[DATAMODULE_KEY]
         if bf16:
-            net = net.to(memory_format=torch.channels_last)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # not in torch's stubs
         return cls(net.eval(), stats["mean"].float(), stats["std"].float(), path, bf16, tta, runtime, int8_graph,
                    temperature)
 

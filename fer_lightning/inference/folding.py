@@ -22,6 +22,7 @@ BatchNorm into the conv just before it themselves.
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU)  # act(s * z) = s * act(z) for s > 0
 
 def _affine(norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """The eval-mode BatchNorm as (scale, shift) per channel."""
+    assert norm.running_mean is not None and norm.running_var is not None, "FerCNN's BatchNorms track statistics"
     scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
     return scale, norm.bias - norm.running_mean * scale
 
@@ -96,9 +98,9 @@ def fold_batchnorms(net: nn.Module) -> nn.Module:
             position += 1
         after = modules[position] if position < len(modules) else None
         scale, shift = _affine(module)
-        if _foldable(scale, kept, after):
-            kept[-2] = _scaled(kept[-2], scale)
-            kept += [*between, _shifted_input(after, shift)]
+        if _foldable(scale, kept, after):  # so kept[-2] is a conv, and after a conv or a dense layer
+            kept[-2] = _scaled(cast(nn.Conv2d, kept[-2]), scale)
+            kept += [*between, _shifted_input(cast(nn.Conv2d | nn.Linear, after), shift)]
             position += 1
         else:
             kept += [module, *between]

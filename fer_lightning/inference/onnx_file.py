@@ -104,7 +104,7 @@ def int8_accuracy_check(fp32: Path, int8: Path, faces: np.ndarray, labels: np.nd
     """PublicTest accuracy of the float32 and int8 files under each graph runtime (fer-predict may use either);
     raises where int8 loses more than ``max_drop`` points under any of them (the message names no file: the caller
     checks a copy under a name of its own)."""
-    figures = {}
+    figures: dict[str, float] = {}
     for runtime in GRAPH_RUNTIMES:
         fp32_acc, int8_acc = (float(np.mean(OnnxFaceClassifier(path, runtime).logits(faces).argmax(1) == labels))
                               for path in (fp32, int8))

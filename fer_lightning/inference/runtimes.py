@@ -29,6 +29,9 @@ GraphRunner = Callable[[np.ndarray], np.ndarray]  # (N, 1, 48, 48) float32 pixel
 class NormalizedNet(nn.Module):
     """Raw 0-255 pixels in, logits out: the training normalisation travels inside the exported graph."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.net = net
@@ -44,7 +47,8 @@ def onnx_bytes(net: nn.Module, mean: torch.Tensor, std: torch.Tensor, opset: int
     the study's post-activation BatchNorms folded into its convs (``inference.folding``)."""
     model = NormalizedNet(fold_batchnorms(net), mean, std).to("cpu", torch.float32).eval()
     buffer = io.BytesIO()
-    torch.onnx.export(model, (torch.zeros(2, 1, IMAGE_SIDE, IMAGE_SIDE),), buffer, dynamo=False, opset_version=opset,
+    torch.onnx.export(model, (torch.zeros(2, 1, IMAGE_SIDE, IMAGE_SIDE),), buffer,  # type: ignore[arg-type]
+                      dynamo=False, opset_version=opset,
                       input_names=[INPUT], output_names=[OUTPUT],
                       dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
     return buffer.getvalue()
@@ -64,7 +68,8 @@ def openvino_request(model: bytes | Path, bf16: bool, rows: int | None = None, c
     import openvino
 
     core = openvino.Core()
-    settings = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY"}
+    settings: dict[str, str | bool] = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+                                       "PERFORMANCE_HINT": "LATENCY"}
     if count_layers:
         settings["PERF_COUNT"] = True
     graph = core.read_model(model if isinstance(model, bytes) else str(model))
@@ -82,7 +87,8 @@ def openvino_runner(model: bytes | Path, bf16: bool, rows_per_face: int = 1) -> 
     (docs/results.md). That copy is compiled at the first such call, so callers that only send batches (a teacher's
     pass, fer-export's checks) never compile it.
     """
-    requests = {None: openvino_request(model, bf16)}  # by the rows they were compiled for; None: any
+    # by the rows they were compiled for; None: any
+    requests: dict[int | None, Any] = {None: openvino_request(model, bf16)}
 
     def run(faces: np.ndarray) -> np.ndarray:
         rows = rows_per_face if len(faces) == rows_per_face else None

@@ -59,7 +59,7 @@ class EmotionClassifier(L.LightningModule):
         # Only plain values go into the checkpoint, so it loads with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
-        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net  # type: ignore[call-overload]
         num_classes = NUM_CLASSES
         weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
@@ -72,14 +72,14 @@ class EmotionClassifier(L.LightningModule):
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed run remembers its best epoch
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
+        if self.hparams["channels_last"]:
             images = images.contiguous(memory_format=torch.channels_last)
         return self.net(images)
 
     def _l2_penalty(self) -> torch.Tensor | float:
         """The net's Keras-style L2 term, or 0.0 (no tensor work on the hot path) when off or not offered."""
         penalty = getattr(self.net, "l2_penalty", None)
-        return penalty() if self.hparams.keras_l2 and penalty is not None else 0.0
+        return penalty() if self.hparams["keras_l2"] and penalty is not None else 0.0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, targets = batch  # class indices, or (B, 7) distributions (mixup, CutMix, a teacher's)
@@ -120,18 +120,19 @@ class EmotionClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.make_optimizer(params=self.parameters())
-        if self.hparams.sam_rho:
-            optimizer = SAM(optimizer, self.hparams.sam_rho, kept=list(self.net.buffers()))
+        if self.hparams["sam_rho"]:
+            optimizer = SAM(optimizer, self.hparams["sam_rho"], kept=list(self.net.buffers()))
         if self.make_scheduler is None:
             return optimizer
         # OneCycleLR divides by zero on a handful of steps (debug runs); a floor keeps those working.
         total_steps = max(int(self.trainer.estimated_stepping_batches), MIN_SCHEDULE_STEPS)
         return {"optimizer": optimizer, "lr_scheduler": {
-            "scheduler": self._scheduler(optimizer, total_steps), "interval": self.hparams.scheduler_interval,
-            "monitor": self.hparams.scheduler_monitor,
+            "scheduler": self._scheduler(optimizer, total_steps), "interval": self.hparams["scheduler_interval"],
+            "monitor": self.hparams["scheduler_monitor"],
         }}
 
     def _scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+        assert self.make_scheduler is not None, "called only where the config names a scheduler"
         if self.schedule_has_length:
             return self.make_scheduler(optimizer=optimizer, total_steps=total_steps)
         return self.make_scheduler(optimizer=optimizer)

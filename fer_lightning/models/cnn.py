@@ -46,6 +46,9 @@ class ActNormPool(nn.Module):
     """A block's activation -> BatchNorm -> MaxPool2d(2) -> ByteDropout as one training step on the CPU
     (models/norm_pool.py)."""
 
+    norm: nn.BatchNorm2d
+    dropout: ByteDropout
+
     def __init__(self, act: nn.ReLU | nn.LeakyReLU, norm: nn.BatchNorm2d, dropout: ByteDropout) -> None:
         super().__init__()
         # References, not submodules: no second copy in the state dict.
@@ -113,7 +116,8 @@ def _conv_layers(convs: list[ConvBlock], activation: str, in_channels: int, imag
     layers: list[nn.Module] = []
     channels, height, width = in_channels, image_size, image_size
     for block in convs:
-        kernel = tuple(block.kernel_size) if isinstance(block.kernel_size, Sequence) else (block.kernel_size,) * 2
+        kernel_h, kernel_w = block.kernel_size if isinstance(block.kernel_size, Sequence) else (block.kernel_size,) * 2
+        kernel = (kernel_h, kernel_w)
         conv = nn.Conv2d(channels, block.filters, kernel, padding=block.padding, bias=norm_after_activation)
         norm, act = nn.BatchNorm2d(block.filters), _activation(activation, block.negative_slope)
         layers += [conv, act, norm] if norm_after_activation else [conv, norm, act]
@@ -178,7 +182,7 @@ class FerCNN(nn.Module):
         layers, (channels, height, width) = _conv_layers(convs, activation, in_channels, image_size,
                                                          norm_after_activation)
         conv_layers = [layer for layer in layers if isinstance(layer, nn.Conv2d)]
-        self._l2: list[tuple[nn.Parameter, float]] = [(conv.weight, block.l2)
+        self._l2: list[tuple[torch.Tensor, float]] = [(conv.weight, block.l2)
                                                       for conv, block in zip(conv_layers, convs, strict=True)]
         self.features = nn.Sequential(*layers)
         # By the position of the activation they start at; a plain dict, not registered: they own nothing, and
@@ -207,8 +211,11 @@ class FerCNN(nn.Module):
             if tail is not None and can_fuse(x, tail.norm):
                 x, i = tail(x), i + 4
                 continue
-            small = isinstance(layer, nn.Conv2d) and takes_small_map_path(layer, x)
-            x, i = small_map_conv(layer, x) if small else layer(x), i + 1
+            if isinstance(layer, nn.Conv2d) and takes_small_map_path(layer, x):
+                x = small_map_conv(layer, x)
+            else:
+                x = layer(x)
+            i += 1
         return self.head(x)
 
     def l2_penalty(self) -> torch.Tensor:

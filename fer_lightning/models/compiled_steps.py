@@ -114,7 +114,7 @@ def _compile(step: Callable[..., Any], args: tuple[Any, ...], path: Path) -> Cal
             torch._dynamo.mark_dynamic(arg, 0)
     with warnings.catch_warnings():  # its guards read each input's .grad, which torch warns about for non-leaves
         warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf Tensor")
-        compiled = torch.compile(step, fullgraph=True).aot_compile((args, {}))
+        compiled = torch.compile(step, fullgraph=True).aot_compile((args, {}))  # type: ignore[attr-defined]
     path.parent.mkdir(parents=True, exist_ok=True)
     compiled.save_compiled_function(str(path))  # written to a temporary file and renamed: parallel runs may race
     return compiled

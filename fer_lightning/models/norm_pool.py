@@ -127,8 +127,8 @@ def _compiled(step: Callable[..., Any]) -> Callable[..., Any]:
 
 class _ActNormPool(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+    def forward(
+        ctx: Any,
         z: torch.Tensor,
         weight: torch.Tensor,
         bias: torch.Tensor,
@@ -150,8 +150,8 @@ class _ActNormPool(torch.autograd.Function):
         return out, mean, var
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor, *_: torch.Tensor
+    def backward(
+        ctx: Any, grad: torch.Tensor, *_: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         z, place, pooled_z, mean, invstd, weight, noise = ctx.saved_tensors
         d_z, d_weight, d_bias = _compiled(_backward)(
@@ -196,13 +196,15 @@ def act_norm_pool(z: torch.Tensor, norm: nn.BatchNorm2d, slope: float, drop_thre
     statistics as it would. Call only where ``can_fuse`` holds."""
     if not 0 <= drop_threshold < 256:
         raise ValueError(f"drop_threshold must be in [0, 256), got {drop_threshold}")
+    running_mean, running_var, batches = norm.running_mean, norm.running_var, norm.num_batches_tracked
+    if running_mean is None or running_var is None or batches is None:
+        raise ValueError("act_norm_pool updates the BatchNorm's running statistics, and this one keeps none")
     with torch.autocast(z.device.type, enabled=False):
-        out, mean, var = _ActNormPool.apply(z, norm.weight, norm.bias, norm.running_mean, norm.eps, slope,
-                                            drop_threshold)
+        out, mean, var = _ActNormPool.apply(z, norm.weight, norm.bias, running_mean, norm.eps, slope, drop_threshold)
     count = z.shape[0] * z.shape[2] * z.shape[3]
-    norm.num_batches_tracked.add_(1)
-    momentum = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
+    batches.add_(1)
+    momentum = 1.0 / float(batches) if norm.momentum is None else norm.momentum
     with torch.no_grad():
-        norm.running_mean.lerp_(mean, momentum)
-        norm.running_var.lerp_(var * count / (count - 1), momentum)
+        running_mean.lerp_(mean, momentum)
+        running_var.lerp_(var * count / (count - 1), momentum)
     return out

@@ -24,11 +24,12 @@ class BasicBlock(nn.Module):
 
     def __init__(self, channels_in: int, channels_out: int, stride: int) -> None:
         super().__init__()
+        last_norm = nn.BatchNorm2d(channels_out)
+        nn.init.zeros_(last_norm.weight)  # each block starts as the identity: deep stacks train from step one
         self.body = nn.Sequential(
             nn.Conv2d(channels_in, channels_out, 3, stride, 1, bias=False), nn.BatchNorm2d(channels_out),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels_out, channels_out, 3, 1, 1, bias=False), nn.BatchNorm2d(channels_out))
-        nn.init.zeros_(self.body[-1].weight)  # each block starts as the identity: deep stacks train from step one
+            nn.Conv2d(channels_out, channels_out, 3, 1, 1, bias=False), last_norm)
         self.shortcut = nn.Identity() if stride == 1 and channels_in == channels_out else nn.Sequential(
             nn.Conv2d(channels_in, channels_out, 1, stride, bias=False), nn.BatchNorm2d(channels_out))
         self.act = nn.ReLU(inplace=True)

@@ -55,9 +55,9 @@ class SAM(torch.optim.Optimizer):
         self.base.step()
         return loss
 
-    def state_dict(self) -> dict:  # type: ignore[override]
+    def state_dict(self) -> dict:
         return self.base.state_dict()
 
-    def load_state_dict(self, state_dict: dict) -> None:  # type: ignore[override]
+    def load_state_dict(self, state_dict: dict) -> None:
         self.base.load_state_dict(state_dict)
         self.param_groups, self.state = self.base.param_groups, self.base.state  # loading replaced the base's

@@ -11,6 +11,8 @@ The forward and the input's gradient stay oneDNN's; evaluation never comes here.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,16 +65,16 @@ def _patches(x: torch.Tensor, kernel: tuple[int, int]) -> torch.Tensor:
 
 class _SmallMapConv(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return F.conv2d(x, weight, bias)
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    def backward(
+        ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         out_channels, in_channels, kh, kw = weight.shape

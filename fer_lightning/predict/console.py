@@ -39,5 +39,5 @@ def _face_cells(row: Any) -> tuple[str, str, str, str]:
     if row.status != "ok":
         return "-", "(no face found)", "", ""
     proba = {name.removeprefix("p_"): value for name, value in row._asdict().items() if name.startswith("p_")}
-    runner_up = sorted(proba, key=proba.get)[-2]
+    runner_up = sorted(proba, key=proba.__getitem__)[-2]
     return str(int(row.face)), row.emotion, f"{row.confidence:.0%}", f"{runner_up} {proba[runner_up]:.0%}"

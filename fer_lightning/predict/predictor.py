@@ -186,7 +186,7 @@ class Predictor:
             rows += _rows(picture, mine)
             if picture.image is not None:
                 labels = [f"{CLASS_NAMES[p.argmax()]} {p.max():.0%}" for p in mine]
-                self._write_annotated(picture, list(zip(picture.boxes, labels, strict=True)))
+                self._write_annotated(picture.path, picture.image, list(zip(picture.boxes, labels, strict=True)))
             if self.explain and picture.frame is None:
                 faces = enumerate(zip(picture.crops, mine, strict=True))
                 explained += [(picture.path, i, crop, p) for i, (crop, p) in faces]
@@ -207,12 +207,12 @@ class Predictor:
             label = f"{CLASS_NAMES[proba.argmax()]} {proba.max():.0%}"
             cv2.imwrite(str(target), explanation_picture(crop, drops, label))
 
-    def _write_annotated(self, picture: Picture, labelled: list[tuple[Box, str]]) -> None:
-        target = mirrored(self.out_dir / "annotated", picture.path)
+    def _write_annotated(self, path: Path, image: np.ndarray, labelled: list[tuple[Box, str]]) -> None:
+        target = mirrored(self.out_dir / "annotated", path)
         if target.suffix.lower() not in WRITABLE_SUFFIXES:
             target = target.with_name(target.name + ".png")
         target.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(target), annotate(picture.image, labelled))
+        cv2.imwrite(str(target), annotate(image, labelled))
 
 
 def mirrored(folder: Path, path: Path) -> Path:
@@ -228,7 +228,7 @@ def _rows(picture: Picture, proba: np.ndarray) -> list[dict[str, Any]]:
     base = {"file": str(picture.path), "frame": picture.frame, "time_s": picture.time_s}
     if not picture.boxes:
         return [{**base, "face": None, "status": "no_face"}]
-    ids = picture.ids or [None] * len(picture.boxes)
+    ids: list[int] | list[None] = picture.ids or [None] * len(picture.boxes)
     return [{**base, "face": i, "face_id": face_id, "status": "ok", "x": box.x, "y": box.y, "w": box.w, "h": box.h,
              "detector_score": None if face.score is None else round(face.score, 3),
              "emotion": CLASS_NAMES[int(p.argmax())], "confidence": round(float(p.max()), 4),

@@ -53,12 +53,13 @@ def summarise_video(rows: pd.DataFrame, smooth: int) -> dict[str, Any]:
         face_shares = shares(face_rows)
         per_face.append({"face_id": int(face_id), "frames": len(face_rows),
                          "first_s": _seconds(face_rows.time_s.iloc[0]), "last_s": _seconds(face_rows.time_s.iloc[-1]),
-                         "dominant_emotion": max(face_shares, key=face_shares.get), "emotion_share": face_shares,
+                         "dominant_emotion": max(face_shares, key=face_shares.__getitem__),
+                         "emotion_share": face_shares,
                          "changes": changes(face_rows, smooth)})
     video_shares = shares(found)
     return {"file": str(rows.file.iloc[0]), "frames": int(rows.frame.nunique()),
             "frames_with_faces": int(found.frame.nunique()), "faces": len(per_face),
-            "dominant_emotion": max(video_shares, key=video_shares.get) if video_shares else None,
+            "dominant_emotion": max(video_shares, key=video_shares.__getitem__) if video_shares else None,
             "emotion_share": video_shares, "per_face": per_face}
 
 

@@ -82,7 +82,7 @@ class GlobalRngState(L.Callback):
         self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"torch": torch.get_rng_state()}
+        state: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state

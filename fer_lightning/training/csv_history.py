@@ -11,6 +11,7 @@ rows kept, as Lightning does within one run).
 from __future__ import annotations
 
 import csv
+from typing import cast
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
@@ -39,4 +40,4 @@ class ContinuingCSVLogger(CSVLogger):
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = ContinuingWriter(log_dir=self.log_dir)
-        return self._experiment
+        return cast(ContinuingWriter, self._experiment)  # the one writer this logger makes

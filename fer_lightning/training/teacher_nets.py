@@ -61,7 +61,7 @@ class TeacherNets:
         """The nets onto the batches' device, in the layout and precision they will run in there (once)."""
         self._bf16 = inference_bf16(self.precision, device.type)
         layout = torch.channels_last if self._bf16 else torch.contiguous_format
-        self.nets = [net.to(device, memory_format=layout) for net in self.nets]
+        self.nets = [net.to(device, memory_format=layout) for net in self.nets]  # type: ignore[call-overload]
         self._device = device
 
     @torch.no_grad()

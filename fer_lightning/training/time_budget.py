@@ -29,6 +29,7 @@ from typing import Any
 import lightning as L
 
 from fer_lightning.errors import check_number
+from fer_lightning.models.classifier import EmotionClassifier
 
 log = logging.getLogger(__name__)
 EPOCHS_PLANNED_FREELY = 2  # after these, the plan only shrinks
@@ -85,9 +86,10 @@ class FitInMinutes(L.Callback):
                 fits, pace = done + 1, f"{pace} ({steady_s:.0f} s without its warm-up: one more, to plan from)"
             self._warm = True
         fits = trainer.strategy.broadcast(min(fits, self._ceiling))  # DDP's processes must agree: rank 0's plan
-        if done > EPOCHS_PLANNED_FREELY and fits >= trainer.max_epochs:
+        current = trainer.max_epochs
+        if done > EPOCHS_PLANNED_FREELY and current is not None and fits >= current:
             return
-        if fits != trainer.max_epochs:
+        if fits != current:
             self._plan(trainer, pl_module, fits, pace)
 
     def _without_warm_up(self, epoch_s: float, batches: int | float) -> float:
@@ -102,6 +104,6 @@ class FitInMinutes(L.Callback):
         log.info("fit_minutes=%g: %s, %.0f s spent, so %d epochs in all (was %d)",
                  self.budget_s / 60, pace, self._spent(), epochs, trainer.max_epochs)
         trainer.fit_loop.max_epochs = self._planned = epochs
-        if epochs > done and getattr(pl_module, "schedule_has_length", False):
+        if epochs > done and isinstance(pl_module, EmotionClassifier) and pl_module.schedule_has_length:
             steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
             pl_module.resize_schedule(epochs * steps_per_epoch)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,7 @@ def _best_checkpoint(trainer: L.Trainer) -> str | None:
     return None
 
 
-def _test(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule) -> dict[str, float]:
+def _test(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule) -> Mapping[str, float]:
     """``trainer.test`` of the best checkpoint (all processes together under DDP): single-pass test metrics,
     logged, and the tested weights left in ``model``."""
     best = _best_checkpoint(trainer)
@@ -258,7 +258,7 @@ def _test(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModul
 
 
 def _report(trainer: L.Trainer, model: EmotionClassifier, datamodule: FerDataModule, run_dir: RunDir,
-            tta_candidates: Sequence[str], test_results: dict[str, float], summary: RunSummary) -> dict[str, Path]:
+            tta_candidates: Sequence[str], test_results: Mapping[str, float], summary: RunSummary) -> dict[str, Path]:
     """Rank 0's part of the one PrivateTest pass: pick TTA and the confidences' temperature on PublicTest, save
     logits, write the report.
 
@@ -330,7 +330,7 @@ def _write_logs(loggers: Sequence[Logger], run_dir: RunDir, knobs: dict[str, Any
 
 def _log_outcome(summary: RunSummary, run_dir: RunDir) -> None:
     epochs = f"{summary.epochs} epoch{'' if summary.epochs == 1 else 's'}"
-    if summary.test_acc is not None:
+    if summary.test_acc is not None and summary.test_acc_ci95 is not None:
         log.info("PrivateTest accuracy %.4f (95%% interval %.4f-%.4f), macro F1 %.4f (TTA %s) after %s in %.0f s; "
                  "on the %d faces without a copy in Training %.4f, macro F1 %.4f; run dir %s", summary.test_acc,
                  *summary.test_acc_ci95, summary.test_f1_macro, summary.tta, epochs, summary.fit_seconds,

@@ -118,7 +118,7 @@ def full_study(cfg: DictConfig) -> dict[str, Any]:
     stack = _stack(cfg, finals, trained, common, out) if len(finals) > 1 else None  # one search: nothing to stack
     timings["stack"] = time.perf_counter() - start
 
-    summary = {
+    summary: dict[str, Any] = {
         "searches": {name: _search_row(report) for name, report in reports.items()},
         "final_runs": {name: _final_summary(path) for name, path in finals.items()},
         "stack": stack, "seconds": timings, "config": OmegaConf.to_container(cfg, resolve=True),

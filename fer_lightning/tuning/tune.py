@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -117,11 +117,11 @@ def _save_plots(study: optuna.Study, study_dir: Path) -> None:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                axes = plot(study)
+                plot(study)
         except (ValueError, RuntimeError) as err:
             log.warning("No %s plot: %s", name, err)
             continue
-        figure = np.ravel(axes)[0].figure
+        figure = plt.gcf()  # each of optuna's plots draws on a new pyplot figure (or grid of axes)
         equal = [w for w in caught if "importances will be equal" in str(w.message)]
         for other in (w for w in caught if w not in equal):
             warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)  # as if not caught
@@ -137,8 +137,8 @@ def export_best_model(cfg: DictConfig, best: optuna.trial.FrozenTrial, trial_cfg
                       study_dir: Path) -> Path:
     """The best trial's ``model`` node, limited to the keys the base model config owns, as a model config in the
     study dir, where ``fer-train model=tuned/<study>`` finds it."""
-    owned = OmegaConf.load(conf_dir / "model" / f"{cfg.model}.yaml").keys()
-    tuned = OmegaConf.to_container(trial_cfg.model, resolve=True)
+    owned = [str(key) for key in OmegaConf.load(conf_dir / "model" / f"{cfg.model}.yaml")]
+    tuned = cast(dict[str, Any], OmegaConf.to_container(trial_cfg.model, resolve=True))
     model = {key: tuned[key] for key in owned}
     elsewhere = [path for path in best.params if path.split(".")[:2] not in (["model", key] for key in owned)]
     if elsewhere:
@@ -172,12 +172,12 @@ def export_best_experiment(cfg: DictConfig, best: optuna.trial.FrozenTrial, tria
         if isinstance(value, ListConfig):
             value = OmegaConf.to_container(value, resolve=True)
         OmegaConf.update(values, node, value, force_add=True)
-    path = study_dir / EXPORTED_EXPERIMENT_DIR / f"{cfg.study_name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# @package _global_\n# Written by tune.py: study {cfg.study_name}, trial {best.number}, "
-                    f"val/acc_best {best.value:.4f} on PublicTest.\n# python train.py experiment=tuned/"
-                    f"{cfg.study_name}\n{OmegaConf.to_yaml(values)}")
-    return path
+    yaml_path = study_dir / EXPORTED_EXPERIMENT_DIR / f"{cfg.study_name}.yaml"
+    yaml_path.parent.mkdir(parents=True, exist_ok=True)
+    yaml_path.write_text(f"# @package _global_\n# Written by tune.py: study {cfg.study_name}, trial {best.number}, "
+                         f"val/acc_best {best.value:.4f} on PublicTest.\n# python train.py experiment=tuned/"
+                         f"{cfg.study_name}\n{OmegaConf.to_yaml(values)}")
+    return yaml_path
 
 
 def _outermost_list(config: DictConfig, path: str) -> str:
