@@ -171,7 +171,7 @@ class RunDir:
         """``unseen``: which faces have no copy in the Training rows the run trained on."""
         extra = {} if unseen is None else {"unseen": unseen.astype(bool)}
         np.savez(self.path / LOGIT_FILES[split], logits=logits.astype(np.float32), labels=labels.astype(np.int64),
-                 class_names=np.array(CLASS_NAMES), **extra)  # type: ignore[arg-type]  # as in save_npz_atomically
+                 class_names=np.array(CLASS_NAMES), **extra)  # type: ignore[arg-type]  # numpy's stubs: **extra as allow_pickle
 
     def unseen(self, split: str = "PrivateTest") -> np.ndarray | None:
         """The faces of a split without a copy in the run's Training rows, as saved with its logits."""
