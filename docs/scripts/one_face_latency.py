@@ -36,6 +36,11 @@ from fer_lightning.predict.predictor import load_model
 WARMUP_CALLS, ROUNDS, LAYERS_SHOWN = 50, 2, 8
 
 
+def logits_of(request: Any, face: np.ndarray) -> Callable[[], np.ndarray]:
+    """One OpenVINO call on ``face``, its logits copied out as fer-predict's runner does."""
+    return lambda: request.infer({0: face})[0].copy()
+
+
 def latency_ms(call: Callable[[], Any], calls: int) -> tuple[float, float]:
     """p50 and p95 of ``call``, after WARMUP_CALLS untimed ones."""
     for _ in range(WARMUP_CALLS):
@@ -81,7 +86,7 @@ def main(args: list[str]) -> None:
     for round_number in range(1, ROUNDS + 1):
         for name, (graph, bf16) in graphs.items():
             request = openvino_request(graph, bf16, rows=1)
-            p50, p95 = latency_ms(lambda request=request: request.infer({0: face})[0].copy(), calls)  # logits out
+            p50, p95 = latency_ms(logits_of(request, face), calls)
             print(f"round {round_number}  {name:12s} p50 {p50:.3f} ms  p95 {p95:.3f} ms")
     layers = kernel_us(openvino_request(float_graph, True, rows=1, count_layers=True), face, calls)
     print(f"OpenVINO's kernels for the bf16 call: {sum(layers.values()):.1f} us in all; the slowest:")

@@ -34,12 +34,12 @@ from fer_lightning.precision import resolve_precision
 WARMUP_STEPS, TIMED_STEPS = 5, 20
 
 
-def layers_of(net: nn.Module) -> list[tuple[str, nn.Module]]:
+def layers_of(net: cnn.FerCNN) -> list[tuple[str, nn.Module]]:
     """The conv part layer by layer, each fused activation -> BatchNorm -> max-pool -> dropout (which runs in place
     of those four in training) as one more entry, the dense head as one entry; in the order of the features."""
     layers = [(i, f"{i:02d} {type(m).__name__}", m) for i, m in enumerate(net.features)]
     tails = [(i + 0.5, f"{i:02d}-{i + 3:02d} fused", tail) for i, tail in net.fused_tails.items()]
-    return [(name, m) for _, name, m in sorted(layers + tails, key=lambda entry: entry[0])] + [("head", net.head)]
+    return [(name, m) for _, name, m in sorted([*layers, *tails], key=lambda entry: entry[0])] + [("head", net.head)]
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Step:
     returns when its backward pass started and ended (``time.perf_counter()``)."""
 
     cfg: DictConfig
-    net: nn.Module
+    net: cnn.FerCNN
     precision: str
     channels_last: bool
     run: Callable[[], tuple[float, float]]

@@ -19,19 +19,21 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from rich.progress import track
 
+from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.datamodule import FerDataModule
 from fer_lightning.training.teacher_nets import TeacherNets
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
-def votes(teachers: TeacherNets, dm: FerDataModule, faces: torch.Tensor, augment: bool,
+def votes(teachers: TeacherNets, dm: FerDataModule, faces: torch.Tensor, augment: BatchAugment | None,
           generator: torch.Generator) -> torch.Tensor:
-    """The teachers' soft vote (weight 1, temperature 1) on ``faces``, augmented first where asked, 512 at a time."""
+    """The teachers' soft vote (weight 1, temperature 1) on ``faces``, through ``augment`` first where given, 512 at
+    a time."""
     chunks = []
-    for start in track(range(0, len(faces), 512), description="augmented" if augment else "clean"):
+    for start in track(range(0, len(faces), 512), description="clean" if augment is None else "augmented"):
         batch = faces[start:start + 512].float()
-        batch = dm.batch_augment(batch, generator) if augment else batch
+        batch = batch if augment is None else augment(batch, generator)
         chunks.append(teachers(dm.normalize(batch), torch.zeros(len(batch), dtype=torch.long)))
     return torch.cat(chunks)
 
@@ -48,7 +50,7 @@ def main(teacher_file: Path, run_dirs: list[str]) -> None:
     generator = torch.Generator().manual_seed(0)
     file_right = (fixed.argmax(1) == labels).float().mean()
     print(f"{len(faces)} Training faces; the file's top class is the label on {file_right:.1%}")
-    for name, augment in (("clean faces, one pass each", False), ("augmented faces, one pass each", True)):
+    for name, augment in (("clean faces, one pass each", None), ("augmented faces, one pass each", dm.batch_augment)):
         vote = votes(teachers, dm, faces, augment, generator)
         same = (vote.argmax(1) == fixed.argmax(1)).float().mean()
         right = (vote.argmax(1) == labels).float().mean()
