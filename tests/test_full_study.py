@@ -94,8 +94,9 @@ def test_a_failing_stage_is_one_error_naming_its_log(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("override", "error"), [
     ("workers=0", "workers must be a whole number of processes per search, at least 1; got 0"),
-    ("searches=[]", "searches must name one or more of leaky_hyperband, relu_random, relu_recipe, e.g. "),
-    ("searches=[relu_randm]", "searches lists 'relu_randm', which is no conf/search/ file; known: leaky_hyperband, "),
+    ("searches=[]", "searches must name one or more of fast_cpu_recipe, leaky_hyperband, relu_random, relu_recipe, "
+                    "e.g. "),
+    ("searches=[relu_randm]", "searches lists 'relu_randm', which is no conf/search/ file; known: fast_cpu_recipe, "),
     ("searches=[relu_random,relu_random]", "searches lists relu_random twice"),
     ("poll_seconds=0", r"poll_seconds must be a number above 0 \(between progress lines\), got 0"),
 ])
