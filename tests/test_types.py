@@ -1,4 +1,4 @@
-"""The package's type annotations hold: mypy, as pyproject.toml's [tool.mypy] configures it, finds no error."""
+"""The code's type annotations hold: mypy, as pyproject.toml's [tool.mypy] configures it, finds no error."""
 
 from __future__ import annotations
 
