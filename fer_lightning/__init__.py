@@ -8,7 +8,12 @@ as the sign to use its own TensorFlow-free writer (its build without TensorFlow)
 anything imports TensorBoard, costs nothing and leaves TensorFlow itself importable for whoever wants it.
 """
 
+import importlib.resources
 import sys
 from types import ModuleType
 
 sys.modules.setdefault("tensorboard.compat.notf", ModuleType("tensorboard.compat.notf"))
+
+# The Hydra configs: conf/ at the top of a checkout, fer_lightning/conf inside an installed wheel (pyproject.toml maps
+# the package to either), for the commands and for Python callers that compose them.
+CONF_DIR = str(importlib.resources.files("fer_lightning.conf"))

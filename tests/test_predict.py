@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -28,9 +29,11 @@ from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
 from fer_lightning.inference.runtime_names import AUTO
 from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
+from fer_lightning.predict.media import MediaError
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import Predictor, load_model, predict
+from fer_lightning.predict.reader import EmotionReader
 from fer_lightning.training.run_dir import RunDir, RunSummary
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
@@ -312,6 +315,59 @@ def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: lis
               if finder.crop_box(f, gray.shape) == Box(*(int(first[k]) for k in "xywh"))]
     np.testing.assert_allclose(classifier.predict_proba(finder.crop(gray, face)[None])[0],
                                first[PROBA].to_numpy(float), atol=1e-3)
+
+
+def test_the_python_reader_answers_as_fer_predict_does(trained_runs: list[Path], tmp_path: Path) -> None:
+    faces = private_faces(trained_runs)[:5]
+    photos = write_faces(tmp_path / "faces", faces)
+    scene = scene_with_faces([(40, 60, 0.5), (330, 150, 0.8)])
+    cv2.imwrite(str(tmp_path / "faces" / "scene.png"), scene)
+    ckpt = best_checkpoint(trained_runs[0])
+    _, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={tmp_path / 'faces'}", "batch_size=4")
+    reader = EmotionReader.load(ckpt, overrides=["precision=32-true"])
+    answers = reader.read_many([*photos[:2], *faces[2:], scene])  # files and arrays alike, in the table's order
+    assert [len(found) for found in answers] == [1] * 5 + [2]
+    read = [face for found in answers for face in found]
+    assert [[face.box.x, face.box.y, face.box.w, face.box.h] for face in read] == \
+        table[["x", "y", "w", "h"]].to_numpy().tolist()
+    assert [face.emotion for face in read] == table.emotion.tolist()
+    np.testing.assert_allclose([list(face.probabilities.values()) for face in read], table[PROBA], atol=1e-4)
+    np.testing.assert_allclose([face.confidence for face in read], table.confidence, atol=1e-4)
+    assert [face.detector_score for face in read[:5]] == [None] * 5 and all(face.detector_score for face in read[5:])
+    np.testing.assert_array_equal(read[2].crop, faces[2])
+    assert reader.read(np.full((120, 160), 120, np.uint8)) == []  # a picture without a face
+    assert f"checkpoint {ckpt}" in reader.description
+
+
+def test_the_readmes_python_example_runs_as_written(trained_runs: list[Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [example] = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), scene_with_faces([(40, 60, 0.5)]))
+    placeholders = {"outputs/train/runs/<date_time>/checkpoints/last.ckpt": str(best_checkpoint(trained_runs[0])),
+                    "photo.jpg": str(photo)}
+    for placeholder, path in placeholders.items():
+        assert example.count(placeholder) == 1
+        example = example.replace(placeholder, path)
+    exec(example, {})
+    [printed] = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(rf"Box\(x=\d+, y=\d+, w=\d+, h=\d+\) ({'|'.join(CLASS_NAMES)}) \d+%", printed), printed
+
+
+def test_the_python_reader_names_a_bad_setting_or_picture(trained_runs: list[Path], tmp_path: Path) -> None:
+    ckpt = best_checkpoint(trained_runs[0])
+    with pytest.raises(FerError, match="name exactly one model"):
+        EmotionReader.load()
+    with pytest.raises(ConfigError, match="margin"):
+        EmotionReader.load(ckpt, overrides=["margin=-0.5"])
+    reader = EmotionReader.load(ckpt, overrides=["precision=32-true", "runtime=torch"])
+    with pytest.raises(FerError, match=r"^picture 1: expected an 8-bit .* got a float32 array of shape \(48, 48\)$"):
+        reader.read_many([np.zeros((48, 48), np.uint8), np.zeros((48, 48), np.float32)])
+    with pytest.raises(FerError, match=r"^picture 0: expected a file's path or an image array, got list$"):
+        reader.read([[0] * 48] * 48)  # type: ignore[arg-type]
+    with pytest.raises(MediaError, match=r"nope\.png: unreadable"):
+        reader.read(tmp_path / "nope.png")
 
 
 def test_int8_export_is_checked_on_public_test_and_a_kept_copy_runs_for_its_checkpoint(

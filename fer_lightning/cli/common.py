@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import itertools
 import os
 import sys
@@ -15,10 +14,9 @@ from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning import CONF_DIR
 from fer_lightning.errors import FerError
 
-# conf/ at the top of a checkout, fer_lightning/conf inside an installed wheel: the package maps to either.
-CONF_DIR = str(importlib.resources.files("fer_lightning.conf"))
 T = TypeVar("T")
 
 # Run dirs are named <date_time>_<process id> (conf/hydra/default.yaml): two runs started in the same second (a

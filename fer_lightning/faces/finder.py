@@ -51,6 +51,12 @@ class FaceFinder:
         seen = image if self.detector.sees_color or gray is None else gray
         return sorted(self.detector.detect(seen), key=lambda face: -face.box.w * face.box.h)
 
+    def cut_out(self, image: np.ndarray) -> tuple[list[Face], list[Box], list[np.ndarray]]:
+        """The picture's faces, largest first, the squares their crops were cut from, and the 48x48 crops."""
+        gray = to_gray(image)
+        faces = self.faces(image, gray)
+        return faces, [self.crop_box(face, gray.shape) for face in faces], [self.crop(gray, face) for face in faces]
+
     def crop_box(self, face: Face, shape: tuple[int, ...]) -> Box:
         """The square the crop is cut from, clipped to the picture: what the results report as the face's box."""
         if _is_whole(face, shape):

@@ -23,7 +23,7 @@ from rich.progress import Progress
 from scipy.special import softmax
 
 from fer_lightning.faces.detectors import Box, Face, make_detector
-from fer_lightning.faces.finder import FaceFinder, to_gray
+from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference.calibration import fit_temperature, log_probabilities
@@ -123,6 +123,11 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     return stacked, f"stack {path} on {runtime}, temperature {stacked.temperature:.2f}"
 
 
+def face_finder(cfg: DictConfig) -> FaceFinder:
+    """The detector and crop settings of fer-predict's config (conf/predict.yaml, conf/detector/)."""
+    return FaceFinder(make_detector(**cfg.detector), cfg.detect, cfg.margin, cfg.level_eyes_above)
+
+
 @dataclass
 class Picture:
     """One image or video frame waiting for its faces' predictions."""
@@ -163,15 +168,12 @@ class Predictor:
         return self.out_dir / "predictions.csv"
 
     def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
-        gray = to_gray(image)
-        faces = self.finder.faces(image, gray)
-        boxes = [self.finder.crop_box(face, gray.shape) for face in faces]
+        faces, boxes, crops = self.finder.cut_out(image)
         ids = None
         if frame is not None:
             ids = self._trackers.setdefault(path, FaceTracker(**self.tracking)).assign([f.box for f in faces])
         keep = image if self.annotate and frame is None else None
-        self._pending.append(Picture(path, frame, time_s, faces, boxes, [self.finder.crop(gray, f) for f in faces],
-                                     ids, keep))
+        self._pending.append(Picture(path, frame, time_s, faces, boxes, crops, ids, keep))
         if sum(len(p.crops) for p in self._pending) >= self.batch_size:
             self.flush()
 
@@ -270,8 +272,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     for problem in errors:
         log.error(problem)
     out_dir = Path(cfg.paths.output_dir)
-    finder = FaceFinder(make_detector(**cfg.detector), cfg.detect, cfg.margin, cfg.level_eyes_above)
-    predictor = Predictor(model, finder, out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking), cfg.explain)
+    predictor = Predictor(model, face_finder(cfg), out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking),
+                          cfg.explain)
     with Progress(disable=not cfg.progress) as progress:
         task = progress.add_task("files", total=len(files))
         for path in files:

@@ -44,9 +44,15 @@ def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
 
 
 def check_request(cfg: DictConfig) -> None:
-    """FerError for a model or inputs that are not there, a frame step or batch below 1, a count of faces to show
-    below 0, a margin that leaves a face's square no side, an eye-levelling angle below 0, a precision or runtime,
-    a video setting or a switch that cannot work, before anything is loaded."""
+    """``check_settings``, and FerError for inputs that hold no file."""
+    check_settings(cfg)
+    input_files(cfg.inputs)
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """FerError for a model that is not there, a frame step or batch below 1, a count of faces to show below 0, a
+    margin that leaves a face's square no side, an eye-levelling angle below 0, a precision or runtime, a video
+    setting or a switch that cannot work, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
     check_whole_number("show", cfg.show, of="faces", least=0)
@@ -67,4 +73,3 @@ def check_request(cfg: DictConfig) -> None:
     check_whole_number("video.smooth_frames", cfg.video.smooth_frames, "sampled frames")
     check_switch("video.timelines", cfg.video.timelines)
     named_model(cfg)
-    input_files(cfg.inputs)

@@ -13,7 +13,6 @@ with a last checkpoint resumes.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import logging
 import subprocess
@@ -29,6 +28,7 @@ import optuna
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning import CONF_DIR
 from fer_lightning.data.audit import DataAudit, audit_data
 from fer_lightning.data.csv_reader import cache_file, load_fer2013
 from fer_lightning.errors import ConfigError, FerError, as_list, check_number, check_whole_number
@@ -37,7 +37,7 @@ from fer_lightning.tuning.exported_models import STUDIES_DIR
 from fer_lightning.tuning.tune import FINISHED
 
 log = logging.getLogger(__name__)
-SEARCH_CONFIGS = importlib.resources.files("fer_lightning.conf") / "search"
+SEARCH_CONFIGS = Path(CONF_DIR) / "search"
 
 
 @dataclass

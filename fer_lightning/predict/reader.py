@@ -1,0 +1,95 @@
+"""fer-predict from Python: a model and a face finder loaded once; pictures in, faces and their emotions out.
+
+For a notebook, or a program that holds its pictures as arrays (a camera frame, an upload) and wants answers as
+values rather than files. The settings are fer-predict's own (conf/predict.yaml, composed by Hydra with the same
+overrides), so a face gets the TTA, temperature, runtime, detector and crop that the command would give it: the
+answers are the command's, row for row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+from fer_lightning import CONF_DIR
+from fer_lightning.errors import FerError
+from fer_lightning.faces.detectors import Box
+from fer_lightning.faces.finder import FaceFinder
+from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
+from fer_lightning.predict.media import read_image
+from fer_lightning.predict.predictor import EmotionModel, face_finder, load_model
+from fer_lightning.predict.request import check_settings
+
+Picture = str | Path | np.ndarray
+
+
+@dataclass(frozen=True)
+class FaceEmotion:
+    """One face of a picture: where it is, what it shows, how sure the model is."""
+
+    box: Box  # the square its crop was cut from, in the picture's pixels
+    emotion: str
+    confidence: float  # the probability of ``emotion``
+    probabilities: dict[str, float]  # each class's, in CLASS_NAMES' order
+    detector_score: float | None  # None where the whole picture was taken as the face
+    crop: np.ndarray  # the 48x48 uint8 face the model saw
+
+
+@dataclass
+class EmotionReader:
+    """fer-predict's model and face finder, loaded once: ``read`` a picture, ``read_many`` a batch of them."""
+
+    model: EmotionModel
+    finder: FaceFinder
+    description: str  # the model, its runtime, TTA and temperature, as fer-predict logs them
+
+    @classmethod
+    def load(cls, ckpt: str | Path | None = None, *, onnx: str | Path | None = None, stack: str | Path | None = None,
+             overrides: Sequence[str] = ()) -> EmotionReader:
+        """The model named by ``ckpt``, ``onnx`` or ``stack`` (exactly one, as fer-predict's keys of those names);
+        ``overrides``: any other fer-predict setting as it is written on the command line (``"detector=haar"``,
+        ``"tta=none"``). FerError, with one line naming the setting, where one cannot work."""
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("predict", overrides=list(overrides))
+        for key, path in {"ckpt": ckpt, "onnx": onnx, "stack": stack}.items():
+            if path is not None:
+                cfg[key] = str(path)
+        check_settings(cfg)
+        model, description = load_model(cfg)
+        return cls(model, face_finder(cfg), description)
+
+    def read(self, picture: Picture) -> list[FaceEmotion]:
+        """The faces of one picture, largest first: a file's path, or an 8-bit image as OpenCV holds one (gray, BGR or
+        BGRA; an RGB array from Pillow is ``array[..., ::-1]``). A 48x48 picture is one face, as in fer-predict."""
+        return self.read_many([picture])[0]
+
+    def read_many(self, pictures: Iterable[Picture]) -> list[list[FaceEmotion]]:
+        """``read`` for each picture, with every face of them through the model together (faster than one by one)."""
+        found = [self.finder.cut_out(_image(picture, index)) for index, picture in enumerate(pictures)]
+        crops = [crop for _, _, picture_crops in found for crop in picture_crops]
+        proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, NUM_CLASSES))
+        answers, start = [], 0
+        for faces, boxes, picture_crops in found:
+            mine = proba[start:start + len(faces)]
+            start += len(faces)
+            answers.append([FaceEmotion(box, CLASS_NAMES[int(p.argmax())], float(p.max()),
+                                        dict(zip(CLASS_NAMES, map(float, p), strict=True)), face.score, crop)
+                            for face, box, crop, p in zip(faces, boxes, picture_crops, mine, strict=True)])
+        return answers
+
+
+def _image(picture: Picture, index: int) -> np.ndarray:
+    """The picture as an 8-bit array; FerError naming it (by path, or by its place in the list) where it is not one."""
+    if isinstance(picture, str | Path):
+        return read_image(Path(picture))
+    if not isinstance(picture, np.ndarray):
+        raise FerError(f"picture {index}: expected a file's path or an image array, got {type(picture).__name__}")
+    channels_ok = picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (3, 4))
+    if picture.dtype != np.uint8 or not channels_ok or min(picture.shape[:2], default=0) == 0:
+        raise FerError(f"picture {index}: expected an 8-bit gray (H, W) or BGR/BGRA (H, W, 3 or 4) image, got a "
+                       f"{picture.dtype} array of shape {picture.shape}")
+    return picture
