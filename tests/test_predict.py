@@ -16,6 +16,7 @@ import onnx
 import pandas as pd
 import pytest
 from conftest import REAL_CSV, best_checkpoint, compose_config, console_script, scene_with_faces, stack_cfg
+from hydra import compose, initialize_config_dir
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.ensemble.stack import stack
@@ -337,6 +338,11 @@ def test_the_python_reader_answers_as_fer_predict_does(trained_runs: list[Path],
     np.testing.assert_array_equal(read[2].crop, faces[2])
     assert reader.read(np.full((120, 160), 120, np.uint8)) == []  # a picture without a face
     assert f"checkpoint {ckpt}" in reader.description
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):  # inside a user's own Hydra app
+        (tmp_path / "mine.yaml").write_text("mine: 1\n")
+        inside = EmotionReader.load(ckpt, overrides=["precision=32-true"]).read(faces[0])
+        assert compose("mine").mine == 1  # the app's configs are still the ones Hydra finds
+    assert inside[0].probabilities == read[0].probabilities
 
 
 def test_the_readmes_python_example_runs_as_written(trained_runs: list[Path], tmp_path: Path,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 
 from fer_lightning import CONF_DIR
 from fer_lightning.errors import FerError
@@ -24,7 +26,7 @@ from fer_lightning.predict.media import read_image
 from fer_lightning.predict.predictor import EmotionModel, face_finder, load_model
 from fer_lightning.predict.request import check_settings
 
-Picture = str | Path | np.ndarray
+PictureLike = str | Path | np.ndarray  # a file's path, or the image itself
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,7 @@ class EmotionReader:
         """The model named by ``ckpt``, ``onnx`` or ``stack`` (exactly one, as fer-predict's keys of those names);
         ``overrides``: any other fer-predict setting as it is written on the command line (``"detector=haar"``,
         ``"tta=none"``). FerError, with one line naming the setting, where one cannot work."""
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose("predict", overrides=list(overrides))
+        cfg = _predict_config(overrides)
         for key, path in {"ckpt": ckpt, "onnx": onnx, "stack": stack}.items():
             if path is not None:
                 cfg[key] = str(path)
@@ -62,12 +63,12 @@ class EmotionReader:
         model, description = load_model(cfg)
         return cls(model, face_finder(cfg), description)
 
-    def read(self, picture: Picture) -> list[FaceEmotion]:
+    def read(self, picture: PictureLike) -> list[FaceEmotion]:
         """The faces of one picture, largest first: a file's path, or an 8-bit image as OpenCV holds one (gray, BGR or
         BGRA; an RGB array from Pillow is ``array[..., ::-1]``). A 48x48 picture is one face, as in fer-predict."""
         return self.read_many([picture])[0]
 
-    def read_many(self, pictures: Iterable[Picture]) -> list[list[FaceEmotion]]:
+    def read_many(self, pictures: Iterable[PictureLike]) -> list[list[FaceEmotion]]:
         """``read`` for each picture, with every face of them through the model together (faster than one by one)."""
         found = [self.finder.cut_out(_image(picture, index)) for index, picture in enumerate(pictures)]
         crops = [crop for _, _, picture_crops in found for crop in picture_crops]
@@ -82,14 +83,27 @@ class EmotionReader:
         return answers
 
 
-def _image(picture: Picture, index: int) -> np.ndarray:
+def _predict_config(overrides: Sequence[str]) -> DictConfig:
+    """conf/predict.yaml with ``overrides``, also from inside a caller's own Hydra app: Hydra holds one config search
+    path per process, so the caller's is set aside while ours composes, then put back."""
+    callers = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose("predict", overrides=list(overrides))
+    finally:
+        if callers is not None:
+            GlobalHydra.instance().initialize(callers)
+
+
+def _image(picture: PictureLike, index: int) -> np.ndarray:
     """The picture as an 8-bit array; FerError naming it (by path, or by its place in the list) where it is not one."""
     if isinstance(picture, str | Path):
         return read_image(Path(picture))
     if not isinstance(picture, np.ndarray):
         raise FerError(f"picture {index}: expected a file's path or an image array, got {type(picture).__name__}")
     channels_ok = picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (3, 4))
-    if picture.dtype != np.uint8 or not channels_ok or min(picture.shape[:2], default=0) == 0:
+    if picture.dtype != np.uint8 or not channels_ok or 0 in picture.shape:
         raise FerError(f"picture {index}: expected an 8-bit gray (H, W) or BGR/BGRA (H, W, 3 or 4) image, got a "
                        f"{picture.dtype} array of shape {picture.shape}")
     return picture
