@@ -69,8 +69,7 @@ class EmotionReader:
         return self.read_many([picture])[0]
 
     def read_many(self, pictures: Iterable[PictureLike]) -> list[list[FaceEmotion]]:
-        """``read`` for each picture, every face of them through the model in one call, as fer-predict batches them
-        (on a 2-core CPU no faster than face by face: the net's arithmetic is most of a face's time there)."""
+        """``read`` for each picture, every face of them through the model in one call, as fer-predict batches them."""
         found = [self.finder.cut_out(_image(picture, index)) for index, picture in enumerate(pictures)]
         crops = [crop for _, _, picture_crops in found for crop in picture_crops]
         proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, NUM_CLASSES))
