@@ -14,9 +14,11 @@ import cv2
 import numpy as np
 import onnx
 import pandas as pd
+import pillow_heif
 import pytest
 from conftest import REAL_CSV, best_checkpoint, compose_config, console_script, scene_with_faces, stack_cfg
 from hydra import compose, initialize_config_dir
+from PIL import Image
 
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.ensemble.stack import stack
@@ -30,7 +32,7 @@ from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
 from fer_lightning.inference.runtime_names import AUTO
 from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
-from fer_lightning.predict.media import MediaError
+from fer_lightning.predict.media import MediaError, read_image
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import Predictor, load_model, predict
@@ -127,6 +129,27 @@ class FailsOnThirdBatch:
         if self.batches == 3:
             raise KeyboardInterrupt
         return np.full((len(images), len(CLASS_NAMES)), 1 / len(CLASS_NAMES))
+
+
+def test_phone_photos_are_read_upright_and_heic_ones_too(trained_runs: list[Path], tmp_path: Path) -> None:
+    """A phone stores a photo as its sensor lay and tags how to turn it for viewing (EXIF orientation 6: a quarter
+    turn clockwise); an iPhone's photos are HEIC. Both are read as a viewer shows them, so a face is found upright and
+    its box fits the picture as seen."""
+    upright = scene_with_faces([(40, 60, 0.5)], size=(240, 320))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    Image.fromarray(np.rot90(upright)).save(tmp_path / "sideways.jpg", exif=exif, quality=95)
+    pillow_heif.register_heif_opener()
+    Image.fromarray(np.stack([upright] * 3, axis=-1)).save(tmp_path / "iphone.heic", quality=95)
+    for name in ("sideways.jpg", "iphone.heic"):
+        seen = read_image(tmp_path / name)
+        gray = seen if seen.ndim == 2 else cv2.cvtColor(seen, cv2.COLOR_BGR2GRAY)
+        assert gray.shape == upright.shape and np.abs(gray.astype(int) - upright).mean() < 3, name
+    _, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={tmp_path}")
+    assert sorted(Path(file).name for file in table.file) == ["iphone.heic", "sideways.jpg"]
+    assert (table.status == "ok").all() and (table.x + table.w <= 320).all() and (table.y + table.h <= 240).all()
+    assert sorted(path.name for path in (tmp_path / "out" / "annotated").rglob("*.*")) == \
+        ["iphone.heic.png", "sideways.jpg"]
 
 
 def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:

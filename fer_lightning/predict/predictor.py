@@ -35,6 +35,7 @@ from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.annotation import annotate
 from fer_lightning.predict.console import show_results
 from fer_lightning.predict.media import (
+    HEIF_SUFFIXES,
     IMAGE_SUFFIXES,
     MediaError,
     is_video,
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from fer_lightning.ensemble.stacking import Stacker
 
 log = logging.getLogger(__name__)
-WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm"}
+WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm", *HEIF_SUFFIXES}  # what OpenCV writes
 COLUMNS = ["file", "frame", "time_s", "face", "face_id", "status", "x", "y", "w", "h", "detector_score", "emotion",
            "confidence", *(f"p_{name}" for name in CLASS_NAMES)]  # predictions.csv's, whichever row comes first
 
