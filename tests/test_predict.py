@@ -152,6 +152,14 @@ def test_phone_photos_are_read_upright_and_heic_ones_too(trained_runs: list[Path
         ["iphone.heic.png", "sideways.jpg"]
 
 
+def test_a_16_bit_photo_is_scaled_to_8_bits_not_clipped(tmp_path: Path) -> None:
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    Image.fromarray(ramp.astype(np.int32) // 257).save(tmp_path / "wide.tif")  # 32-bit values of 0-255
+    np.testing.assert_allclose(read_image(tmp_path / "deep.png"), ramp / 257, atol=1)
+    np.testing.assert_allclose(read_image(tmp_path / "wide.tif"), ramp // 257, atol=0)
+
+
 def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()

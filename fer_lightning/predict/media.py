@@ -61,13 +61,22 @@ def read_image(path: Path) -> np.ndarray:
         with Image.open(path) as stored:
             stored.load()
             image = ImageOps.exif_transpose(stored)
-            if image.mode in ("1", "L", "LA", "I", "I;16"):
+            if image.mode.startswith("I"):
+                return _eight_bit(np.asarray(image), sixteen_bit=image.mode.startswith("I;16"))
+            if image.mode in ("1", "L", "LA"):
                 return np.asarray(image.convert("L"))
             return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
     except Image.UnidentifiedImageError:
         raise MediaError(f"{path}: not an image (Pillow does not recognise its format)") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise MediaError(f"{path}: unreadable or truncated image ({err})") from None
+
+
+def _eight_bit(gray: np.ndarray, sixteen_bit: bool) -> np.ndarray:
+    """A 16- or 32-bit gray picture in 8 bits, its top byte of 16 (Pillow's convert("L") clips at 255: a 16-bit PNG
+    came out almost all white). A 32-bit one whose values fit in 8 bits is kept as it is."""
+    wide = np.clip(gray.astype(np.int64), 0, 65535)
+    return (wide >> 8 if sixteen_bit or wide.max() > 255 else wide).astype(np.uint8)
 
 
 @functools.cache
