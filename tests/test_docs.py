@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_config
+from hydra.errors import OverrideParseException
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -74,3 +75,12 @@ def test_every_command_in_the_readme_composes() -> None:
         compose_config(commands[words[0]], overrides)
         composed[words[0]] += 1
     assert set(composed) == set(commands) and sum(composed.values()) >= 30, composed
+
+
+def test_the_readmes_advice_on_quoting_paths_holds() -> None:
+    """A path with parentheses or accents fails Hydra's grammar unquoted and reads whole in quotes."""
+    readme = (REPO / "README.md").read_text()
+    assert "'inputs=\"Photos (2024)/été.jpg\"'" in readme
+    with pytest.raises(OverrideParseException):
+        compose_config("predict", ["inputs=Photos (2024)/été.jpg"])
+    assert compose_config("predict", ['inputs="Photos (2024)/été.jpg"']).inputs == "Photos (2024)/été.jpg"
