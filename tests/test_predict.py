@@ -176,6 +176,20 @@ def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:
     np.testing.assert_allclose(table[PROBA].to_numpy(), 1 / len(CLASS_NAMES), atol=1e-4)
 
 
+def test_pictures_held_for_their_annotated_copies_are_bounded(tmp_path: Path) -> None:
+    """Pictures without a face never fill a batch; held for their annotated copies, a folder of them (or 256 phone
+    photos with a face each) would all sit in memory. Past ``max_kept_bytes`` the batch is predicted and written."""
+    picture = np.full((100, 100, 3), 120, np.uint8)  # 30,000 bytes, no face in it
+    predictor = Predictor(FailsOnThirdBatch(), FaceFinder(make_detector("haar"), "auto", 0.0, None), tmp_path / "out",
+                          max_kept_bytes=3 * picture.nbytes)
+    written = []
+    for i in range(8):
+        predictor.add(tmp_path / f"empty_{i}.png", None, picture)
+        written.append(len(pd.read_csv(predictor.csv_path)))
+    assert written == [0, 0, 3, 3, 3, 6, 6, 6]
+    assert len(list((tmp_path / "out" / "annotated").rglob("empty_*.png"))) == 6
+
+
 def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:
     with pytest.raises(FerError, match="name exactly one model"):
         run_predict(tmp_path, f"inputs={tmp_path}")

@@ -147,7 +147,9 @@ class Picture:
 class Predictor:
     """Faces gathered across pictures and predicted a batch at a time. Each batch's rows are added to
     predictions.csv as it is predicted, so a run that is stopped (a long video, a large folder) keeps what it
-    had done, less one batch at most; predict() writes the whole table again at the end."""
+    had done, less one batch at most; predict() writes the whole table again at the end. A batch is also predicted
+    early once the pictures held for their annotated copies reach ``max_kept_bytes``: a phone's photo is 36 MB
+    decoded, and 256 of them (or a folder of pictures without faces, which never fill a batch) would all be held."""
 
     model: EmotionModel
     finder: FaceFinder
@@ -156,8 +158,10 @@ class Predictor:
     annotate: bool = True
     tracking: dict[str, Any] = field(default_factory=dict)
     explain: bool = False  # an occlusion map per photo face under explained/ (occlusion.py)
+    max_kept_bytes: int = 256 * 2**20
     rows: list[dict[str, Any]] = field(default_factory=list)
     _pending: list[Picture] = field(default_factory=list)
+    _kept_bytes: int = 0
     _trackers: dict[Path, FaceTracker] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -175,7 +179,8 @@ class Predictor:
             ids = self._trackers.setdefault(path, FaceTracker(**self.tracking)).assign([f.box for f in faces])
         keep = image if self.annotate and frame is None else None
         self._pending.append(Picture(path, frame, time_s, faces, boxes, crops, ids, keep))
-        if sum(len(p.crops) for p in self._pending) >= self.batch_size:
+        self._kept_bytes += 0 if keep is None else keep.nbytes
+        if sum(len(p.crops) for p in self._pending) >= self.batch_size or self._kept_bytes >= self.max_kept_bytes:
             self.flush()
 
     def flush(self) -> None:
@@ -197,7 +202,7 @@ class Predictor:
             self._write_explanations(explained)
         pd.DataFrame(rows, columns=COLUMNS).to_csv(self.csv_path, mode="a", header=False, index=False)
         self.rows += rows
-        self._pending = []
+        self._pending, self._kept_bytes = [], 0
 
     def _write_explanations(self, faces: list[tuple[Path, int, np.ndarray, np.ndarray]]) -> None:
         """explained/<the photo's path>/face<i>.png for each (photo, face number, crop, probabilities)."""
