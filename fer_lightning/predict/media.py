@@ -81,8 +81,7 @@ def _eight_bit(gray: np.ndarray, sixteen_bit: bool) -> np.ndarray:
 
 @functools.cache
 def _read_heif_too() -> None:
-    """Pillow's opener for HEIC/HEIF, registered on the first such file (pillow-heif's import, 30 ms, is then paid
-    only by those who have one)."""
+    """Pillow's opener for HEIC/HEIF, registered on the first such file: pillow-heif is imported only where one is."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
