@@ -58,14 +58,14 @@ def read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in HEIF_SUFFIXES:
         _read_heif_too()
     try:
-        with Image.open(path) as stored:
-            stored.load()
-            image = ImageOps.exif_transpose(stored)
+        with Image.open(path) as image:
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of a picture that needs no turn
             if image.mode.startswith("I"):
                 return _eight_bit(np.asarray(image), sixteen_bit=image.mode.startswith("I;16"))
             if image.mode in ("1", "L", "LA"):
-                return np.asarray(image.convert("L"))
-            return np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+                return np.asarray(image if image.mode == "L" else image.convert("L"))
+            return cv2.cvtColor(np.asarray(image if image.mode == "RGB" else image.convert("RGB")), cv2.COLOR_RGB2BGR)
     except Image.UnidentifiedImageError:
         raise MediaError(f"{path}: not an image (Pillow does not recognise its format)") from None
     except (OSError, ValueError, SyntaxError) as err:
