@@ -150,6 +150,12 @@ def test_phone_photos_are_read_upright_and_heic_ones_too(trained_runs: list[Path
     assert (table.status == "ok").all() and (table.x + table.w <= 320).all() and (table.y + table.h <= 240).all()
     assert sorted(path.name for path in (tmp_path / "out" / "annotated").rglob("*.*")) == \
         ["iphone.heic.png", "sideways.jpg"]
+    reader = EmotionReader.load(best_checkpoint(trained_runs[0]), overrides=["precision=32-true"])
+    with Image.open(tmp_path / "sideways.jpg") as opened:  # the same photo as a Pillow image, from Python
+        [face] = reader.read(opened)
+        assert opened.size == (240, 320)  # the caller's image is left as it was
+    sideways = table[table.file.str.endswith("sideways.jpg")]
+    assert [face.box.x, face.box.y, face.box.w, face.box.h] == sideways[["x", "y", "w", "h"]].iloc[0].tolist()
 
 
 def test_a_16_bit_photo_is_scaled_to_8_bits_not_clipped(tmp_path: Path) -> None:
@@ -382,6 +388,9 @@ def test_the_python_reader_answers_as_fer_predict_does(trained_runs: list[Path],
     assert [face.detector_score for face in read[:5]] == [None] * 5 and all(face.detector_score for face in read[5:])
     np.testing.assert_array_equal(read[2].crop, faces[2])
     assert reader.read(np.full((120, 160), 120, np.uint8)) == []  # a picture without a face
+    with Image.open(tmp_path / "faces" / "scene.png") as opened:  # a Pillow image, as a notebook holds one
+        assert [face.probabilities for face in reader.read(opened)] == [face.probabilities for face in read[5:]]
+        assert opened.mode == "L" and opened.size == (640, 480)
     assert f"checkpoint {ckpt}" in reader.description
     with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):  # inside a user's own Hydra app
         (tmp_path / "mine.yaml").write_text("mine: 1\n")
@@ -415,7 +424,8 @@ def test_the_python_reader_names_a_bad_setting_or_picture(trained_runs: list[Pat
     reader = EmotionReader.load(ckpt, overrides=["precision=32-true", "runtime=torch"])
     with pytest.raises(FerError, match=r"^picture 1: expected an 8-bit .* got a float32 array of shape \(48, 48\)$"):
         reader.read_many([np.zeros((48, 48), np.uint8), np.zeros((48, 48), np.float32)])
-    with pytest.raises(FerError, match=r"^picture 0: expected a file's path or an image array, got list$"):
+    with pytest.raises(FerError, match=r"^picture 0: expected a file's path, a Pillow image or an image array, got "
+                                       r"list$"):
         reader.read([[0] * 48] * 48)  # type: ignore[arg-type]
     with pytest.raises(MediaError, match=r"nope\.png: unreadable"):
         reader.read(tmp_path / "nope.png")

@@ -60,16 +60,22 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of a picture that needs no turn
-            if image.mode.startswith("I"):
-                return _eight_bit(np.asarray(image), sixteen_bit=image.mode.startswith("I;16"))
-            if image.mode in ("1", "L", "LA"):
-                return np.asarray(image if image.mode == "L" else image.convert("L"))
-            return cv2.cvtColor(np.asarray(image if image.mode == "RGB" else image.convert("RGB")), cv2.COLOR_RGB2BGR)
+            return pillow_array(image)
     except Image.UnidentifiedImageError:
         raise MediaError(f"{path}: not an image (Pillow does not recognise its format)") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise MediaError(f"{path}: unreadable or truncated image ({err})") from None
+
+
+def pillow_array(image: Image.Image) -> np.ndarray:
+    """A loaded Pillow image as ``read_image`` returns a file's: turned as its EXIF orientation says (in place: no copy
+    of a picture that needs no turn), then 2-D gray or 3-channel BGR uint8."""
+    ImageOps.exif_transpose(image, in_place=True)
+    if image.mode.startswith("I"):
+        return _eight_bit(np.asarray(image), sixteen_bit=image.mode.startswith("I;16"))
+    if image.mode in ("1", "L", "LA"):
+        return np.asarray(image if image.mode == "L" else image.convert("L"))
+    return cv2.cvtColor(np.asarray(image if image.mode == "RGB" else image.convert("RGB")), cv2.COLOR_RGB2BGR)
 
 
 def _eight_bit(gray: np.ndarray, sixteen_bit: bool) -> np.ndarray:

@@ -16,17 +16,18 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
+from PIL import Image, ImageOps
 
 from fer_lightning import CONF_DIR
 from fer_lightning.errors import FerError
 from fer_lightning.faces.detectors import Box
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
-from fer_lightning.predict.media import read_image
+from fer_lightning.predict.media import pillow_array, read_image
 from fer_lightning.predict.predictor import EmotionModel, face_finder, load_model
 from fer_lightning.predict.request import check_settings
 
-PictureLike = str | Path | np.ndarray  # a file's path, or the image itself
+PictureLike = str | Path | np.ndarray | Image.Image  # a file's path, or the image itself
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ class EmotionReader:
         return cls(model, face_finder(cfg), description)
 
     def read(self, picture: PictureLike) -> list[FaceEmotion]:
-        """The faces of one picture, largest first: a file's path, or an 8-bit image as OpenCV holds one (gray, BGR or
-        BGRA; an RGB array from Pillow is ``array[..., ::-1]``). A 48x48 picture is one face, as in fer-predict."""
+        """The faces of one picture, largest first: a file's path, a Pillow image (turned as its EXIF orientation says,
+        as a file is), or an 8-bit array as OpenCV holds one (gray, BGR or BGRA; an RGB array is ``array[..., ::-1]``).
+        A 48x48 picture is one face, as in fer-predict."""
         return self.read_many([picture])[0]
 
     def read_many(self, pictures: Iterable[PictureLike]) -> list[list[FaceEmotion]]:
@@ -100,8 +102,11 @@ def _image(picture: PictureLike, index: int) -> np.ndarray:
     """The picture as an 8-bit array; FerError naming it (by path, or by its place in the list) where it is not one."""
     if isinstance(picture, str | Path):
         return read_image(Path(picture))
+    if isinstance(picture, Image.Image):
+        return pillow_array(ImageOps.exif_transpose(picture))  # a turned copy: the caller's image stays as it was
     if not isinstance(picture, np.ndarray):
-        raise FerError(f"picture {index}: expected a file's path or an image array, got {type(picture).__name__}")
+        raise FerError(f"picture {index}: expected a file's path, a Pillow image or an image array, got "
+                       f"{type(picture).__name__}")
     channels_ok = picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (3, 4))
     if picture.dtype != np.uint8 or not channels_ok or 0 in picture.shape:
         raise FerError(f"picture {index}: expected an 8-bit gray (H, W) or BGR/BGRA (H, W, 3 or 4) image, got a "
