@@ -34,6 +34,7 @@ from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict.media import MediaError, read_image
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
+from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import Predictor, load_model, predict
 from fer_lightning.predict.reader import EmotionReader
@@ -84,6 +85,7 @@ def test_48px_faces_skip_detection_and_match_the_checkpoint(trained_runs: list[P
     assert table.emotion.tolist() == [CLASS_NAMES[i] for i in expected.argmax(1)]
     assert len(json.loads((tmp_path / "out" / "predictions.json").read_text())["rows"]) == 12
     assert len(list((tmp_path / "out" / "annotated").rglob("face_*.png"))) == 12
+    assert cv2.imread(str(tmp_path / "out" / "faces.png")) is not None  # the overview of the photos' faces
 
 
 def test_bad_inputs_are_named_and_the_rest_still_predicted(trained_runs: list[Path], tmp_path: Path) -> None:
@@ -156,6 +158,23 @@ def test_phone_photos_are_read_upright_and_heic_ones_too(trained_runs: list[Path
         assert opened.size == (240, 320)  # the caller's image is left as it was
     sideways = table[table.file.str.endswith("sideways.jpg")]
     assert [face.box.x, face.box.y, face.box.w, face.box.h] == sideways[["x", "y", "w", "h"]].iloc[0].tolist()
+
+
+def test_the_overview_keeps_each_emotions_surest_photo_faces() -> None:
+    happy = CLASS_NAMES.index("Happy")
+    proba = np.full((5, len(CLASS_NAMES)), 0.01)
+    proba[:4, happy] = [0.5, 0.9, 0.7, 0.6]
+    proba[4, 0] = 0.8  # an Angry face
+    crops = [np.full((48, 48), 10 * i, np.uint8) for i in range(5)]  # face i is all grey level 10 i
+    overview = Overview(per_emotion=2)
+    overview.add(Path("a_long_photo_name.jpg"), crops[:3], proba[:3])
+    overview.add(Path("b.png"), crops[3:], proba[3:])
+    assert overview.counts == {happy: 4, 0: 1}
+    rows = np.array(overview.figure().axes).reshape(len(CLASS_NAMES), 2)
+    assert [ax.get_title() for ax in rows[happy]] == ["a_long_photo_n 90%", "a_long_photo_n 70%"]  # surest first
+    assert [int(ax.get_images()[0].get_array()[0, 0]) for ax in rows[happy]] == [10, 20]
+    assert rows[happy][0].get_ylabel() == "Happy\n4" and rows[0][0].get_title() == "b.png 80%"
+    assert not any(ax.get_images() for ax in rows[1])  # no face was called Disgust
 
 
 def test_a_16_bit_photo_is_scaled_to_8_bits_not_clipped(tmp_path: Path) -> None:
@@ -265,6 +284,7 @@ def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: l
         assert sum(face["emotion_share"].values()) == pytest.approx(1, abs=1e-3)
         assert cv2.imread(str(tmp_path / "out" / face["timeline"])).shape[:2] == (396, 880)
     assert json.loads((tmp_path / "out" / "predictions.json").read_text())["videos"] == summary["videos"]
+    assert not (tmp_path / "out" / "faces.png").exists()  # the overview is of photos: one person would fill a row
     assert terminal_rows(capsys.readouterr().out, 4) == [  # one row per face in the terminal's table
         ["walk.avi", str(face["face_id"]), "10", face["dominant_emotion"]] for face in clip["per_face"]]
 

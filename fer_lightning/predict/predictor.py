@@ -26,6 +26,7 @@ from fer_lightning.faces.detectors import Box, Face, make_detector
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.fer2013 import CLASS_NAMES
+from fer_lightning.figures import save_png
 from fer_lightning.inference.calibration import fit_temperature, log_probabilities
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
@@ -44,6 +45,7 @@ from fer_lightning.predict.media import (
     video_info,
 )
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
+from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.request import input_files, named_model
 from fer_lightning.predict.video_summary import plot_timeline, summarise_video
 from fer_lightning.training.run_dir import RunDir
@@ -158,6 +160,7 @@ class Predictor:
     annotate: bool = True
     tracking: dict[str, Any] = field(default_factory=dict)
     explain: bool = False  # an occlusion map per photo face under explained/ (occlusion.py)
+    overview: Overview | None = None  # each emotion's surest photo faces, for faces.png (overview.py)
     max_kept_bytes: int = 256 * 2**20
     rows: list[dict[str, Any]] = field(default_factory=list)
     _pending: list[Picture] = field(default_factory=list)
@@ -198,6 +201,8 @@ class Predictor:
             if self.explain and picture.frame is None:
                 faces = enumerate(zip(picture.crops, mine, strict=True))
                 explained += [(picture.path, i, crop, p) for i, (crop, p) in faces]
+            if self.overview is not None and picture.frame is None:
+                self.overview.add(picture.path, picture.crops, mine)
         if explained:
             self._write_explanations(explained)
         pd.DataFrame(rows, columns=COLUMNS).to_csv(self.csv_path, mode="a", header=False, index=False)
@@ -279,7 +284,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         log.error(problem)
     out_dir = Path(cfg.paths.output_dir)
     predictor = Predictor(model, face_finder(cfg), out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking),
-                          cfg.explain)
+                          cfg.explain, Overview() if cfg.overview else None)
     with Progress(disable=not cfg.progress) as progress:
         task = progress.add_task("files", total=len(files))
         for path in files:
@@ -299,6 +304,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     status = table["status"]
     pictures = len(table[["file", "frame"]].drop_duplicates())
     videos = _video_summaries(table, out_dir, cfg.video.smooth_frames, cfg.video.timelines) if len(table) else []
+    if predictor.overview is not None and predictor.overview.counts:
+        save_png(predictor.overview.figure(), out_dir / "faces.png")
     summary = {"model": description, "detector": cfg.detector.name, "files": len(files), "pictures": pictures,
                "faces": int((status == "ok").sum()), "pictures_without_face": int((status == "no_face").sum()),
                "failed": len(errors), "errors": errors, "videos": videos}

@@ -59,7 +59,7 @@ def check_settings(cfg: DictConfig) -> None:
     check_number("margin", cfg.margin, above=-0.5, why="a share of the face's side added on each side")
     if cfg.level_eyes_above is not None:
         check_number("level_eyes_above", cfg.level_eyes_above, least=0, why="degrees; or null for never")
-    for switch in ("annotate", "explain", "progress"):
+    for switch in ("annotate", "explain", "overview", "progress"):
         check_switch(switch, cfg[switch])
     if cfg.precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")

@@ -20,7 +20,7 @@ from scipy.stats import binomtest, norm
 from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
 from fer_lightning.fer2013 import CLASS_NAMES
-from fer_lightning.figures import save_png
+from fer_lightning.figures import face_grid, save_png
 from fer_lightning.inference.calibration import binned_calibration_error, confidence_bins
 
 LABELS = list(range(len(CLASS_NAMES)))
@@ -93,27 +93,14 @@ def mistakes_figure(images: np.ndarray, scores: np.ndarray, labels: np.ndarray, 
     proba = np.exp(scores - scores.max(1, keepdims=True))
     proba /= proba.sum(1, keepdims=True)
     predicted, confidence = proba.argmax(1), proba.max(1)
-    width, height = 1.3 * per_class + 1.2, 1.55 * len(CLASS_NAMES)
-    # Margins in inches (the row names, the title, each face's caption): constrained layout measured the text of all
-    # 56 axes, half a second of every run's end (docs/results.md, "The test suite"). 80 dpi: each 48-pixel face
-    # still at twice its size, in 3/4 of the bytes 100 took (GPU sessions bring these back)
-    grid = {"left": 0.45 / width, "right": 1 - 0.05 / width, "bottom": 0.05 / height, "top": 1 - 0.75 / height,
-            "wspace": 0.08, "hspace": 0.28}
-    fig, axes = plt.subplots(len(CLASS_NAMES), per_class, figsize=(width, height), dpi=80, squeeze=False,
-                             gridspec_kw=grid)
+    rows = []
     for row, name in enumerate(CLASS_NAMES):
         wrong = np.flatnonzero((labels == row) & (predicted != row))
         chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:per_class]
-        axes[row, 0].set_ylabel(name, fontsize=10)
-        for column, ax in enumerate(axes[row]):
-            ax.set(xticks=[], yticks=[])
-            ax.spines[:].set_visible(False)
-            if column < len(chosen):
-                face = chosen[column]
-                ax.imshow(images[face], cmap="gray", vmin=0, vmax=255)
-                ax.set_title(f"{CLASS_NAMES[predicted[face]]} {confidence[face]:.0%}", fontsize=8)
-    fig.suptitle(f"{title} most confident mistakes: true class (rows), predicted class and probability".strip())
-    return fig
+        captions = [f"{CLASS_NAMES[predicted[face]]} {confidence[face]:.0%}" for face in chosen]
+        rows.append((name, list(zip(images[chosen], captions, strict=True))))
+    return face_grid(rows, per_class,
+                     f"{title} most confident mistakes: true class (rows), predicted class and probability".strip())
 
 
 def reliability_figure(logits: np.ndarray, labels: np.ndarray, temperature: float, title: str = "",
