@@ -37,8 +37,10 @@ class Overview:
             del kept[self.per_emotion:]
 
     def figure(self) -> Figure:
-        rows = [(f"{name}\n{self.counts[emotion]}", [(crop, caption) for _, caption, crop in
-                                                       self._surest.get(emotion, [])])
-                for emotion, name in enumerate(CLASS_NAMES)]
-        return face_grid(rows, self.per_emotion, f"{sum(self.counts.values())} photo faces: each emotion's count "
-                                                 "and the faces it was surest of")
+        """A row per emotion, named with its count, its surest faces first."""
+        rows = []
+        for emotion, name in enumerate(CLASS_NAMES):
+            faces = [(crop, caption) for _, caption, crop in self._surest.get(emotion, [])]
+            rows.append((f"{name}\n{self.counts[emotion]}", faces))
+        title = f"{sum(self.counts.values())} photo faces: each emotion's count and the faces it was surest of"
+        return face_grid(rows, self.per_emotion, title)
