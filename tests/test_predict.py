@@ -32,11 +32,13 @@ from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
 from fer_lightning.inference.runtime_names import AUTO
 from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
+from fer_lightning.predict import predictor as predictor_module
+from fer_lightning.predict.annotation import AnnotatedVideos
 from fer_lightning.predict.media import MediaError, read_image
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
-from fer_lightning.predict.predictor import Predictor, load_model, predict
+from fer_lightning.predict.predictor import Predictor, load_model, mirrored, predict
 from fer_lightning.predict.reader import EmotionReader
 from fer_lightning.training.run_dir import RunDir, RunSummary
 
@@ -201,6 +203,26 @@ def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:
     np.testing.assert_allclose(table[PROBA].to_numpy(), 1 / len(CLASS_NAMES), atol=1e-4)
 
 
+def test_a_stopped_runs_annotated_video_plays_to_its_last_frame_written(tmp_path: Path, monkeypatch) -> None:
+    """An MPEG-4 file is playable only once closed; a run stopped midway closes it on the way out."""
+    monkeypatch.setattr(predictor_module, "load_model", lambda cfg: (FailsOnThirdBatch(), "a stand-in"))
+    faces = np.random.default_rng(0).integers(0, 256, (9, 48, 48), dtype=np.uint8)  # 48x48: each frame is one face
+    video = write_video(tmp_path / "clip.avi", list(faces))
+    with pytest.raises(KeyboardInterrupt) as stopped:  # its traceback keeps the predictor, as a caller's handler would
+        run_predict(tmp_path, "ckpt=unused", f"inputs={video}", "every_n_frames=1", "batch_size=2")
+    assert stopped.traceback  # alive while the copy is read: closed by fer-predict, not by the garbage collector
+    copy = cv2.VideoCapture(str(tmp_path / "out" / "annotated" / mirrored(Path(), video).with_suffix(".avi.mp4")))
+    assert copy.get(cv2.CAP_PROP_FRAME_COUNT) == 4 and copy.read()[1].shape == (48, 48, 3)  # two batches of two
+
+
+def test_a_video_copy_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").mkdir()  # a folder where the file would go
+    videos = AnnotatedVideos()
+    videos.start(Path("clip.avi"), tmp_path / "clip.mp4", 5.0)
+    with pytest.raises(FerError, match=r"clip\.mp4: OpenCV cannot write an MPEG-4 video here \(annotate=false: "):
+        videos.write(Path("clip.avi"), np.zeros((48, 64, 3), np.uint8))
+
+
 def test_pictures_held_for_their_annotated_copies_are_bounded(tmp_path: Path) -> None:
     """Pictures without a face never fill a batch; held for their annotated copies, a folder of them (or 256 phone
     photos with a face each) would all sit in memory. Past ``max_kept_bytes`` the batch is predicted and written."""
@@ -285,6 +307,15 @@ def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: l
         assert cv2.imread(str(tmp_path / "out" / face["timeline"])).shape[:2] == (396, 880)
     assert json.loads((tmp_path / "out" / "predictions.json").read_text())["videos"] == summary["videos"]
     assert not (tmp_path / "out" / "faces.png").exists()  # the overview is of photos: one person would fill a row
+    # The annotated copy: the 10 sampled frames at 5 per second (as long as the clip), each face's box drawn.
+    copy = cv2.VideoCapture(str(tmp_path / "out" / clip["annotated"]))
+    assert clip["annotated"].endswith("walk.avi.mp4") and copy.get(cv2.CAP_PROP_FPS) == 5
+    copied = [copy.read()[1] for _ in range(int(copy.get(cv2.CAP_PROP_FRAME_COUNT)))]
+    assert len(copied) == 10 and copied[0].shape == (*frames[0].shape, 3)
+    for frame, picture in zip(table.frame.unique(), copied, strict=True):
+        for row in table[table.frame == frame].itertuples():  # the box's left edge, green on a gray scene
+            edge = picture[row.y + 5:row.y + row.h - 5, max(row.x - 1, 0):row.x + 2].reshape(-1, 3).mean(0)
+            assert edge[1] > edge[2] + 60 and edge[1] > edge[0] + 60, (frame, row.face_id, edge)
     assert terminal_rows(capsys.readouterr().out, 4) == [  # one row per face in the terminal's table
         ["walk.avi", str(face["face_id"]), "10", face["dominant_emotion"]] for face in clip["per_face"]]
 

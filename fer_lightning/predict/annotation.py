@@ -1,10 +1,13 @@
-"""Copies of the input pictures with each face's box and label drawn on them."""
+"""Copies of the input pictures and videos with each face's box and label drawn on them."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_lightning.errors import FerError
 from fer_lightning.faces.detectors import Box
 
 
@@ -20,3 +23,49 @@ def annotate(image: np.ndarray, labelled: list[tuple[Box, str]]) -> np.ndarray:
         cv2.rectangle(canvas, (box.x, top), (box.x + tw + 4, top + th + 6), (0, 200, 0), -1)
         cv2.putText(canvas, label, (box.x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness)
     return canvas
+
+
+class AnnotatedVideos:
+    """Annotated copies of videos: each one's sampled frames, boxed and labelled, in an MPEG-4 file played at the rate
+    they were sampled at, so that it lasts as long as its source. A file is opened on its first frame, whose size it
+    takes, and closed once its source has ended and its last frame is in: a folder of videos keeps one encoder open,
+    not one per video."""
+
+    def __init__(self) -> None:
+        self._targets: dict[Path, tuple[Path, float]] = {}  # source -> (its copy, frames per second)
+        self._writers: dict[Path, cv2.VideoWriter] = {}
+        self._ended: set[Path] = set()
+
+    def start(self, source: Path, target: Path, frames_per_second: float) -> None:
+        self._targets[source] = (target, frames_per_second)
+
+    def target(self, source: Path) -> Path | None:
+        """Where the copy of ``source`` is written; None for a video that was not started."""
+        return self._targets[source][0] if source in self._targets else None
+
+    def write(self, source: Path, frame: np.ndarray) -> None:
+        """The next frame of ``source``'s copy (BGR, the size of its first)."""
+        if source not in self._writers:
+            target, rate = self._targets[source]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            height, width = frame.shape[:2]
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width, height))
+            if not writer.isOpened():
+                raise FerError(f"{target}: OpenCV cannot write an MPEG-4 video here (annotate=false: no copies)")
+            self._writers[source] = writer
+        self._writers[source].write(frame)
+
+    def end(self, source: Path) -> None:
+        """No frame of ``source`` comes after those already added; its file closes at the next ``close_ended``."""
+        self._ended.add(source)
+
+    def close_ended(self) -> None:
+        """Close the files of the videos that have ended: call it once their pending frames are written."""
+        for source in self._ended & self._writers.keys():
+            self._writers.pop(source).release()
+
+    def close(self) -> None:
+        """Close every file, ended or not (a stopped run's copies then play up to their last frame written)."""
+        for writer in self._writers.values():
+            writer.release()
+        self._writers.clear()

@@ -33,7 +33,7 @@ from fer_lightning.inference.onnx_file import OnnxFaceClassifier, int8_copy
 from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES
 from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
-from fer_lightning.predict.annotation import annotate
+from fer_lightning.predict.annotation import AnnotatedVideos, annotate
 from fer_lightning.predict.console import show_results
 from fer_lightning.predict.media import (
     HEIF_SUFFIXES,
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from fer_lightning.ensemble.stacking import Stacker
 
 log = logging.getLogger(__name__)
+ASSUMED_FPS = 30.0  # a video's frame rate where its container states none: a camera's usual
 WRITABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif", ".pgm", ".ppm", *HEIF_SUFFIXES}  # what OpenCV writes
 COLUMNS = ["file", "frame", "time_s", "face", "face_id", "status", "x", "y", "w", "h", "detector_score", "emotion",
            "confidence", *(f"p_{name}" for name in CLASS_NAMES)]  # predictions.csv's, whichever row comes first
@@ -142,7 +143,7 @@ class Picture:
     boxes: list[Box]  # the squares the crops were cut from
     crops: list[np.ndarray]
     ids: list[int] | None = None  # video frames: each face's id across the video
-    image: np.ndarray | None = None  # kept only when an annotated copy will be written
+    image: np.ndarray | None = None  # kept only when an annotated copy (of the photo, or of the video) is written
 
 
 @dataclass
@@ -150,8 +151,9 @@ class Predictor:
     """Faces gathered across pictures and predicted a batch at a time. Each batch's rows are added to
     predictions.csv as it is predicted, so a run that is stopped (a long video, a large folder) keeps what it
     had done, less one batch at most; predict() writes the whole table again at the end. A batch is also predicted
-    early once the pictures held for their annotated copies reach ``max_kept_bytes``: a phone's photo is 36 MB
-    decoded, and 256 of them (or a folder of pictures without faces, which never fill a batch) would all be held."""
+    early once the pictures and frames held for their annotated copies reach ``max_kept_bytes``: a phone's photo is
+    36 MB decoded, and 256 of them (or a folder of pictures without faces, which never fill a batch) would all be
+    held."""
 
     model: EmotionModel
     finder: FaceFinder
@@ -164,8 +166,10 @@ class Predictor:
     max_kept_bytes: int = 256 * 2**20
     rows: list[dict[str, Any]] = field(default_factory=list)
     _pending: list[Picture] = field(default_factory=list)
+    _pending_faces: int = 0
     _kept_bytes: int = 0
     _trackers: dict[Path, FaceTracker] = field(default_factory=dict)
+    annotated_videos: AnnotatedVideos = field(default_factory=AnnotatedVideos)
 
     def __post_init__(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -175,15 +179,26 @@ class Predictor:
     def csv_path(self) -> Path:
         return self.out_dir / "predictions.csv"
 
+    def start_video(self, path: Path, frames_per_second: float) -> None:
+        """Frames of the video ``path`` follow, sampled at this rate: its annotated copy's."""
+        if self.annotate:
+            target = mirrored(self.out_dir / "annotated", path)
+            mp4 = target if target.suffix == ".mp4" else target.with_name(target.name + ".mp4")
+            self.annotated_videos.start(path, mp4, frames_per_second)
+
+    def end_video(self, path: Path) -> None:
+        self.annotated_videos.end(path)
+
     def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
         faces, boxes, crops = self.finder.cut_out(image)
         ids = None
         if frame is not None:
             ids = self._trackers.setdefault(path, FaceTracker(**self.tracking)).assign([f.box for f in faces])
-        keep = image if self.annotate and frame is None else None
+        keep = image if self.annotate else None
         self._pending.append(Picture(path, frame, time_s, faces, boxes, crops, ids, keep))
+        self._pending_faces += len(crops)
         self._kept_bytes += 0 if keep is None else keep.nbytes
-        if sum(len(p.crops) for p in self._pending) >= self.batch_size or self._kept_bytes >= self.max_kept_bytes:
+        if self._pending_faces >= self.batch_size or self._kept_bytes >= self.max_kept_bytes:
             self.flush()
 
     def flush(self) -> None:
@@ -197,7 +212,13 @@ class Predictor:
             rows += _rows(picture, mine)
             if picture.image is not None:
                 labels = [f"{CLASS_NAMES[p.argmax()]} {p.max():.0%}" for p in mine]
-                self._write_annotated(picture.path, picture.image, list(zip(picture.boxes, labels, strict=True)))
+                if picture.ids is not None:  # a video's: which person, as in its rows and timelines
+                    labels = [f"{face_id}: {label}" for face_id, label in zip(picture.ids, labels, strict=True)]
+                labelled = list(zip(picture.boxes, labels, strict=True))
+                if picture.frame is None:
+                    self._write_annotated(picture.path, picture.image, labelled)
+                else:
+                    self.annotated_videos.write(picture.path, annotate(picture.image, labelled))
             if self.explain and picture.frame is None:
                 faces = enumerate(zip(picture.crops, mine, strict=True))
                 explained += [(picture.path, i, crop, p) for i, (crop, p) in faces]
@@ -207,7 +228,8 @@ class Predictor:
             self._write_explanations(explained)
         pd.DataFrame(rows, columns=COLUMNS).to_csv(self.csv_path, mode="a", header=False, index=False)
         self.rows += rows
-        self._pending, self._kept_bytes = [], 0
+        self._pending, self._pending_faces, self._kept_bytes = [], 0, 0
+        self.annotated_videos.close_ended()
 
     def _write_explanations(self, faces: list[tuple[Path, int, np.ndarray, np.ndarray]]) -> None:
         """explained/<the photo's path>/face<i>.png for each (photo, face number, crop, probabilities)."""
@@ -253,19 +275,25 @@ def _predict_video(predictor: Predictor, path: Path, every_n_frames: int, progre
     """Every n-th frame through the predictor, with a progress bar that counts the video's frames."""
     fps, count = video_info(path)
     task = progress.add_task(f"  {path.name} frames", total=count)
+    predictor.start_video(path, (fps or ASSUMED_FPS) / every_n_frames)
     try:
         for frame, image in video_frames(path, every_n_frames):
             predictor.add(path, frame, image, None if fps is None else round(frame / fps, 3))
             progress.update(task, completed=frame + 1)
     finally:
+        predictor.end_video(path)
         progress.remove_task(task)
 
 
-def _video_summaries(table: pd.DataFrame, out_dir: Path, smooth: int, plots: bool) -> list[dict[str, Any]]:
-    """Each video's summary; with ``plots``, an emotion-over-time PNG per face, named in its summary."""
+def _video_summaries(table: pd.DataFrame, out_dir: Path, smooth: int, plots: bool,
+                     videos: AnnotatedVideos) -> list[dict[str, Any]]:
+    """Each video's summary, naming its annotated copy; with ``plots``, an emotion-over-time PNG per face, named in
+    its summary."""
     summaries = []
     for file, rows in table[table.frame.notna()].groupby("file", sort=False):
         summary = summarise_video(rows, smooth)
+        copy = videos.target(Path(file))
+        summary["annotated"] = None if copy is None else str(copy.relative_to(out_dir))
         for face in summary["per_face"] if plots else []:
             target = mirrored(out_dir / "timelines", Path(file)) / f"face_{face['face_id']}.png"
             plot_timeline(rows[rows.face_id == face["face_id"]], smooth,
@@ -287,23 +315,27 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
                           cfg.explain, Overview() if cfg.overview else None)
     with Progress(disable=not cfg.progress) as progress:
         task = progress.add_task("files", total=len(files))
-        for path in files:
-            progress.update(task, description=path.name)
-            try:
-                if is_video(path):
-                    _predict_video(predictor, path, cfg.every_n_frames, progress)
-                else:
-                    predictor.add(path, None, read_image(path))
-            except MediaError as err:
-                log.error(str(err))
-                errors.append(str(err))
-            progress.advance(task)
-        predictor.flush()
+        try:
+            for path in files:
+                progress.update(task, description=path.name)
+                try:
+                    if is_video(path):
+                        _predict_video(predictor, path, cfg.every_n_frames, progress)
+                    else:
+                        predictor.add(path, None, read_image(path))
+                except MediaError as err:
+                    log.error(str(err))
+                    errors.append(str(err))
+                progress.advance(task)
+            predictor.flush()
+        finally:
+            predictor.annotated_videos.close()  # a run stopped midway too: each copy plays to its last frame in
     table = pd.DataFrame(predictor.rows, columns=COLUMNS)
     table.to_csv(predictor.csv_path, index=False)  # once more, whole: its columns' formats then agree throughout
     status = table["status"]
     pictures = len(table[["file", "frame"]].drop_duplicates())
-    videos = _video_summaries(table, out_dir, cfg.video.smooth_frames, cfg.video.timelines) if len(table) else []
+    videos = _video_summaries(table, out_dir, cfg.video.smooth_frames, cfg.video.timelines,
+                              predictor.annotated_videos) if len(table) else []
     if predictor.overview is not None and predictor.overview.counts:
         save_png(predictor.overview.figure(), out_dir / "faces.png")
     summary = {"model": description, "detector": cfg.detector.name, "files": len(files), "pictures": pictures,

@@ -1,0 +1,34 @@
+"""A 720p video of two faces for measuring fer-predict on a video (20 s at 30 frames a second, MPEG-4):
+
+    python docs/scripts/talking_clip.py /tmp/talk720.mp4
+    /usr/bin/time -v fer-predict ckpt=<checkpoint> inputs=/tmp/talk720.mp4 progress=false show=0
+
+The faces are the test suite's portrait (matplotlib's sample photo), about 150 and 125 px across; one walks right a
+pixel a frame, the other down a pixel every four, on a gray background with a little noise, so that each frame has
+something to encode.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from conftest import scene_with_faces
+
+
+def write_clip(path: Path, frames: int = 600, fps: int = 30) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (1280, 720))
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        scene = scene_with_faces([(100 + i, 100, 1.2), (800, 300 + i // 4, 1.0)], size=(720, 1280))
+        noisy = cv2.add(scene, rng.integers(0, 8, scene.shape, dtype=np.uint8))
+        writer.write(cv2.cvtColor(noisy, cv2.COLOR_GRAY2BGR))
+    writer.release()
+
+
+if __name__ == "__main__":
+    write_clip(Path(sys.argv[1]))
