@@ -165,11 +165,11 @@ class Predictor:
     overview: Overview | None = None  # each emotion's surest photo faces, for faces.png (overview.py)
     max_kept_bytes: int = 256 * 2**20
     rows: list[dict[str, Any]] = field(default_factory=list)
+    annotated_videos: AnnotatedVideos = field(default_factory=AnnotatedVideos)
     _pending: list[Picture] = field(default_factory=list)
     _pending_faces: int = 0
     _kept_bytes: int = 0
     _trackers: dict[Path, FaceTracker] = field(default_factory=dict)
-    annotated_videos: AnnotatedVideos = field(default_factory=AnnotatedVideos)
 
     def __post_init__(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ class Predictor:
         """Frames of the video ``path`` follow, sampled at this rate: its annotated copy's."""
         if self.annotate:
             target = mirrored(self.out_dir / "annotated", path)
-            mp4 = target if target.suffix == ".mp4" else target.with_name(target.name + ".mp4")
+            mp4 = target if target.suffix.lower() == ".mp4" else target.with_name(target.name + ".mp4")
             self.annotated_videos.start(path, mp4, frames_per_second)
 
     def end_video(self, path: Path) -> None:
