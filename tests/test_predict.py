@@ -215,6 +215,16 @@ def test_a_stopped_runs_annotated_video_plays_to_its_last_frame_written(tmp_path
     assert copy.get(cv2.CAP_PROP_FRAME_COUNT) == 4 and copy.read()[1].shape == (48, 48, 3)  # two batches of two
 
 
+def test_a_video_copy_keeps_a_frame_of_another_size(tmp_path: Path) -> None:
+    videos = AnnotatedVideos()
+    videos.start(Path("stream.avi"), tmp_path / "stream.mp4", 5.0)
+    for size in [(48, 64), (96, 128), (48, 64)]:  # the stream's resolution changes for one frame
+        videos.write(Path("stream.avi"), np.full((*size, 3), 200, np.uint8))
+    videos.close()
+    copy = cv2.VideoCapture(str(tmp_path / "stream.mp4"))
+    assert copy.get(cv2.CAP_PROP_FRAME_COUNT) == 3 and copy.read()[1].shape == (48, 64, 3)
+
+
 def test_a_video_copy_that_cannot_be_written_is_named(tmp_path: Path) -> None:
     (tmp_path / "clip.mp4").mkdir()  # a folder where the file would go
     videos = AnnotatedVideos()

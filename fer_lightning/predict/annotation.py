@@ -33,7 +33,7 @@ class AnnotatedVideos:
 
     def __init__(self) -> None:
         self._targets: dict[Path, tuple[Path, float]] = {}  # source -> (its copy, frames per second)
-        self._writers: dict[Path, cv2.VideoWriter] = {}
+        self._writers: dict[Path, tuple[cv2.VideoWriter, tuple[int, int]]] = {}  # source -> (writer, (width, height))
         self._ended: set[Path] = set()
 
     def start(self, source: Path, target: Path, frames_per_second: float) -> None:
@@ -44,16 +44,18 @@ class AnnotatedVideos:
         return self._targets[source][0] if source in self._targets else None
 
     def write(self, source: Path, frame: np.ndarray) -> None:
-        """The next frame of ``source``'s copy (BGR, the size of its first)."""
+        """The next frame of ``source``'s copy, a BGR picture. A frame of another size than the first (a stream that
+        changes resolution) is resized to it: the encoder would drop it, with only a warning."""
         if source not in self._writers:
             target, rate = self._targets[source]
             target.parent.mkdir(parents=True, exist_ok=True)
-            height, width = frame.shape[:2]
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), rate, (width, height))
+            size = frame.shape[1], frame.shape[0]
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), rate, size)
             if not writer.isOpened():
                 raise FerError(f"{target}: OpenCV cannot write an MPEG-4 video here (annotate=false: no copies)")
-            self._writers[source] = writer
-        self._writers[source].write(frame)
+            self._writers[source] = writer, size
+        writer, size = self._writers[source]
+        writer.write(frame if (frame.shape[1], frame.shape[0]) == size else cv2.resize(frame, size))
 
     def end(self, source: Path) -> None:
         """No frame of ``source`` comes after those already added; its file closes at the next ``close_ended``."""
@@ -62,10 +64,10 @@ class AnnotatedVideos:
     def close_ended(self) -> None:
         """Close the files of the videos that have ended: call it once their pending frames are written."""
         for source in self._ended & self._writers.keys():
-            self._writers.pop(source).release()
+            self._writers.pop(source)[0].release()
 
     def close(self) -> None:
         """Close every file, ended or not (a stopped run's copies then play up to their last frame written)."""
-        for writer in self._writers.values():
+        for writer, _ in self._writers.values():
             writer.release()
         self._writers.clear()
