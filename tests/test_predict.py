@@ -4,6 +4,7 @@ videos sampled, stacks and ONNX files used like checkpoints, ONNX output equal t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -296,12 +297,14 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
 
 
 def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: list[Path], tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                                 capsys: pytest.CaptureFixture[str], caplog) -> None:
     # One face walks right 10 px a frame, another stays put; 20 frames at 10 fps, every 2nd predicted.
     frames = [scene_with_faces([(10 + 10 * i, 40, 0.5), (420, 250, 0.6)]) for i in range(20)]
     video = write_video(tmp_path / "walk.avi", frames)
-    summary, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={video}",
-                                 "every_n_frames=2")
+    with caplog.at_level(logging.INFO, logger="fer_lightning.predict.predictor"):
+        summary, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={video}",
+                                     "every_n_frames=2")
+    assert caplog.records[-1].getMessage().endswith(f", annotated copies under {tmp_path / 'out' / 'annotated'}")
     assert table.frame.unique().tolist() == list(range(0, 20, 2))
     np.testing.assert_allclose(table.time_s.unique(), np.arange(0, 2, 0.2), atol=1e-6)
     assert sorted(table.face_id.unique()) == [0, 1] and (table.groupby("frame").size() == 2).all()

@@ -345,9 +345,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         {**summary, "rows": json.loads(table.to_json(orient="records"))}, indent=1))
     if cfg.show:
         show_results(table, videos, cfg.show, out_dir / "predictions.csv")
-    log.info("%s in %s (photos and video frames) from %s (%d without a face, %d failed); wrote %s",
+    log.info("%s in %s (photos and video frames) from %s (%d without a face, %d failed); wrote %s%s",
              _counted(summary["faces"], "face"), _counted(summary["pictures"], "picture"), _counted(len(files), "file"),
-             summary["pictures_without_face"], len(errors), out_dir / "predictions.csv")
+             summary["pictures_without_face"], len(errors), out_dir / "predictions.csv",
+             f", annotated copies under {out_dir / 'annotated'}" if cfg.annotate and pictures else "")
     return summary
 
 
