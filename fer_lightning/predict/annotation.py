@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -26,18 +29,24 @@ def annotate(image: np.ndarray, labelled: list[tuple[Box, str]]) -> np.ndarray:
 
 
 class AnnotatedVideos:
-    """Annotated copies of videos: each one's sampled frames, boxed and labelled, in an MPEG-4 file played at the rate
-    they were sampled at, so that it lasts as long as its source. A file is opened on its first frame, whose size it
-    takes, and closed once its source has ended and its last frame is in: a folder of videos keeps one encoder open,
-    not one per video."""
+    """Annotated copies of videos: each one's sampled frames, boxed and labelled, in a WebM file (VP8) played at the
+    rate they were sampled at, so that it lasts as long as its source. WebM because browsers play it, and so do
+    notebooks and editors that show video through one; of the codecs OpenCV's pip wheels write, the MPEG-4 that
+    browsers play (H.264) is not among them. A file is opened on its first frame, whose size it takes, and closed
+    once its source has ended and its last frame is in: a folder of videos keeps one encoder open, not one per
+    video."""
+
+    SUFFIX = ".webm"
 
     def __init__(self) -> None:
         self._targets: dict[Path, tuple[Path, float]] = {}  # source -> (its copy, frames per second)
         self._writers: dict[Path, tuple[cv2.VideoWriter, tuple[int, int]]] = {}  # source -> (writer, (width, height))
         self._ended: set[Path] = set()
 
-    def start(self, source: Path, target: Path, frames_per_second: float) -> None:
-        self._targets[source] = (target, frames_per_second)
+    def start(self, source: Path, where: Path, frames_per_second: float) -> None:
+        """Frames of ``source`` will come, sampled at this rate; its copy is ``where`` with ``.webm`` added."""
+        self._targets[source] = (where if where.suffix.lower() == self.SUFFIX else
+                                 where.with_name(where.name + self.SUFFIX), frames_per_second)
 
     def target(self, source: Path) -> Path | None:
         """Where the copy of ``source`` is written; None for a video that was not started."""
@@ -50,9 +59,10 @@ class AnnotatedVideos:
             target, rate = self._targets[source]
             target.parent.mkdir(parents=True, exist_ok=True)
             size = frame.shape[1], frame.shape[0]
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), rate, size)
+            with _stderr_muted():
+                writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"VP80"), rate, size)
             if not writer.isOpened():
-                raise FerError(f"{target}: OpenCV cannot write an MPEG-4 video here (annotate=false: no copies)")
+                raise FerError(f"{target}: OpenCV cannot write a WebM video here (annotate=false: no copies)")
             self._writers[source] = writer, size
         writer, size = self._writers[source]
         writer.write(frame if (frame.shape[1], frame.shape[0]) == size else cv2.resize(frame, size))
@@ -71,3 +81,18 @@ class AnnotatedVideos:
         for writer, _ in self._writers.values():
             writer.release()
         self._writers.clear()
+
+
+@contextmanager
+def _stderr_muted() -> Iterator[None]:
+    """Standard error closed to this process's C code: OpenCV prints a line of its own for every WebM file it opens
+    (the container has no codec tags, so it says VP80's is not supported, then writes VP8 all the same), which no
+    log level of OpenCV's silences."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -182,9 +182,7 @@ class Predictor:
     def start_video(self, path: Path, frames_per_second: float) -> None:
         """Frames of the video ``path`` follow, sampled at this rate: its annotated copy's."""
         if self.annotate:
-            target = mirrored(self.out_dir / "annotated", path)
-            mp4 = target if target.suffix.lower() == ".mp4" else target.with_name(target.name + ".mp4")
-            self.annotated_videos.start(path, mp4, frames_per_second)
+            self.annotated_videos.start(path, mirrored(self.out_dir / "annotated", path), frames_per_second)
 
     def end_video(self, path: Path) -> None:
         self.annotated_videos.end(path)
