@@ -216,14 +216,17 @@ def test_a_stopped_runs_annotated_video_plays_to_its_last_frame_written(tmp_path
     assert copy.get(cv2.CAP_PROP_FRAME_COUNT) == 4 and copy.read()[1].shape == (48, 48, 3)  # two batches of two
 
 
-def test_a_video_copy_keeps_a_frame_of_another_size(tmp_path: Path) -> None:
+def test_a_video_copy_is_at_most_max_side_and_keeps_a_frame_of_another_size(tmp_path: Path) -> None:
     videos = AnnotatedVideos()
     videos.start(Path("stream.avi"), tmp_path / "stream", 5.0)
+    videos.start(Path("4k.mp4"), tmp_path / "4k.mp4", 5.0)
     for size in [(48, 64), (96, 128), (48, 64)]:  # the stream's resolution changes for one frame
         videos.write(Path("stream.avi"), np.full((*size, 3), 200, np.uint8))
+    videos.write(Path("4k.mp4"), np.full((2160, 3840, 3), 200, np.uint8))
     videos.close()
     copy = cv2.VideoCapture(str(tmp_path / "stream.webm"))
     assert copy.get(cv2.CAP_PROP_FRAME_COUNT) == 3 and copy.read()[1].shape == (48, 64, 3)
+    assert cv2.VideoCapture(str(tmp_path / "4k.mp4.webm")).read()[1].shape == (720, 1280, 3)
 
 
 def test_a_video_copy_that_cannot_be_written_is_named(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""A 720p video of two faces for measuring fer-predict on a video (20 s at 30 frames a second, MPEG-4):
+"""A video of two faces for measuring fer-predict on a video (20 s at 30 frames a second, MPEG-4), 720p, or that
+times larger (3: 4K, as a phone films):
 
     python docs/scripts/talking_clip.py /tmp/talk720.mp4
+    python docs/scripts/talking_clip.py /tmp/talk4k.mp4 3
     /usr/bin/time -v fer-predict ckpt=<checkpoint> inputs=/tmp/talk720.mp4 progress=false show=0
 
-The faces are the test suite's portrait (matplotlib's sample photo), about 150 and 125 px across; one walks right a
-pixel a frame, the other down a pixel every four, on a gray background with a little noise, so that each frame has
-something to encode.
+The faces are the test suite's portrait (matplotlib's sample photo), about 150 and 125 px across at 720p; one walks
+right a pixel a frame, the other down a pixel every four (at 720p), on a gray background with a little noise, so that
+each frame has something to encode.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from conftest import scene_with_faces
 
 
-def write_clip(path: Path, frames: int = 600, fps: int = 30) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (1280, 720))
+def write_clip(path: Path, scale: int = 1, frames: int = 600, fps: int = 30) -> None:
+    width, height = 1280 * scale, 720 * scale
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     rng = np.random.default_rng(0)
     for i in range(frames):
-        scene = scene_with_faces([(100 + i, 100, 1.2), (800, 300 + i // 4, 1.0)], size=(720, 1280))
+        places = [((100 + i) * scale, 100 * scale, 1.2 * scale), (800 * scale, (300 + i // 4) * scale, 1.0 * scale)]
+        scene = scene_with_faces(places, size=(height, width))
         noisy = cv2.add(scene, rng.integers(0, 8, scene.shape, dtype=np.uint8))
         writer.write(cv2.cvtColor(noisy, cv2.COLOR_GRAY2BGR))
     writer.release()
 
 
 if __name__ == "__main__":
-    write_clip(Path(sys.argv[1]))
+    write_clip(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1)

@@ -32,11 +32,12 @@ class AnnotatedVideos:
     """Annotated copies of videos: each one's sampled frames, boxed and labelled, in a WebM file (VP8) played at the
     rate they were sampled at, so that it lasts as long as its source. WebM because browsers play it, and so do
     notebooks and editors that show video through one; of the codecs OpenCV's pip wheels write, the MPEG-4 that
-    browsers play (H.264) is not among them. A file is opened on its first frame, whose size it takes, and closed
-    once its source has ended and its last frame is in: a folder of videos keeps one encoder open, not one per
-    video."""
+    browsers play (H.264) is not among them. A file is opened on its first frame, whose size it takes (shrunk to
+    ``MAX_SIDE``), and closed once its source has ended and its last frame is in: a folder of videos keeps one encoder
+    open, not one per video."""
 
     SUFFIX = ".webm"
+    MAX_SIDE = 1280  # px: VP8's time grows with the pixels, and a 4K phone video's copy is for watching, not measuring
 
     def __init__(self) -> None:
         self._targets: dict[Path, tuple[Path, float]] = {}  # source -> (its copy, frames per second)
@@ -53,19 +54,22 @@ class AnnotatedVideos:
         return self._targets[source][0] if source in self._targets else None
 
     def write(self, source: Path, frame: np.ndarray) -> None:
-        """The next frame of ``source``'s copy, a BGR picture. A frame of another size than the first (a stream that
-        changes resolution) is resized to it: the encoder would drop it, with only a warning."""
+        """The next frame of ``source``'s copy, a BGR picture, resized to the copy's size: the first frame's, at most
+        ``MAX_SIDE`` long (a frame of another size, from a stream that changes resolution, would be dropped by the
+        encoder with only a warning)."""
         if source not in self._writers:
             target, rate = self._targets[source]
             target.parent.mkdir(parents=True, exist_ok=True)
-            size = frame.shape[1], frame.shape[0]
+            shrink = min(1.0, self.MAX_SIDE / max(frame.shape[:2]))
+            size = round(frame.shape[1] * shrink), round(frame.shape[0] * shrink)
             with _stderr_muted():
                 writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"VP80"), rate, size)
             if not writer.isOpened():
                 raise FerError(f"{target}: OpenCV cannot write a WebM video here (annotate=false: no copies)")
             self._writers[source] = writer, size
         writer, size = self._writers[source]
-        writer.write(frame if (frame.shape[1], frame.shape[0]) == size else cv2.resize(frame, size))
+        writer.write(frame if (frame.shape[1], frame.shape[0]) == size else
+                     cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
 
     def end(self, source: Path) -> None:
         """No frame of ``source`` comes after those already added; its file closes at the next ``close_ended``."""
