@@ -89,9 +89,9 @@ class AnnotatedVideos:
 
 @contextmanager
 def _stderr_muted() -> Iterator[None]:
-    """Standard error closed to this process's C code: OpenCV prints a line of its own for every WebM file it opens
-    (the container has no codec tags, so it says VP80's is not supported, then writes VP8 all the same), which no
-    log level of OpenCV's silences."""
+    """The process's standard error (file descriptor 2, which C code writes to) sent to /dev/null for a moment: OpenCV
+    prints a line for every WebM file it opens (the container has no codec tags, so it says VP80's is not supported,
+    then writes VP8 all the same), which no log level of OpenCV's silences."""
     saved = os.dup(2)
     with open(os.devnull, "w") as null:
         os.dup2(null.fileno(), 2)
