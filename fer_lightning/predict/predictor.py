@@ -185,9 +185,12 @@ class Predictor:
             self.annotated_videos.start(path, mirrored(self.out_dir / "annotated", path), frames_per_second)
 
     def end_video(self, path: Path) -> None:
+        """No frame of ``path`` comes after those added: its copy is closed once they are predicted."""
         self.annotated_videos.end(path)
 
     def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
+        """A photo (``frame`` None) or a video's frame, which comes between that video's ``start_video`` and
+        ``end_video``; its faces are predicted with the batch it falls in."""
         faces, boxes, crops = self.finder.cut_out(image)
         ids = None
         if frame is not None:
