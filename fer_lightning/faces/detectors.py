@@ -100,8 +100,9 @@ class YuNetDetector:
     and keeps only the faces narrower than ``small_face_side`` px there, which the first pass misses below about
     50 px. Where two boxes overlap (IoU 0.3) or one lies mostly inside the other (an eye or a mouth taken for a
     face), the higher score wins. ``small_face_zoom: 1`` skips the second pass (a fifth of the time).
-    ``min_size`` drops faces narrower than that in the picture: below ~24 px a 48x48 crop is mostly blur, and on
-    pictures with known boxes most such detections were not faces.
+    ``min_size`` drops faces narrower than that in the picture, before boxes are merged (so that none hides the
+    face it lies in): below ~24 px a 48x48 crop is mostly blur, and on pictures with known boxes most such
+    detections were not faces.
     """
 
     sees_color = True
@@ -122,23 +123,30 @@ class YuNetDetector:
         self.small_face_zoom, self.small_face_side = small_face_zoom, small_face_side
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else np.ascontiguousarray(image[..., :3])
-        scale = min(1.0, self.max_side / max(bgr.shape[:2]))
-        faces = self._pass(bgr, scale, max_side=None)
-        if self.small_face_zoom > 1:
-            small = self._pass(bgr, scale * self.small_face_zoom, max_side=self.small_face_side)
-            faces = sorted(faces + small, key=lambda face: -(face.score or 0))
-            kept: list[Face] = []
-            for face in faces:
-                if all(face.box.overlap(other.box) < 0.3 and face.box.covered_by(other.box) < 0.5
-                       and other.box.covered_by(face.box) < 0.5 for other in kept):
-                    kept.append(face)
-            faces = kept
-        return [face for face in faces if min(face.box.w, face.box.h) >= self.min_size]
+        bgr = as_bgr(image)
+        faces = self.first_pass(bgr)
+        return self.with_small_faces(bgr, faces) if self.small_face_zoom > 1 else faces
+
+    def first_pass(self, bgr: np.ndarray) -> list[Face]:
+        """The faces found in the picture shrunk to at most ``max_side`` px (``as_bgr``'s picture)."""
+        return self._pass(bgr, self._scale(bgr), max_side=None)
+
+    def with_small_faces(self, bgr: np.ndarray, found: list[Face]) -> list[Face]:
+        """``first_pass``'s faces and the zoomed pass's; where two overlap, the one with the higher score."""
+        small = self._pass(bgr, self._scale(bgr) * self.small_face_zoom, max_side=self.small_face_side)
+        kept: list[Face] = []
+        for face in sorted(found + small, key=lambda face: -(face.score or 0)):
+            if all(face.box.overlap(other.box) < 0.3 and face.box.covered_by(other.box) < 0.5
+                   and other.box.covered_by(face.box) < 0.5 for other in kept):
+                kept.append(face)
+        return kept
+
+    def _scale(self, bgr: np.ndarray) -> float:
+        return min(1.0, self.max_side / max(bgr.shape[:2]))
 
     def _pass(self, bgr: np.ndarray, scale: float, max_side: int | None) -> list[Face]:
-        """Faces found at ``scale``, in the picture's own coordinates; with ``max_side``, only faces narrower
-        than that at this scale."""
+        """Faces found at ``scale``, in the picture's own coordinates, at least ``min_size`` px wide; with
+        ``max_side``, only faces narrower than that at this scale."""
         if scale != 1:
             bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else
                              cv2.INTER_CUBIC)
@@ -153,7 +161,12 @@ class YuNetDetector:
             # libfacedetection's landmarks: the two eyes, the nose tip, the two mouth corners (x, y each).
             left, right = sorted([(marks[0], marks[1]), (marks[2], marks[3])])
             faces.append(Face(Box(*(round(v) for v in box)), float(score) / 100, (left, right)))
-        return faces
+        return [face for face in faces if min(face.box.w, face.box.h) >= self.min_size]
+
+
+def as_bgr(image: np.ndarray) -> np.ndarray:
+    """A 2-D gray, BGR or BGRA uint8 picture as the contiguous 3-channel BGR that YuNet takes."""
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else np.ascontiguousarray(image[..., :3])
 
 
 DETECTORS: dict[str, type] = {"haar": HaarDetector, "yunet": YuNetDetector}
