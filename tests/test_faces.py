@@ -13,11 +13,13 @@ import pytest
 from conftest import FACE_SIDE, PORTRAIT, REAL_CSV, compose_config, scene_with_faces
 
 from fer_lightning.cli.detection_bench import bench
-from fer_lightning.errors import FerError
+from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.faces.detection_set import CASES, make_detection_set, match, score_detector
-from fer_lightning.faces.detectors import Box, Face, HaarDetector, YuNetDetector, make_detector
+from fer_lightning.faces.detectors import Box, Face, HaarDetector, YuNetDetector, as_bgr, make_detector
 from fer_lightning.faces.finder import FaceFinder, square_crop
 from fer_lightning.faces.tracking import FaceTracker
+from fer_lightning.faces.video_search import VideoFaceSearch, video_detector
+from fer_lightning.predict.request import check_settings
 
 
 def test_the_detector_is_chosen_by_config() -> None:
@@ -58,6 +60,33 @@ def test_yunet_finds_small_faces_through_its_second_pass_and_gives_the_eyes() ->
     assert len(one_pass) <= 1 and 25 < face.box.w < 60
     (lx, ly), (rx, ry) = face.eyes
     assert lx < rx and abs(ly - ry) < 6 and face.box.x < lx < rx < face.box.x + face.box.w
+
+
+def test_on_a_video_yunets_zoomed_look_runs_where_it_can_add_a_face() -> None:
+    settings = compose_config("predict", ["inputs=x"]).detector  # fer-predict's
+    yunet = make_detector(**settings)
+    large, small, near = (380, 200, 0.7), (100, 100, 0.15), (100, 100, 0.7)  # about 124, 28 and 124 px wide
+    assert len(yunet.first_pass(as_bgr(scene_with_faces([large, small])))) == 1  # the small face needs the zoomed look
+    scenes = [[large], *[[large, small]] * 5, [small], [], [near], [near], [small]]
+    search = video_detector(yunet, zoom_every=4)
+    assert isinstance(search, VideoFaceSearch)
+    found, zoomed = [], []
+    for places in scenes:
+        before = search.zoomed_frames
+        faces = search.detect(scene_with_faces(places))
+        found.append(len(faces))
+        zoomed.append(search.zoomed_frames > before)
+    # Frame 0: the first, zoomed; 1-3: the small face comes into view and is missed until frame 4, the next zoomed
+    # one; 5-7: followed, zoomed until a frame where it is not found (7); 8: zoomed, the 4th after 4; 10: a face
+    # shrank out of the first look's reach, so the zoomed look runs at once.
+    assert zoomed == [True, False, False, False, True, True, True, True, True, False, True]
+    assert found == [1, 1, 1, 1, 2, 2, 1, 0, 1, 1, 1]
+    frame = scene_with_faces(scenes[4])
+    assert VideoFaceSearch(yunet, every=4).detect(frame) == yunet.detect(frame)  # zoomed, as on a photo
+    assert video_detector(yunet, zoom_every=1) is yunet
+    assert video_detector(make_detector("yunet", small_face_zoom=1.0), zoom_every=4).__class__ is YuNetDetector
+    with pytest.raises(ConfigError, match=r"video\.zoom_every must be a whole number of sampled frames, at least 1"):
+        check_settings(compose_config("predict", ["inputs=x", "video.zoom_every=0"]))
 
 
 def test_the_crop_is_levelled_by_the_eyes() -> None:

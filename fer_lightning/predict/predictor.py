@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +25,7 @@ from scipy.special import softmax
 from fer_lightning.faces.detectors import Box, Face, make_detector
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.faces.tracking import FaceTracker
+from fer_lightning.faces.video_search import video_detector
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.figures import save_png
 from fer_lightning.inference.calibration import fit_temperature, log_probabilities
@@ -147,6 +148,15 @@ class Picture:
 
 
 @dataclass
+class _Video:
+    """What follows a video's faces from one sampled frame to the next: its finder, whose detector may skip the
+    zoomed look on some frames (video_search.py), and the ids of its faces."""
+
+    finder: FaceFinder
+    tracker: FaceTracker
+
+
+@dataclass
 class Predictor:
     """Faces gathered across pictures and predicted a batch at a time. Each batch's rows are added to
     predictions.csv as it is predicted, so a run that is stopped (a long video, a large folder) keeps what it
@@ -161,6 +171,7 @@ class Predictor:
     batch_size: int = 256
     annotate: bool = True
     tracking: dict[str, Any] = field(default_factory=dict)
+    zoom_every: int = 1  # videos: YuNet's zoomed look on every n-th sampled frame at least (video_search.py)
     explain: bool = False  # an occlusion map per photo face under explained/ (occlusion.py)
     overview: Overview | None = None  # each emotion's surest photo faces, for faces.png (overview.py)
     max_kept_bytes: int = 256 * 2**20
@@ -169,7 +180,7 @@ class Predictor:
     _pending: list[Picture] = field(default_factory=list)
     _pending_faces: int = 0
     _kept_bytes: int = 0
-    _trackers: dict[Path, FaceTracker] = field(default_factory=dict)
+    _videos: dict[Path, _Video] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -180,21 +191,23 @@ class Predictor:
         return self.out_dir / "predictions.csv"
 
     def start_video(self, path: Path, frames_per_second: float) -> None:
-        """Frames of the video ``path`` follow, sampled at this rate: its annotated copy's."""
+        """Frames of the video ``path`` follow, in order, sampled at this rate: its annotated copy's."""
+        detector = video_detector(self.finder.detector, self.zoom_every)
+        self._videos[path] = _Video(replace(self.finder, detector=detector), FaceTracker(**self.tracking))
         if self.annotate:
             self.annotated_videos.start(path, mirrored(self.out_dir / "annotated", path), frames_per_second)
 
     def end_video(self, path: Path) -> None:
         """No frame of ``path`` comes after those added: its copy is closed once they are predicted."""
+        self._videos.pop(path)
         self.annotated_videos.end(path)
 
     def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
         """A photo (``frame`` None) or a video's frame, which comes between that video's ``start_video`` and
         ``end_video``; its faces are predicted with the batch it falls in."""
-        faces, boxes, crops = self.finder.cut_out(image)
-        ids = None
-        if frame is not None:
-            ids = self._trackers.setdefault(path, FaceTracker(**self.tracking)).assign([f.box for f in faces])
+        video = None if frame is None else self._videos[path]
+        faces, boxes, crops = (self.finder if video is None else video.finder).cut_out(image)
+        ids = None if video is None else video.tracker.assign([face.box for face in faces])
         keep = image if self.annotate else None
         self._pending.append(Picture(path, frame, time_s, faces, boxes, crops, ids, keep))
         self._pending_faces += len(crops)
@@ -313,7 +326,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         log.error(problem)
     out_dir = Path(cfg.paths.output_dir)
     predictor = Predictor(model, face_finder(cfg), out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking),
-                          cfg.explain, Overview() if cfg.overview else None)
+                          cfg.video.zoom_every, cfg.explain, Overview() if cfg.overview else None)
     with Progress(disable=not cfg.progress) as progress:
         task = progress.add_task("files", total=len(files))
         try:

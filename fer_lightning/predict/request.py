@@ -71,5 +71,6 @@ def check_settings(cfg: DictConfig) -> None:
                  why="intersection over union")
     check_whole_number("video.tracking.max_missed", cfg.video.tracking.max_missed, "sampled frames", least=0)
     check_whole_number("video.smooth_frames", cfg.video.smooth_frames, "sampled frames")
+    check_whole_number("video.zoom_every", cfg.video.zoom_every, "sampled frames")
     check_switch("video.timelines", cfg.video.timelines)
     named_model(cfg)
