@@ -67,7 +67,7 @@ def test_on_a_video_yunets_zoomed_look_runs_where_it_can_add_a_face() -> None:
     yunet = make_detector(**settings)
     large, small, near = (380, 200, 0.7), (100, 100, 0.15), (100, 100, 0.7)  # about 124, 28 and 124 px wide
     assert len(yunet.first_pass(as_bgr(scene_with_faces([large, small])))) == 1  # the small face needs the zoomed look
-    scenes = [[large], *[[large, small]] * 5, [small], [], [near], [near], [small]]
+    scenes = [[large], *[[large, small]] * 5, [small], [], *[[near]] * 6, [small]]
     search = video_detector(yunet, zoom_every=4)
     assert isinstance(search, VideoFaceSearch)
     found, zoomed = [], []
@@ -77,10 +77,10 @@ def test_on_a_video_yunets_zoomed_look_runs_where_it_can_add_a_face() -> None:
         found.append(len(faces))
         zoomed.append(search.zoomed_frames > before)
     # Frame 0: the first, zoomed; 1-3: the small face comes into view and is missed until frame 4, the next zoomed
-    # one; 5-7: followed, zoomed until a frame where it is not found (7); 8: zoomed, the 4th after 4; 10: a face
-    # shrank out of the first look's reach, so the zoomed look runs at once.
-    assert zoomed == [True, False, False, False, True, True, True, True, True, False, True]
-    assert found == [1, 1, 1, 1, 2, 2, 1, 0, 1, 1, 1]
+    # one; 5-9: followed, for 3 frames after the last one where it was found (6); 8 and 12: the 4th after 4 and 8;
+    # 14: a face shrank out of the first look's reach, so the zoomed look runs at once.
+    assert zoomed == [True, False, False, False, *[True] * 6, False, False, True, False, True]
+    assert found == [1, 1, 1, 1, 2, 2, 1, 0, *[1] * 7]
     frame = scene_with_faces(scenes[4])
     assert VideoFaceSearch(yunet, every=4).detect(frame) == yunet.detect(frame)  # zoomed, as on a photo
     assert video_detector(yunet, zoom_every=1) is yunet

@@ -6,7 +6,8 @@ under about 50 px that the first look misses. The zoomed look has four times the
 runs only
 - on every ``every``-th sampled frame, the first one included: a small face that comes into view is found within
   that many sampled frames;
-- on each frame after one where it found a face the first look did not: a small face, once found, is followed;
+- on the ``every - 1`` frames after one where it found a face the first look did not: a small face, once found, is
+  followed, through the frames where YuNet misses it now and then;
 - where the first look finds fewer faces than the frame before had: a face that walked away or turned is looked
   for at once.
 """
@@ -26,18 +27,18 @@ class VideoFaceSearch:
 
     detector: YuNetDetector
     every: int
-    sees_color = True  # not a field: a class attribute, as on the other detectors
+    sees_color = True  # unannotated: a class attribute, as on the other detectors, not a field
     zoomed_frames: int = 0
     _frames: int = 0
-    _small_face_in_view: bool = False
+    _following: int = 0  # frames left to zoom on for a small face found lately
     _faces_before: int = 0
 
     def detect(self, image: np.ndarray) -> list[Face]:
         bgr = as_bgr(image)
         faces = self.detector.first_pass(bgr)
-        if self._frames % self.every == 0 or self._small_face_in_view or len(faces) < self._faces_before:
+        if self._frames % self.every == 0 or self._following or len(faces) < self._faces_before:
             with_small = self.detector.with_small_faces(bgr, faces)
-            self._small_face_in_view = len(with_small) > len(faces)
+            self._following = self.every - 1 if len(with_small) > len(faces) else max(self._following - 1, 0)
             faces = with_small
             self.zoomed_frames += 1
         self._frames += 1
