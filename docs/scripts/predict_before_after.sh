@@ -4,9 +4,9 @@
 #   bash docs/scripts/predict_before_after.sh <commit> [rounds] <fer-predict arguments>
 #   e.g. bash docs/scripts/predict_before_after.sh 7807ab5 2 ckpt=$PWD/<run>/checkpoints/last.ckpt inputs=/tmp/clip.mp4
 #
-# Each run prints its side and commit, when it started, wall and CPU seconds, peak memory, and its predictions.csv's rows and digest;
-# the run dirs stay under the folder named on the first line (before_<round>/, after_<round>/), to compare their
-# rows. Paths in the arguments must be absolute: the runs start in that folder. The older commit runs from a
+# Each run prints its side and commit, when it started, wall and CPU seconds, peak memory, and its predictions.csv's
+# rows and digest; the run dirs stay under the folder named on the first line (before_<round>/, after_<round>/), to
+# compare their rows. Paths in the arguments must be absolute: the runs start in that folder. The older commit runs from a
 # temporary worktree, as in bench_before_after.sh.
 set -euo pipefail
 before=${1:?usage: predict_before_after.sh <commit> [rounds] <fer-predict arguments>}
