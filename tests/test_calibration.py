@@ -25,7 +25,7 @@ from fer_lightning.inference.calibration import (
     probability_temperature,
 )
 from fer_lightning.inference.onnx_file import export_onnx
-from fer_lightning.predict.predictor import StackedFaceClassifier, load_model
+from fer_lightning.predict.loading import StackedFaceClassifier, load_model
 from fer_lightning.training.reports import reliability_figure
 from fer_lightning.training.run_dir import RunDir
 

@@ -35,11 +35,12 @@ from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict import predictor as predictor_module
 from fer_lightning.predict.annotation import AnnotatedVideos
+from fer_lightning.predict.loading import load_model
 from fer_lightning.predict.media import MediaError, read_image
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
-from fer_lightning.predict.predictor import Predictor, load_model, mirrored, predict
+from fer_lightning.predict.predictor import Predictor, mirrored, predict
 from fer_lightning.predict.reader import EmotionReader
 from fer_lightning.training.run_dir import RunDir, RunSummary
 

@@ -31,7 +31,7 @@ from fer_lightning.fer2013 import IMAGE_SIDE
 from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.quantization import calibration_faces, quantize_int8
 from fer_lightning.inference.runtimes import onnx_bytes, openvino_request
-from fer_lightning.predict.predictor import load_model
+from fer_lightning.predict.loading import load_model
 
 WARMUP_CALLS, ROUNDS, LAYERS_SHOWN = 50, 2, 8
 

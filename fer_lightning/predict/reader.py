@@ -23,8 +23,8 @@ from fer_lightning.errors import FerError
 from fer_lightning.faces.detectors import Box
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
+from fer_lightning.predict.loading import EmotionModel, face_finder, load_model
 from fer_lightning.predict.media import pillow_array, read_image
-from fer_lightning.predict.predictor import EmotionModel, face_finder, load_model
 from fer_lightning.predict.request import check_settings
 
 PictureLike = str | Path | np.ndarray | Image.Image  # a file's path, or the image itself
