@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 
 class EmotionModel(Protocol):
+    """What fer-predict asks of a checkpoint, an ONNX file or a stack: the seven probabilities of each 48x48 uint8
+    face in a batch."""
+
     def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
 
 
