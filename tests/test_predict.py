@@ -24,7 +24,7 @@ from PIL import Image
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.ensemble.stack import stack
 from fer_lightning.errors import ConfigError, FerError
-from fer_lightning.faces.detectors import Box, make_detector
+from fer_lightning.faces.detectors import Box, YuNetDetector, make_detector
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.inference import onnx_file
@@ -301,13 +301,17 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
 
 
 def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: list[Path], tmp_path: Path,
-                                                                 capfd: pytest.CaptureFixture[str], caplog) -> None:
+                                                                 capfd: pytest.CaptureFixture[str], caplog,
+                                                                 monkeypatch) -> None:
     # One face walks right 10 px a frame, another stays put; 20 frames at 10 fps, every 2nd predicted.
     frames = [scene_with_faces([(10 + 10 * i, 40, 0.5), (420, 250, 0.6)]) for i in range(20)]
     video = write_video(tmp_path / "walk.avi", frames)
+    zoomed, look = [], YuNetDetector.with_small_faces
+    monkeypatch.setattr(YuNetDetector, "with_small_faces", lambda self, *args: zoomed.append(1) or look(self, *args))
     with caplog.at_level(logging.INFO, logger="fer_lightning.predict.predictor"):
         summary, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={video}",
                                      "every_n_frames=2")
+    assert len(zoomed) == 2  # YuNet's zoomed look on sampled frames 0 and 5 (video.zoom_every): no small face here
     assert caplog.records[-1].getMessage().endswith(f", annotated copies under {tmp_path / 'out' / 'annotated'}")
     assert table.frame.unique().tolist() == list(range(0, 20, 2))
     np.testing.assert_allclose(table.time_s.unique(), np.arange(0, 2, 0.2), atol=1e-6)
