@@ -230,6 +230,25 @@ def test_a_video_copy_is_at_most_max_side_and_keeps_a_frame_of_another_size(tmp_
     assert cv2.VideoCapture(str(tmp_path / "4k.mp4.webm")).read()[1].shape == (720, 1280, 3)
 
 
+def test_predict_before_after_runs_both_commits_in_turn_and_removes_its_worktree(trained_runs: list[Path],
+                                                                                tmp_path: Path) -> None:
+    repo, script = Path(__file__).resolve().parents[1], "docs/scripts/predict_before_after.sh"
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout
+    face = write_faces(tmp_path, private_faces(trained_runs)[:1])[0]
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where its worktree and run dirs go
+    done = subprocess.run(["bash", script, "HEAD", "1", f"ckpt={best_checkpoint(trained_runs[0]).resolve()}",
+                           f"inputs={face}"], cwd=repo, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = [re.match(r"(before|after) \(\w+\) [\d:]+ UTC: [\d.]+ s wall, [\d.]+ s CPU, \d+ MB; (\d+) rows, md5 (\w+)$",
+                     line) for line in done.stdout.splitlines()[1:]]
+    assert [(run[1], run[2]) for run in runs if run] == [("before", "1"), ("after", "1")], done.stdout
+    assert runs[0][3] == runs[1][3]  # the same predictions.csv on both sides
+    refused = subprocess.run(["bash", script, "HEAD", "1", "ckpt=nowhere.ckpt", f"inputs={face}"], cwd=repo,
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 1 and "nowhere.ckpt: no such checkpoint file" in refused.stderr
+    assert subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout == worktrees
+
+
 def test_a_video_copy_that_cannot_be_written_is_named(tmp_path: Path) -> None:
     (tmp_path / "clip.webm").mkdir()  # a folder where the file would go
     videos = AnnotatedVideos()
