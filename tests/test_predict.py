@@ -203,10 +203,21 @@ def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:
     assert table.file.tolist() == [str(tmp_path / f"face_{i}.png") for i in range(4)]
     assert table.columns[:6].tolist() == ["file", "frame", "time_s", "face", "face_id", "status"]
     np.testing.assert_allclose(table[PROBA].to_numpy(), 1 / len(CLASS_NAMES), atol=1e-4)
+    # Stopped while it writes a batch's annotated copies: that batch's rows are in already.
+    predictor = Predictor(FailsOnThirdBatch(), predictor.finder, out, batch_size=2)
+
+    def stop(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    predictor._write_annotated = stop  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        for i, face in enumerate(faces):
+            predictor.add(tmp_path / f"face_{i}.png", None, face)
+    assert pd.read_csv(out / "predictions.csv").file.tolist() == [str(tmp_path / f"face_{i}.png") for i in range(2)]
 
 
 def test_a_stopped_runs_annotated_video_plays_to_its_last_frame_written(tmp_path: Path, monkeypatch) -> None:
-    """A WebM file is playable only once closed; a run stopped midway closes it on the way out."""
+    """A WebM file gets its length and index when it is closed; a run stopped midway closes it on the way out."""
     monkeypatch.setattr(predictor_module, "load_model", lambda cfg: (FailsOnThirdBatch(), "a stand-in"))
     faces = np.random.default_rng(0).integers(0, 256, (9, 48, 48), dtype=np.uint8)  # 48x48: each frame is one face
     video = write_video(tmp_path / "clip.avi", list(faces))
