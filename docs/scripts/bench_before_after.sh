@@ -4,20 +4,17 @@
 #   FER2013_CSV=... bash docs/scripts/bench_before_after.sh <commit> [rounds] [fer-bench overrides]
 #   e.g. bash docs/scripts/bench_before_after.sh 7b1c6e0 2 keras=true "runtimes=[openvino]"
 #
-# The older commit is checked out in a temporary worktree and run from there (its own package and configs, this
-# checkout's data cache); each run prints fer-bench's key=value lines under a header naming the side and commit.
+# The older commit is checked out in a temporary worktree (older_commit.sh) and run from there (its own package and
+# configs, this checkout's data cache); each run prints fer-bench's key=value lines under a header naming the side
+# and commit.
 set -euo pipefail
 before=${1:?usage: bench_before_after.sh <commit> [rounds] [fer-bench overrides]}
 rounds=${2:-2}
 shift $(( $# < 2 ? $# : 2 ))
-here=$(git rev-parse --show-toplevel)
-worktree=$(mktemp -d)
+source "$(dirname "$0")/older_commit.sh"
+older_commit "$before"
 log=$(mktemp)
-trap 'git -C "$here" worktree remove --force "$worktree"; rm -f "$log"' EXIT
-git -C "$here" worktree add --detach --quiet "$worktree" "$before"
-# The package finds its configs as fer_lightning.conf, which the editable install maps to this checkout's conf/;
-# a link inside the older package makes it find its own first.
-ln -s ../conf "$worktree/fer_lightning/conf"
+remove_on_exit+=("$log")
 for round in $(seq "$rounds"); do
   for dir in "$worktree" "$here"; do
     echo "=== round $round, $( [ "$dir" = "$here" ] && echo after || echo before ) ($(git -C "$dir" rev-parse --short HEAD)), $(date -u +%H:%M:%S) UTC"

@@ -7,16 +7,14 @@
 # Each run prints its side and commit, when it started, wall and CPU seconds, peak memory, and its predictions.csv's
 # rows and digest; the run dirs stay under the folder named on the first line (before_<round>/, after_<round>/), to
 # compare their rows. Paths in the arguments must be absolute: the runs start in that folder. The older commit runs from a
-# temporary worktree, as in bench_before_after.sh.
+# temporary worktree (older_commit.sh).
 set -euo pipefail
 before=${1:?usage: predict_before_after.sh <commit> [rounds] <fer-predict arguments>}
 rounds=${2:-2}
 shift $(( $# < 2 ? $# : 2 ))
-here=$(git rev-parse --show-toplevel)
-worktree=$(mktemp -d) runs=$(mktemp -d)
-trap 'git -C "$here" worktree remove --force "$worktree"' EXIT
-git -C "$here" worktree add --detach --quiet "$worktree" "$before"
-ln -s ../conf "$worktree/fer_lightning/conf"
+source "$(dirname "$0")/older_commit.sh"
+older_commit "$before"
+runs=$(mktemp -d)  # kept
 echo "run dirs under $runs"
 for round in $(seq "$rounds"); do
   for dir in "$worktree" "$here"; do

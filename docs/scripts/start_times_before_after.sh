@@ -6,16 +6,14 @@
 # Each row is one command given something that is not there (a run dir, a search key, a checkpoint, a model, a
 # CSV; fer-train's checkpoint row only with FER2013_CSV set); with CKPT set, also fer-predict on one 48x48 face with
 # that checkpoint (the whole command: imports, the checkpoint, OpenVINO's compile, the table). It prints the side,
-# the command's last line and its wall seconds. The older commit runs from a temporary worktree, as in
-# bench_before_after.sh.
+# the command's last line and its wall seconds. The older commit runs from a temporary worktree (older_commit.sh).
 set -euo pipefail
 before=${1:?usage: [CKPT=<checkpoint>] start_times_before_after.sh <commit> [rounds]}
 rounds=${2:-3}
-here=$(git rev-parse --show-toplevel)
-worktree=$(mktemp -d) scratch=$(mktemp -d)
-trap 'git -C "$here" worktree remove --force "$worktree"; rm -rf "$scratch"' EXIT
-git -C "$here" worktree add --detach --quiet "$worktree" "$before"
-ln -s ../conf "$worktree/fer_lightning/conf"
+source "$(dirname "$0")/older_commit.sh"
+older_commit "$before"
+scratch=$(mktemp -d)
+remove_on_exit+=("$scratch")
 mkdir "$scratch/empty"
 commands=(
   "stack runs=[$scratch/missing]"
