@@ -503,6 +503,22 @@ def test_the_python_reader_answers_as_fer_predict_does(trained_runs: list[Path],
     assert inside[0].probabilities == read[0].probabilities
 
 
+def test_the_python_readers_video_answers_as_fer_predict_does(trained_runs: list[Path], tmp_path: Path) -> None:
+    frames = [scene_with_faces([(10 + 10 * i, 40, 0.5), (420, 250, 0.6)]) for i in range(6)]
+    video = write_video(tmp_path / "walk.avi", frames)
+    ckpt = best_checkpoint(trained_runs[0])
+    _, table = run_predict(tmp_path, f"ckpt={ckpt}", f"inputs={video}", "every_n_frames=1", "annotate=false")
+    reader = EmotionReader.load(ckpt, overrides=["precision=32-true"]).video()
+    capture = cv2.VideoCapture(str(video))  # the frames as fer-predict decodes them, read one at a time
+    read = [face for _ in frames for face in reader.read(capture.read()[1])]
+    assert [[face.face_id, face.box.x, face.box.y, face.box.w, face.box.h] for face in read] == \
+        table[["face_id", "x", "y", "w", "h"]].to_numpy().tolist()
+    assert sorted({face.face_id for face in read}) == [0, 1]
+    np.testing.assert_allclose([list(face.probabilities.values()) for face in read], table[PROBA], atol=1e-4)
+    with pytest.raises(FerError, match=r"^frame 6: expected an 8-bit gray"):
+        reader.read(np.zeros((48, 48), np.float32))
+
+
 def test_the_readmes_python_example_runs_as_written(trained_runs: list[Path], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -1,4 +1,5 @@
-"""YuNet on a video's sampled frames: the zoomed pass for small faces only on the frames where it can add one.
+"""A video's faces from one sampled frame to the next: YuNet's zoomed pass for small faces only on the frames where it
+can add one, and each face's id (tracking.py).
 
 On a photo YuNet looks twice (detectors.py): at the picture shrunk to 960 px, then at it zoomed twice, for the faces
 under about 50 px that the first look misses. The zoomed look has four times the pixels and takes most of the time
@@ -14,11 +15,14 @@ runs only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from fer_lightning.faces.detectors import Detector, Face, YuNetDetector, as_bgr
+from fer_lightning.faces.detectors import Box, Detector, Face, YuNetDetector, as_bgr
+from fer_lightning.faces.finder import FaceFinder
+from fer_lightning.faces.tracking import FaceTracker
 
 
 @dataclass
@@ -52,3 +56,23 @@ def video_detector(detector: Detector, zoom_every: int) -> Detector:
     if isinstance(detector, YuNetDetector) and detector.small_face_zoom > 1 and zoom_every > 1:
         return VideoFaceSearch(detector, zoom_every)
     return detector
+
+
+@dataclass
+class VideoFaces:
+    """One video's (or camera's) frames, given in order: each one's faces, cut out by a finder whose YuNet takes the
+    zoomed look on some frames only, and their ids across the frames. fer-predict and ``EmotionReader.video`` both
+    read a video through it."""
+
+    finder: FaceFinder
+    tracker: FaceTracker
+
+    @classmethod
+    def start(cls, finder: FaceFinder, zoom_every: int, tracking: dict[str, Any]) -> VideoFaces:
+        """``finder`` as photos use it; ``zoom_every`` and ``tracking``: conf/predict.yaml's ``video`` settings."""
+        return cls(replace(finder, detector=video_detector(finder.detector, zoom_every)), FaceTracker(**tracking))
+
+    def cut_out(self, frame: np.ndarray) -> tuple[list[Face], list[Box], list[np.ndarray], list[int]]:
+        """``FaceFinder.cut_out``'s faces, squares and crops for the next frame, and each face's id."""
+        faces, boxes, crops = self.finder.cut_out(frame)
+        return faces, boxes, crops, self.tracker.assign([face.box for face in faces])

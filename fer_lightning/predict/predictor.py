@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,7 @@ from rich.progress import Progress
 
 from fer_lightning.faces.detectors import Box, Face
 from fer_lightning.faces.finder import FaceFinder
-from fer_lightning.faces.tracking import FaceTracker
-from fer_lightning.faces.video_search import video_detector
+from fer_lightning.faces.video_search import VideoFaces
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.figures import save_png
 from fer_lightning.predict.annotation import AnnotatedVideos, annotate
@@ -66,15 +65,6 @@ class Picture:
 
 
 @dataclass
-class _Video:
-    """What follows a video's faces from one sampled frame to the next: its finder, whose detector may skip the
-    zoomed look on some frames (video_search.py), and the ids of its faces."""
-
-    finder: FaceFinder
-    tracker: FaceTracker
-
-
-@dataclass
 class Predictor:
     """Faces gathered across pictures and predicted a batch at a time. Each batch's rows are added to
     predictions.csv as it is predicted, so a run that is stopped (a long video, a large folder) keeps what it
@@ -98,7 +88,7 @@ class Predictor:
     _pending: list[Picture] = field(default_factory=list)
     _pending_faces: int = 0
     _kept_bytes: int = 0
-    _videos: dict[Path, _Video] = field(default_factory=dict)
+    _videos: dict[Path, VideoFaces] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,8 +100,7 @@ class Predictor:
 
     def start_video(self, path: Path, frames_per_second: float) -> None:
         """Frames of the video ``path`` follow, in order, sampled at this rate: its annotated copy's."""
-        detector = video_detector(self.finder.detector, self.zoom_every)
-        self._videos[path] = _Video(replace(self.finder, detector=detector), FaceTracker(**self.tracking))
+        self._videos[path] = VideoFaces.start(self.finder, self.zoom_every, self.tracking)
         if self.annotate:
             self.annotated_videos.start(path, mirrored(self.out_dir / "annotated", path), frames_per_second)
 
@@ -123,9 +112,11 @@ class Predictor:
     def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
         """A photo (``frame`` None) or a video's frame, which comes between that video's ``start_video`` and
         ``end_video``; its faces are predicted with the batch it falls in."""
-        video = None if frame is None else self._videos[path]
-        faces, boxes, crops = (self.finder if video is None else video.finder).cut_out(image)
-        ids = None if video is None else video.tracker.assign([face.box for face in faces])
+        ids = None
+        if frame is None:
+            faces, boxes, crops = self.finder.cut_out(image)
+        else:
+            faces, boxes, crops, ids = self._videos[path].cut_out(image)
         keep = image if self.annotate else None
         self._pending.append(Picture(path, frame, time_s, faces, boxes, crops, ids, keep))
         self._pending_faces += len(crops)

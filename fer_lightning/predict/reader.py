@@ -9,8 +9,9 @@ answers are the command's, row for row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from hydra import compose, initialize_config_dir
@@ -20,8 +21,9 @@ from PIL import Image, ImageOps
 
 from fer_lightning import CONF_DIR
 from fer_lightning.errors import FerError
-from fer_lightning.faces.detectors import Box
+from fer_lightning.faces.detectors import Box, Face
 from fer_lightning.faces.finder import FaceFinder
+from fer_lightning.faces.video_search import VideoFaces
 from fer_lightning.fer2013 import CLASS_NAMES, NUM_CLASSES
 from fer_lightning.predict.loading import EmotionModel, face_finder, load_model
 from fer_lightning.predict.media import pillow_array, read_image
@@ -40,15 +42,19 @@ class FaceEmotion:
     probabilities: dict[str, float]  # each class's, in CLASS_NAMES' order
     detector_score: float | None  # None where the whole picture was taken as the face
     crop: np.ndarray  # the 48x48 uint8 face the model saw
+    face_id: int | None = None  # a video's frames (``EmotionReader.video``): which person, kept from frame to frame
 
 
 @dataclass
 class EmotionReader:
-    """fer-predict's model and face finder, loaded once: ``read`` a picture, ``read_many`` a batch of them."""
+    """fer-predict's model and face finder, loaded once: ``read`` a picture, ``read_many`` a batch of them, ``video``
+    for a video's or a camera's frames."""
 
     model: EmotionModel
     finder: FaceFinder
     description: str  # the model, its runtime, TTA and temperature, as fer-predict logs them
+    zoom_every: int = 1  # conf/predict.yaml's video settings, for ``video``
+    tracking: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, ckpt: str | Path | None = None, *, onnx: str | Path | None = None, stack: str | Path | None = None,
@@ -62,7 +68,7 @@ class EmotionReader:
                 cfg[key] = str(path)
         check_settings(cfg)
         model, description = load_model(cfg)
-        return cls(model, face_finder(cfg), description)
+        return cls(model, face_finder(cfg), description, cfg.video.zoom_every, dict(cfg.video.tracking))
 
     def read(self, picture: PictureLike) -> list[FaceEmotion]:
         """The faces of one picture, largest first: a file's path, a Pillow image (turned as its EXIF orientation says,
@@ -72,17 +78,45 @@ class EmotionReader:
 
     def read_many(self, pictures: Iterable[PictureLike]) -> list[list[FaceEmotion]]:
         """``read`` for each picture, every face of them through the model in one call, as fer-predict batches them."""
-        found = [self.finder.cut_out(_image(picture, index)) for index, picture in enumerate(pictures)]
-        crops = [crop for _, _, picture_crops in found for crop in picture_crops]
+        return self._answers([(*self.finder.cut_out(_image(picture, f"picture {index}")), None)
+                              for index, picture in enumerate(pictures)])
+
+    def video(self) -> VideoReader:
+        """A reader for one video's or camera's frames, given one at a time and in order: each face also gets its
+        ``face_id``, kept from frame to frame, and YuNet's zoomed look runs on some frames only, as fer-predict reads
+        a video's sampled frames (conf/predict.yaml's ``video`` settings)."""
+        return VideoReader(self, VideoFaces.start(self.finder, self.zoom_every, self.tracking))
+
+    def _answers(self, found: list[tuple[list[Face], list[Box], list[np.ndarray], list[int] | None]],
+                 ) -> list[list[FaceEmotion]]:
+        """Each picture's faces, squares, crops and ids (or None) as answers, all crops through the model at once."""
+        crops = [crop for _, _, picture_crops, _ in found for crop in picture_crops]
         proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, NUM_CLASSES))
         answers, start = [], 0
-        for faces, boxes, picture_crops in found:
+        for faces, boxes, picture_crops, ids in found:
             mine = proba[start:start + len(faces)]
             start += len(faces)
+            face_ids: list[int | None] = [None] * len(faces) if ids is None else list(ids)
             answers.append([FaceEmotion(box, CLASS_NAMES[int(p.argmax())], float(p.max()),
-                                        dict(zip(CLASS_NAMES, map(float, p), strict=True)), face.score, crop)
-                            for face, box, crop, p in zip(faces, boxes, picture_crops, mine, strict=True)])
+                                        dict(zip(CLASS_NAMES, map(float, p), strict=True)), face.score, crop, face_id)
+                            for face, box, crop, p, face_id in zip(faces, boxes, picture_crops, mine, face_ids,
+                                                                   strict=True)])
         return answers
+
+
+@dataclass
+class VideoReader:
+    """``EmotionReader.video``: frames in, each face's answer with its id out."""
+
+    reader: EmotionReader
+    faces: VideoFaces
+    frames_read: int = 0
+
+    def read(self, frame: np.ndarray | Image.Image) -> list[FaceEmotion]:
+        """The next frame's faces, largest first (a frame as ``EmotionReader.read`` takes a picture)."""
+        image = _image(frame, f"frame {self.frames_read}")
+        self.frames_read += 1
+        return self.reader._answers([self.faces.cut_out(image)])[0]
 
 
 def _predict_config(overrides: Sequence[str]) -> DictConfig:
@@ -98,17 +132,17 @@ def _predict_config(overrides: Sequence[str]) -> DictConfig:
             GlobalHydra.instance().initialize(callers)
 
 
-def _image(picture: PictureLike, index: int) -> np.ndarray:
-    """The picture as an 8-bit array; FerError naming it (by path, or by its place in the list) where it is not one."""
+def _image(picture: PictureLike, name: str) -> np.ndarray:
+    """The picture as an 8-bit array; FerError naming it (by path, or ``name``: its place) where it is not one."""
     if isinstance(picture, str | Path):
         return read_image(Path(picture))
     if isinstance(picture, Image.Image):
         return pillow_array(ImageOps.exif_transpose(picture))  # a turned copy: the caller's image stays as it was
     if not isinstance(picture, np.ndarray):
-        raise FerError(f"picture {index}: expected a file's path, a Pillow image or an image array, got "
+        raise FerError(f"{name}: expected a file's path, a Pillow image or an image array, got "
                        f"{type(picture).__name__}")
     channels_ok = picture.ndim == 2 or (picture.ndim == 3 and picture.shape[2] in (3, 4))
     if picture.dtype != np.uint8 or not channels_ok or 0 in picture.shape:
-        raise FerError(f"picture {index}: expected an 8-bit gray (H, W) or BGR/BGRA (H, W, 3 or 4) image, got a "
+        raise FerError(f"{name}: expected an 8-bit gray (H, W) or BGR/BGRA (H, W, 3 or 4) image, got a "
                        f"{picture.dtype} array of shape {picture.shape}")
     return picture
