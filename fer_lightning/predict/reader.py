@@ -78,37 +78,38 @@ class EmotionReader:
 
     def read_many(self, pictures: Iterable[PictureLike]) -> list[list[FaceEmotion]]:
         """``read`` for each picture, every face of them through the model in one call, as fer-predict batches them."""
-        return self._answers([(*self.finder.cut_out(_image(picture, f"picture {index}")), None)
-                              for index, picture in enumerate(pictures)])
+        return _answers(self.model, [(*self.finder.cut_out(_image(picture, f"picture {index}")), None)
+                                     for index, picture in enumerate(pictures)])
 
     def video(self) -> VideoReader:
         """A reader for one video's or camera's frames, given one at a time and in order: each face also gets its
         ``face_id``, kept from frame to frame, and YuNet's zoomed look runs on some frames only, as fer-predict reads
         a video's sampled frames (conf/predict.yaml's ``video`` settings)."""
-        return VideoReader(self, VideoFaces.start(self.finder, self.zoom_every, self.tracking))
+        return VideoReader(self.model, VideoFaces.start(self.finder, self.zoom_every, self.tracking))
 
-    def _answers(self, found: list[tuple[list[Face], list[Box], list[np.ndarray], list[int] | None]],
-                 ) -> list[list[FaceEmotion]]:
-        """Each picture's faces, squares, crops and ids (or None) as answers, all crops through the model at once."""
-        crops = [crop for _, _, picture_crops, _ in found for crop in picture_crops]
-        proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, NUM_CLASSES))
-        answers, start = [], 0
-        for faces, boxes, picture_crops, ids in found:
-            mine = proba[start:start + len(faces)]
-            start += len(faces)
-            face_ids: list[int | None] = [None] * len(faces) if ids is None else list(ids)
-            answers.append([FaceEmotion(box, CLASS_NAMES[int(p.argmax())], float(p.max()),
-                                        dict(zip(CLASS_NAMES, map(float, p), strict=True)), face.score, crop, face_id)
-                            for face, box, crop, p, face_id in zip(faces, boxes, picture_crops, mine, face_ids,
-                                                                   strict=True)])
-        return answers
+
+def _answers(model: EmotionModel, found: list[tuple[list[Face], list[Box], list[np.ndarray], list[int] | None]],
+             ) -> list[list[FaceEmotion]]:
+    """Each picture's faces, squares, crops and ids (or None) as answers, all its crops through the model at once."""
+    crops = [crop for _, _, picture_crops, _ in found for crop in picture_crops]
+    proba = model.predict_proba(np.stack(crops)) if crops else np.zeros((0, NUM_CLASSES))
+    answers, start = [], 0
+    for faces, boxes, picture_crops, ids in found:
+        mine = proba[start:start + len(faces)]
+        start += len(faces)
+        face_ids: list[int | None] = [None] * len(faces) if ids is None else list(ids)
+        answers.append([FaceEmotion(box, CLASS_NAMES[int(p.argmax())], float(p.max()),
+                                    dict(zip(CLASS_NAMES, map(float, p), strict=True)), face.score, crop, face_id)
+                        for face, box, crop, p, face_id in zip(faces, boxes, picture_crops, mine, face_ids,
+                                                               strict=True)])
+    return answers
 
 
 @dataclass
 class VideoReader:
     """``EmotionReader.video``: frames in, each face's answer with its id out."""
 
-    reader: EmotionReader
+    model: EmotionModel
     faces: VideoFaces
     frames_read: int = 0
 
@@ -116,7 +117,7 @@ class VideoReader:
         """The next frame's faces, largest first (a frame as ``EmotionReader.read`` takes a picture)."""
         image = _image(frame, f"frame {self.frames_read}")
         self.frames_read += 1
-        return self.reader._answers([self.faces.cut_out(image)])[0]
+        return _answers(self.model, [self.faces.cut_out(image)])[0]
 
 
 def _predict_config(overrides: Sequence[str]) -> DictConfig:
