@@ -287,6 +287,9 @@ def test_pictures_held_for_their_annotated_copies_are_bounded(tmp_path: Path) ->
         written.append(len(pd.read_csv(predictor.csv_path)))
     assert written == [0, 0, 3, 3, 3, 6, 6, 6]
     assert len(list((tmp_path / "out" / "annotated").rglob("empty_*.png"))) == 6
+    predictor.flush()
+    predictor.flush()  # nothing left to predict: as at the end of a run whose last picture filled a batch
+    assert len(pd.read_csv(predictor.csv_path)) == 8
 
 
 def test_photo_workers_cut_photos_out_in_order_and_name_a_broken_one(tmp_path: Path) -> None:

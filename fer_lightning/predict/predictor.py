@@ -133,7 +133,8 @@ class Predictor:
         them."""
         crops = [crop for picture in self._pending for crop in picture.crops]
         proba = self.model.predict_proba(np.stack(crops)) if crops else np.zeros((0, len(CLASS_NAMES)))
-        each = np.split(proba, np.cumsum([len(picture.crops) for picture in self._pending])[:-1])
+        ends = np.cumsum([len(picture.crops) for picture in self._pending], dtype=int)
+        each = [proba[end - len(picture.crops):end] for picture, end in zip(self._pending, ends, strict=True)]
         rows = [row for picture, mine in zip(self._pending, each, strict=True) for row in _rows(picture, mine)]
         pd.DataFrame(rows, columns=COLUMNS).to_csv(self.csv_path, mode="a", header=False, index=False)
         self.rows += rows
