@@ -40,10 +40,9 @@ from fer_lightning.predict.media import MediaError, read_image
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
-from fer_lightning.predict.photo_workers import CutOut, PhotoWorkers, worker_count
+from fer_lightning.predict.photos_ahead import CutOut, PhotosAhead
 from fer_lightning.predict.predictor import Predictor, mirrored, predict
 from fer_lightning.predict.reader import EmotionReader
-from fer_lightning.predict.request import check_settings
 from fer_lightning.training.run_dir import RunDir, RunSummary
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
@@ -292,7 +291,7 @@ def test_pictures_held_for_their_annotated_copies_are_bounded(tmp_path: Path) ->
     assert len(pd.read_csv(predictor.csv_path)) == 8
 
 
-def test_photo_workers_cut_photos_out_in_order_and_name_a_broken_one(tmp_path: Path) -> None:
+def test_photos_are_cut_out_ahead_in_order_and_a_broken_one_is_named(tmp_path: Path) -> None:
     settings = finder_settings(compose_config("predict", ["inputs=x"]))
     pictures = [scene_with_faces([(40, 60, 0.5)]), scene_with_faces([(300, 100, 0.7), (40, 60, 0.4)])]
     for name, picture in zip(["a.png", "c.png"], pictures, strict=True):
@@ -300,9 +299,9 @@ def test_photo_workers_cut_photos_out_in_order_and_name_a_broken_one(tmp_path: P
     (tmp_path / "b.jpg").write_bytes(b"not a picture")
     files = [tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "clip.mp4", tmp_path / "c.png"]
     here = FaceFinder.from_settings(**settings)
-    for workers in (2, 1):  # processes; one thread
-        with PhotoWorkers(settings, workers, keep_images=workers == 1) as photo_workers:
-            ahead = list(photo_workers.ahead(files))
+    for keep_images in (True, False):
+        with PhotosAhead(settings, keep_images) as photos:
+            ahead = list(photos.ahead(files))
             assert [path for path, _ in ahead] == files and ahead[2][1] is None  # the video is left to the caller
             with pytest.raises(MediaError, match=r"b\.jpg: not an image"):
                 ahead[1][1].result()
@@ -311,10 +310,7 @@ def test_photo_workers_cut_photos_out_in_order_and_name_a_broken_one(tmp_path: P
                 faces, boxes, crops = here.cut_out(picture)
                 assert (cut.faces, cut.boxes) == (faces, boxes) and len(faces) in (1, 2)
                 np.testing.assert_array_equal(np.stack(cut.crops), np.stack(crops))
-                assert (cut.image is None) == (workers == 2)
-    assert worker_count("auto") == min(os.cpu_count() or 1, 8) and worker_count(3) == 3
-    with pytest.raises(ConfigError, match=r"workers must be a whole number of processes \(or auto, one per core\)"):
-        check_settings(compose_config("predict", ["inputs=x", "workers=0"]))
+                assert (cut.image is not None) == keep_images
 
 
 def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ class FaceFinder:
     @classmethod
     def from_settings(cls, detector: dict[str, Any], detect: DetectMode, margin: float,
                       level_above: float | None) -> FaceFinder:
-        """A finder built from plain values (``detector``: one of conf/detector/'s files), as a worker process is sent
+        """A finder built from plain values (``detector``: one of conf/detector/'s files), as fer-predict's config holds
         them."""
         return cls(make_detector(**detector), detect, margin, level_above)
 

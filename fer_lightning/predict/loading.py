@@ -98,7 +98,7 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
 
 def finder_settings(cfg: DictConfig) -> dict[str, Any]:
     """The detector and crop settings of fer-predict's config (conf/predict.yaml, conf/detector/) as
-    ``FaceFinder.from_settings`` takes them: plain values, which a worker process can be sent."""
+    ``FaceFinder.from_settings`` takes them: plain values, so that each thread can build a finder of its own."""
     return {"detector": OmegaConf.to_container(cfg.detector), "detect": cfg.detect, "margin": cfg.margin,
             "level_above": cfg.level_eyes_above}
 

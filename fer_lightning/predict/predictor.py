@@ -33,13 +33,12 @@ from fer_lightning.predict.media import (
     HEIF_SUFFIXES,
     IMAGE_SUFFIXES,
     MediaError,
-    is_video,
     video_frames,
     video_info,
 )
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.overview import Overview
-from fer_lightning.predict.photo_workers import CutOut, PhotoWorkers, worker_count
+from fer_lightning.predict.photos_ahead import CutOut, PhotosAhead
 from fer_lightning.predict.request import input_files
 from fer_lightning.predict.video_summary import plot_timeline, summarise_video
 
@@ -110,7 +109,7 @@ class Predictor:
         self.annotated_videos.end(path)
 
     def add_photo(self, path: Path, photo: CutOut) -> None:
-        """A photo, its faces cut out (photo_workers.py); they are predicted with the batch they fall in."""
+        """A photo, its faces cut out (photos_ahead.py); they are predicted with the batch they fall in."""
         self._hold(Picture(path, None, None, photo.faces, photo.boxes, photo.crops,
                            image=photo.image if self.annotate else None))
 
@@ -241,12 +240,10 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     predictor = Predictor(model, face_finder(cfg), out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking),
                           cfg.video.zoom_every, cfg.explain, Overview() if cfg.overview else None)
-    photos = sum(not is_video(path) for path in files)
-    workers = PhotoWorkers(finder_settings(cfg), max(1, min(worker_count(cfg.workers), photos)), cfg.annotate)
-    with Progress(disable=not cfg.progress) as progress, workers:
+    with Progress(disable=not cfg.progress) as progress, PhotosAhead(finder_settings(cfg), cfg.annotate) as photos:
         task = progress.add_task("files", total=len(files))
         try:
-            for path, photo in workers.ahead(files):
+            for path, photo in photos.ahead(files):
                 progress.update(task, description=path.name)
                 try:
                     if photo is None:

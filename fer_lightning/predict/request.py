@@ -55,8 +55,6 @@ def check_settings(cfg: DictConfig) -> None:
     setting or a switch that cannot work, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
-    if cfg.workers != "auto":
-        check_whole_number("workers", cfg.workers, "processes (or auto, one per core)")
     check_whole_number("show", cfg.show, of="faces", least=0)
     check_number("margin", cfg.margin, above=-0.5, why="a share of the face's side added on each side")
     if cfg.level_eyes_above is not None:
