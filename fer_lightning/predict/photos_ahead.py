@@ -40,7 +40,7 @@ class PhotosAhead:
     """Photos cut out on a thread, at most ``AHEAD`` ahead of the caller, so that few pictures wait in memory. A
     context manager: leaving it drops the photos not taken and waits for the one being read."""
 
-    AHEAD = 2
+    AHEAD = 1
 
     def __init__(self, finder_settings: dict[str, Any], keep_images: bool) -> None:
         """``finder_settings``: as ``FaceFinder.from_settings`` takes them (loading.py's ``finder_settings``);
