@@ -35,12 +35,11 @@ from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict import predictor as predictor_module
 from fer_lightning.predict.annotation import AnnotatedVideos
-from fer_lightning.predict.loading import finder_settings, load_model
+from fer_lightning.predict.loading import load_model
 from fer_lightning.predict.media import MediaError, read_image
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
-from fer_lightning.predict.photos_ahead import CutOut, PhotosAhead
 from fer_lightning.predict.predictor import Predictor, mirrored, predict
 from fer_lightning.predict.reader import EmotionReader
 from fer_lightning.training.run_dir import RunDir, RunSummary
@@ -56,11 +55,6 @@ def run_predict(tmp_path: Path, *overrides: str) -> tuple[dict, pd.DataFrame]:
     summary = predict(compose_config("predict", [f"paths.output_dir={tmp_path / 'out'}", "progress=false",
                                                  "precision=32-true", *overrides]))
     return summary, pd.read_csv(tmp_path / "out" / "predictions.csv")
-
-
-def cut_out(finder: FaceFinder, picture: np.ndarray) -> CutOut:
-    """The picture's faces, as a photo worker gives them to the predictor."""
-    return CutOut(picture, *finder.cut_out(picture))
 
 
 def terminal_rows(printed: str, columns: int) -> list[list[str]]:
@@ -204,7 +198,7 @@ def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:
     faces = np.random.default_rng(0).integers(0, 256, (7, 48, 48), dtype=np.uint8)
     with pytest.raises(KeyboardInterrupt):
         for i, face in enumerate(faces):
-            predictor.add_photo(tmp_path / f"face_{i}.png", cut_out(predictor.finder, face))
+            predictor.add(tmp_path / f"face_{i}.png", None, face)
     table = pd.read_csv(out / "predictions.csv")
     assert table.file.tolist() == [str(tmp_path / f"face_{i}.png") for i in range(4)]
     assert table.columns[:6].tolist() == ["file", "frame", "time_s", "face", "face_id", "status"]
@@ -218,7 +212,7 @@ def test_a_stopped_run_keeps_the_batches_it_predicted(tmp_path: Path) -> None:
     predictor._write_annotated = stop  # type: ignore[method-assign]
     with pytest.raises(KeyboardInterrupt):
         for i, face in enumerate(faces):
-            predictor.add_photo(tmp_path / f"face_{i}.png", cut_out(predictor.finder, face))
+            predictor.add(tmp_path / f"face_{i}.png", None, face)
     assert pd.read_csv(out / "predictions.csv").file.tolist() == [str(tmp_path / f"face_{i}.png") for i in range(2)]
 
 
@@ -282,35 +276,13 @@ def test_pictures_held_for_their_annotated_copies_are_bounded(tmp_path: Path) ->
                           max_kept_bytes=3 * picture.nbytes)
     written = []
     for i in range(8):
-        predictor.add_photo(tmp_path / f"empty_{i}.png", cut_out(predictor.finder, picture))
+        predictor.add(tmp_path / f"empty_{i}.png", None, picture)
         written.append(len(pd.read_csv(predictor.csv_path)))
     assert written == [0, 0, 3, 3, 3, 6, 6, 6]
     assert len(list((tmp_path / "out" / "annotated").rglob("empty_*.png"))) == 6
     predictor.flush()
     predictor.flush()  # nothing left to predict: as at the end of a run whose last picture filled a batch
     assert len(pd.read_csv(predictor.csv_path)) == 8
-
-
-def test_photos_are_cut_out_ahead_in_order_and_a_broken_one_is_named(tmp_path: Path) -> None:
-    settings = finder_settings(compose_config("predict", ["inputs=x"]))
-    pictures = [scene_with_faces([(40, 60, 0.5)]), scene_with_faces([(300, 100, 0.7), (40, 60, 0.4)])]
-    for name, picture in zip(["a.png", "c.png"], pictures, strict=True):
-        cv2.imwrite(str(tmp_path / name), picture)
-    (tmp_path / "b.jpg").write_bytes(b"not a picture")
-    files = [tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "clip.mp4", tmp_path / "c.png"]
-    here = FaceFinder.from_settings(**settings)
-    for keep_images in (True, False):
-        with PhotosAhead(settings, keep_images) as photos:
-            ahead = list(photos.ahead(files))
-            assert [path for path, _ in ahead] == files and ahead[2][1] is None  # the video is left to the caller
-            with pytest.raises(MediaError, match=r"b\.jpg: not an image"):
-                ahead[1][1].result()
-            for (_, photo), picture in zip([ahead[0], ahead[3]], pictures, strict=True):
-                cut = photo.result()
-                faces, boxes, crops = here.cut_out(picture)
-                assert (cut.faces, cut.boxes) == (faces, boxes) and len(faces) in (1, 2)
-                np.testing.assert_array_equal(np.stack(cut.crops), np.stack(crops))
-                assert (cut.image is not None) == keep_images
 
 
 def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
 
 from fer_lightning.errors import ConfigError
-from fer_lightning.faces.detectors import Box, Detector, Face, make_detector
+from fer_lightning.faces.detectors import Box, Detector, Face
 from fer_lightning.fer2013 import IMAGE_SIDE
 
 DetectMode = Literal["auto", "always", "never"]
@@ -42,13 +42,6 @@ class FaceFinder:
     def __post_init__(self) -> None:
         if self.detect not in ("auto", "always", "never"):
             raise ConfigError(f"detect must be auto, always or never, got {self.detect!r}")
-
-    @classmethod
-    def from_settings(cls, detector: dict[str, Any], detect: DetectMode, margin: float,
-                      level_above: float | None) -> FaceFinder:
-        """A finder built from plain values (``detector``: one of conf/detector/'s files), as fer-predict's config holds
-        them."""
-        return cls(make_detector(**detector), detect, margin, level_above)
 
     def faces(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Face]:
         """``gray``: the picture already converted by ``to_gray``, given to detectors that need no colour."""

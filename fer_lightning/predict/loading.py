@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from scipy.special import softmax
 
+from fer_lightning.faces.detectors import make_detector
 from fer_lightning.faces.finder import FaceFinder
 from fer_lightning.inference.calibration import fit_temperature, log_probabilities
 from fer_lightning.inference.face_classifier import FaceClassifier
@@ -96,13 +97,6 @@ def load_model(cfg: DictConfig) -> tuple[EmotionModel, str]:
     return stacked, f"stack {path} on {runtime}, temperature {stacked.temperature:.2f}"
 
 
-def finder_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The detector and crop settings of fer-predict's config (conf/predict.yaml, conf/detector/) as
-    ``FaceFinder.from_settings`` takes them: plain values, so that each thread can build a finder of its own."""
-    return {"detector": OmegaConf.to_container(cfg.detector), "detect": cfg.detect, "margin": cfg.margin,
-            "level_above": cfg.level_eyes_above}
-
-
 def face_finder(cfg: DictConfig) -> FaceFinder:
-    """fer-predict's face finder, as its config sets it."""
-    return FaceFinder.from_settings(**finder_settings(cfg))
+    """The detector and crop settings of fer-predict's config (conf/predict.yaml, conf/detector/)."""
+    return FaceFinder(make_detector(**cfg.detector), cfg.detect, cfg.margin, cfg.level_eyes_above)

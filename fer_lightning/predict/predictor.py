@@ -28,17 +28,18 @@ from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.figures import save_png
 from fer_lightning.predict.annotation import AnnotatedVideos, annotate
 from fer_lightning.predict.console import show_results
-from fer_lightning.predict.loading import EmotionModel, face_finder, finder_settings, load_model
+from fer_lightning.predict.loading import EmotionModel, face_finder, load_model
 from fer_lightning.predict.media import (
     HEIF_SUFFIXES,
     IMAGE_SUFFIXES,
     MediaError,
+    is_video,
+    read_image,
     video_frames,
     video_info,
 )
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.overview import Overview
-from fer_lightning.predict.photos_ahead import CutOut, PhotosAhead
 from fer_lightning.predict.request import input_files
 from fer_lightning.predict.video_summary import plot_timeline, summarise_video
 
@@ -108,21 +109,18 @@ class Predictor:
         self._videos.pop(path)
         self.annotated_videos.end(path)
 
-    def add_photo(self, path: Path, photo: CutOut) -> None:
-        """A photo, its faces cut out (photos_ahead.py); they are predicted with the batch they fall in."""
-        self._hold(Picture(path, None, None, photo.faces, photo.boxes, photo.crops,
-                           image=photo.image if self.annotate else None))
-
-    def add_frame(self, path: Path, frame: int, image: np.ndarray, time_s: float | None) -> None:
-        """A video's frame, which comes between that video's ``start_video`` and ``end_video``, after the frames
-        before it; its faces are predicted with the batch they fall in."""
-        faces, boxes, crops, ids = self._videos[path].cut_out(image)
-        self._hold(Picture(path, frame, time_s, faces, boxes, crops, ids, image if self.annotate else None))
-
-    def _hold(self, picture: Picture) -> None:
-        self._pending.append(picture)
-        self._pending_faces += len(picture.crops)
-        self._kept_bytes += 0 if picture.image is None else picture.image.nbytes
+    def add(self, path: Path, frame: int | None, image: np.ndarray, time_s: float | None = None) -> None:
+        """A photo (``frame`` None) or a video's frame, which comes between that video's ``start_video`` and
+        ``end_video``; its faces are predicted with the batch it falls in."""
+        ids = None
+        if frame is None:
+            faces, boxes, crops = self.finder.cut_out(image)
+        else:
+            faces, boxes, crops, ids = self._videos[path].cut_out(image)
+        keep = image if self.annotate else None
+        self._pending.append(Picture(path, frame, time_s, faces, boxes, crops, ids, keep))
+        self._pending_faces += len(crops)
+        self._kept_bytes += 0 if keep is None else keep.nbytes
         if self._pending_faces >= self.batch_size or self._kept_bytes >= self.max_kept_bytes:
             self.flush()
 
@@ -205,7 +203,7 @@ def _predict_video(predictor: Predictor, path: Path, every_n_frames: int, progre
     predictor.start_video(path, (fps or ASSUMED_FPS) / every_n_frames)
     try:
         for frame, image in video_frames(path, every_n_frames):
-            predictor.add_frame(path, frame, image, None if fps is None else round(frame / fps, 3))
+            predictor.add(path, frame, image, None if fps is None else round(frame / fps, 3))
             progress.update(task, completed=frame + 1)
     finally:
         predictor.end_video(path)
@@ -240,16 +238,16 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     out_dir = Path(cfg.paths.output_dir)
     predictor = Predictor(model, face_finder(cfg), out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking),
                           cfg.video.zoom_every, cfg.explain, Overview() if cfg.overview else None)
-    with Progress(disable=not cfg.progress) as progress, PhotosAhead(finder_settings(cfg), cfg.annotate) as photos:
+    with Progress(disable=not cfg.progress) as progress:
         task = progress.add_task("files", total=len(files))
         try:
-            for path, photo in photos.ahead(files):
+            for path in files:
                 progress.update(task, description=path.name)
                 try:
-                    if photo is None:
+                    if is_video(path):
                         _predict_video(predictor, path, cfg.every_n_frames, progress)
                     else:
-                        predictor.add_photo(path, photo.result())
+                        predictor.add(path, None, read_image(path))
                 except MediaError as err:
                     log.error(str(err))
                     errors.append(str(err))
