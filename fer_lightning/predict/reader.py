@@ -1,7 +1,8 @@
 """fer-predict from Python: a model and a face finder loaded once; pictures in, faces and their emotions out.
 
 For a notebook, or a program that holds its pictures as arrays (a camera frame, an upload) and wants answers as
-values rather than files. The settings are fer-predict's own (conf/predict.yaml, composed by Hydra with the same
+values rather than files; ``EmotionReader.video`` takes a video's or a camera's frames one at a time, and keeps each
+face's id across them. The settings are fer-predict's own (conf/predict.yaml, composed by Hydra with the same
 overrides), so a face gets the TTA, temperature, runtime, detector and crop that the command would give it: the
 answers are the command's, row for row.
 """
