@@ -6,6 +6,7 @@ import importlib.util
 import json
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -227,6 +228,18 @@ def test_bench_before_after_runs_both_commits_in_turn_and_removes_its_worktree(t
                              cwd=repo, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1 and "no_such_knob" in refused.stderr  # the run's own error, not silence
     assert subprocess.run(["git", "worktree", "list"], cwd=repo, capture_output=True, text=True).stdout == worktrees
+
+
+def test_tree_memory_adds_up_the_processes_a_command_starts() -> None:
+    # A parent holding 100 MB that starts a child holding 200 MB: the tree's peak counts both.
+    child = "import time; block = b'x' * (200 * 2**20); time.sleep(1.5)"  # written, so resident
+    parent = f"import subprocess, sys; block = b'x' * (100 * 2**20); subprocess.run([sys.executable, '-c', {child!r}])"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "tree_memory.py"), sys.executable, "-c", parent],
+                          capture_output=True, text=True, timeout=60)
+    found = re.fullmatch(r"[\d.]+ s, exit 0; peak PSS of the process tree (\d+) MB, at most (\d+) processes\n",
+                         done.stdout)
+    assert found, done.stdout + done.stderr
+    assert 300 <= int(found[1]) < 400 and int(found[2]) == 2
 
 
 def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_runs: list[Path], fer_csv: Path,
