@@ -3,10 +3,13 @@ video frames."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +22,7 @@ from fer_lightning.faces.detectors import Box, Face, HaarDetector, YuNetDetector
 from fer_lightning.faces.finder import FaceFinder, square_crop
 from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.faces.video_search import VideoFaceSearch, video_detector
+from fer_lightning.faces.yunet import YuNet
 from fer_lightning.predict.request import check_settings
 
 
@@ -60,6 +64,34 @@ def test_yunet_finds_small_faces_through_its_second_pass_and_gives_the_eyes() ->
     assert len(one_pass) <= 1 and 25 < face.box.w < 60
     (lx, ly), (rx, ry) = face.eyes
     assert lx < rx and abs(ly - ry) < 6 and face.box.x < lx < rx < face.box.x + face.box.w
+
+
+@pytest.mark.skipif(importlib.util.find_spec("yuface") is None,
+                    reason="yuface, libfacedetection's own build, has wheels for CPython 3.10 and 3.11 on x86-64 only")
+@pytest.mark.filterwarnings("ignore:Image size")  # yuface's, above 960 px: the zoomed picture is so on purpose
+def test_the_shipped_yunet_graph_finds_the_faces_libfacedetection_finds() -> None:
+    """faces/yunet.onnx against the compiled library its weights were read from (docs/scripts/yunet_onnx.py): colour
+    and gray pictures, sides that are not multiples of 32 (the graph's padding), small faces and a zoomed picture."""
+    import yuface
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "yunet_onnx.py"
+    spec = importlib.util.spec_from_file_location("yunet_onnx", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    colour = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))
+    rng = np.random.default_rng(0)
+    noisy = np.clip(scene_with_faces([(30, 40, 0.3), (300, 150, 0.6), (500, 20, 0.2)], size=(471, 655))
+                    + rng.normal(0, 12, (471, 655)), 0, 255).astype(np.uint8)
+    pictures = [colour, np.ascontiguousarray(colour[::2, ::2]),  # yuface reads rows as if contiguous
+                as_bgr(noisy), as_bgr(scene_with_faces([(60, 80, 0.8)], size=(333, 517))),
+                cv2.resize(as_bgr(noisy), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)]
+    ours, compared = YuNet(), 0
+    for picture in pictures:
+        scores, boxes, _ = yuface.detect(picture, conf=0)
+        compared += int(np.sum(scores / 100 >= script.COMPARED_FROM))
+        theirs = (scores / 100, boxes.astype(float))
+        assert script.same_faces(ours.detect(picture, script.LIBRARY_THRESHOLD)[:2], theirs), picture.shape
+    assert compared >= 8, compared
 
 
 def test_on_a_video_yunets_zoomed_look_runs_where_it_can_add_a_face() -> None:

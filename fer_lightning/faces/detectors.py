@@ -1,7 +1,7 @@
 """Face detectors behind one interface: a picture in, boxes (with eye positions where the detector gives them) out.
 
-- ``yunet`` (the default): libfacedetection's YuNet CNN, through the ``yuface`` package, whose compiled library
-  carries the weights (nothing is downloaded). It finds turned, tilted, small and partly hidden faces that the
+- ``yunet`` (the default): libfacedetection's YuNet CNN, its weights shipped in this package as an ONNX graph
+  (``faces.yunet``; nothing is downloaded). It finds turned, tilted, small and partly hidden faces that the
   cascade misses, and gives five landmarks, of which the two eyes level the crop.
 - ``haar``: OpenCV's frontal-face Haar cascade, the study's era detector; it needs OpenCV 4 (OpenCV 5 removed
   ``CascadeClassifier``).
@@ -11,7 +11,6 @@ docs/results.md compares them on pictures with known boxes (``fer-detection-benc
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 
 from fer_lightning.errors import FerError, check_number, check_whole_number
+from fer_lightning.faces.yunet import YuNet
 
 Point = tuple[float, float]
 
@@ -93,12 +93,12 @@ class HaarDetector:
 
 
 class YuNetDetector:
-    """YuNet through ``yuface``, in two passes.
+    """YuNet (``faces.yunet``), in two passes.
 
-    The first pass sees the picture shrunk to at most ``max_side`` px (the library's anchors are made for up to
-    960 px, and a 12-megapixel photo would take seconds). The second sees it ``small_face_zoom`` times larger
-    and keeps only the faces narrower than ``small_face_side`` px there, which the first pass misses below about
-    50 px. Where two boxes overlap (IoU 0.3) or one lies mostly inside the other (an eye or a mouth taken for a
+    The first pass sees the picture shrunk to at most ``max_side`` px (libfacedetection, whose net this is, warns
+    above 960 px: its anchors are made for faces of pictures that size). The second sees it ``small_face_zoom`` times
+    larger and keeps only the faces narrower than ``small_face_side`` px there, which the first pass misses below
+    about 50 px. Where two boxes overlap (IoU 0.3) or one lies mostly inside the other (an eye or a mouth taken for a
     face), the higher score wins. ``small_face_zoom: 1`` skips the second pass (a fifth of the time).
     ``min_size`` drops faces narrower than that in the picture, before boxes are merged (so that none hides the
     face it lies in): below ~24 px a 48x48 crop is mostly blur, and on pictures with known boxes most such
@@ -109,16 +109,11 @@ class YuNetDetector:
 
     def __init__(self, score_threshold: float = 0.5, max_side: int = 960, small_face_zoom: float = 2.0,
                  small_face_side: int = 100, min_size: int = 0) -> None:
-        try:
-            import yuface
-        except ImportError:
-            raise FerError("detector=yunet needs the yuface package (wheels for CPython 3.10 and 3.11): "
-                           "pip install yuface, or use detector=haar") from None
         if not 0 < score_threshold < 1:
             raise FerError(f"detector.score_threshold must be between 0 and 1, got {score_threshold}")
         if small_face_zoom < 1:
             raise FerError(f"detector.small_face_zoom must be 1 (no second pass) or more, got {small_face_zoom}")
-        self._detect = yuface.detect
+        self._yunet = YuNet()
         self.score_threshold, self.max_side, self.min_size = score_threshold, max_side, min_size
         self.small_face_zoom, self.small_face_side = small_face_zoom, small_face_side
 
@@ -150,17 +145,14 @@ class YuNetDetector:
         if scale != 1:
             bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else
                              cv2.INTER_CUBIC)
-        with warnings.catch_warnings():  # yuface warns above 960 px, which the zoomed pass is on purpose
-            warnings.simplefilter("ignore", UserWarning)
-            scores, boxes, landmarks = self._detect(bgr, conf=self.score_threshold)
+        scores, boxes, landmarks = self._yunet.detect(bgr, self.score_threshold)
         faces = []
         for score, box, marks in zip(scores, boxes, landmarks, strict=True):
             if max_side is not None and box[2] >= max_side:
                 continue
-            box, marks = box.astype(float) / scale, marks.astype(float) / scale
-            # libfacedetection's landmarks: the two eyes, the nose tip, the two mouth corners (x, y each).
-            left, right = sorted([(marks[0], marks[1]), (marks[2], marks[3])])
-            faces.append(Face(Box(*(round(v) for v in box)), float(score) / 100, (left, right)))
+            box, marks = box / scale, marks / scale
+            left, right = sorted([(float(marks[0]), float(marks[1])), (float(marks[2]), float(marks[3]))])
+            faces.append(Face(Box(*(round(v) for v in box)), float(score), (left, right)))
         return [face for face in faces if min(face.box.w, face.box.h) >= self.min_size]
 
 
