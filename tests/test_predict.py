@@ -343,7 +343,7 @@ def test_video_faces_keep_their_ids_and_each_video_is_summarised(trained_runs: l
     monkeypatch.setattr(YuNetDetector, "with_small_faces", lambda self, *args: zoomed.append(1) or look(self, *args))
     with caplog.at_level(logging.INFO, logger="fer_lightning.predict.predictor"):
         summary, table = run_predict(tmp_path, f"ckpt={best_checkpoint(trained_runs[0])}", f"inputs={video}",
-                                     "every_n_frames=2")
+                                     "every_n_frames=2", "video.zoom_every=5")
     assert len(zoomed) == 2  # YuNet's zoomed look on sampled frames 0 and 5 (video.zoom_every): no small face here
     assert caplog.records[-1].getMessage().endswith(f", annotated copies under {tmp_path / 'out' / 'annotated'}")
     assert table.frame.unique().tolist() == list(range(0, 20, 2))
