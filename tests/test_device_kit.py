@@ -37,8 +37,8 @@ def _import_as_on_the_device(modules: str) -> subprocess.CompletedProcess:
 
 
 def test_the_gpu_commands_import_without_what_the_device_lacks() -> None:
-    """Albumentations, OpenVINO and yuface are for the CPU's per-face augmentation, inference and face finding: a
-    top-level import of one of them on the training, tuning or benchmark path would fail every GPU session."""
+    """Albumentations and OpenVINO are for the CPU's per-face augmentation and inference: a top-level import of
+    either on the training, tuning or benchmark path would fail every GPU session."""
     assert "absent on the device" in _import_as_on_the_device("albumentations").stderr  # the check itself works
     done = _import_as_on_the_device("fer_lightning.training.train, fer_lightning.tuning.tune, "
                                     "fer_lightning.tuning.full_study, fer_lightning.ensemble.stack, "

@@ -4,7 +4,7 @@ would there. Used by dry_run.sh and tests/test_device_kit.py."""
 
 import sys
 
-ABSENT = {"albumentations", "albucore", "openvino", "yuface", "pydantic", "psycopg"}
+ABSENT = {"albumentations", "albucore", "openvino", "pydantic", "psycopg"}
 
 
 class Absent:
