@@ -3,7 +3,7 @@
 ``yunet.onnx`` beside this file holds libfacedetection's own weights (BSD 3-clause, ``LICENSE.libfacedetection``),
 read out of the compiled library that the ``yuface`` package ships and laid out as a graph by
 ``docs/scripts/yunet_onnx.py``, which also checks it box for box against that library. Run so, the detector needs
-nothing beyond onnxruntime: any Python, any platform, and about ten times the speed of the library's own loops
+nothing beyond onnxruntime: any Python, any platform, and five times the speed of the library's own loops
 (docs/results.md, "Face detectors").
 
 The graph takes a BGR picture as float32 (1, 3, H, W), H and W multiples of 32, and gives for each of its three
@@ -71,15 +71,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _suppress_overlaps(scores: np.ndarray, boxes: np.ndarray) -> list[int]:
     """Indices of the boxes kept, best first: each one overlapping none kept before it by more than OVERLAP."""
     corners = np.hstack([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]])
-    areas = boxes[:, 2] * boxes[:, 3]
     kept: list[int] = []
     for i in np.argsort(-scores, kind="stable")[:CANDIDATES]:
-        if kept:
-            others = corners[kept]
-            inter = (np.clip(np.minimum(corners[i, 2], others[:, 2]) - np.maximum(corners[i, 0], others[:, 0]), 0, None)
-                     * np.clip(np.minimum(corners[i, 3], others[:, 3]) - np.maximum(corners[i, 1], others[:, 1]), 0,
-                               None))
-            if np.any(inter / (areas[i] + areas[kept] - inter) > OVERLAP):
-                continue
-        kept.append(int(i))
+        if not kept or np.all(_overlaps(corners[i], corners[kept]) <= OVERLAP):
+            kept.append(int(i))
     return kept
+
+
+def _overlaps(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection over union of one box with each of ``others``, all as (x0, y0, x1, y1)."""
+    width = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
+    inter = width * height
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return inter / (area + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]) - inter)
