@@ -1,10 +1,10 @@
-"""A video's faces from one sampled frame to the next: YuNet's zoomed pass for small faces only on the frames where it
-can add one, and each face's id (tracking.py).
+"""A video's faces from one sampled frame to the next: each face's id (tracking.py) and, where ``video.zoom_every``
+is above 1, YuNet's zoomed pass for small faces only on the frames where it can add one.
 
 On a photo YuNet looks twice (detectors.py): at the picture shrunk to 960 px, then at it zoomed twice, for the faces
-under about 50 px that the first look misses. The zoomed look has four times the pixels and takes most of the time
-(441 of 520 ms on a 720p frame, docs/results.md). A video's sampled frames follow each other closely, so on a video it
-runs only
+under about 50 px that the first look misses. The zoomed look has four times the pixels and takes four fifths of the
+time (docs/results.md, "Face detectors"). A video's sampled frames follow each other closely, so with ``every`` above
+1 it runs only
 - on every ``every``-th sampled frame, the first one included: a small face that comes into view is found within
   that many sampled frames;
 - on the ``every - 1`` frames after one where it found a face the first look did not: a small face, once found, is
