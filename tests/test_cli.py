@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
+import site
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -254,7 +255,13 @@ def test_the_wheel_carries_its_configs_and_runs_outside_the_checkout(tmp_path: P
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(wheels), str(source)], check=True, capture_output=True, timeout=300)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # The dependencies come from this environment, a virtual one or not (--system-site-packages would give a
+    # venv's base interpreter's instead): its package folders, listed in a .pth file, follow the new venv's own.
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = Path(subprocess.run([str(venv / "bin" / "python"), "-c", where], capture_output=True, text=True,
+                                  check=True).stdout.strip())
+    (purelib / "outer_environment.pth").write_text("\n".join([*site.getsitepackages(), site.getusersitepackages()]))
     subprocess.run([str(venv / "bin" / "pip"), "install", "--no-deps", "-q", *map(str, wheels.glob("*.whl"))],
                    check=True, capture_output=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"
