@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 # Before torch, numpy or OpenCV start their thread pools. The suite's two xdist workers (pyproject.toml) share the
 # cores, and a pool of one thread per core in each made them fight over those (bash .ci/run's pytest on a 2-core Zen 3
@@ -29,9 +31,9 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 REAL_CSV = os.environ.get("FER2013_CSV")
 SPLIT_SIZES = {"Training": 140, "PublicTest": 42, "PrivateTest": 42}
 
-# The head of a portrait that ships with matplotlib: a real face about 190 px across, in a 260 px square.
-PORTRAIT = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"),
-                      cv2.IMREAD_GRAYSCALE)[90:350, 140:400]
+# A colour photo that ships with matplotlib, and its head: a real face about 190 px across, in a 260 px square.
+PHOTO = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
+PORTRAIT = cv2.imread(PHOTO, cv2.IMREAD_GRAYSCALE)[90:350, 140:400]
 FACE_SIDE = 190
 
 
@@ -43,6 +45,15 @@ def scene_with_faces(places: list[tuple[int, int, float]], size: tuple[int, int]
         h, w = face.shape
         scene[y:y + h, x:x + w] = face
     return scene
+
+
+def load_script(name: str) -> ModuleType:
+    """docs/scripts/<name>.py imported into the test's process, its functions and constants to call."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "docs" / "scripts"
+                                                  / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def console_script(name: str) -> str:

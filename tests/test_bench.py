@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import best_checkpoint, compose_config, tiny_run_overrides
+from conftest import best_checkpoint, compose_config, load_script, tiny_run_overrides
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -245,10 +245,7 @@ def test_tree_memory_adds_up_the_processes_a_command_starts() -> None:
 def test_one_face_latency_times_each_graph_and_lists_openvino_kernels(trained_runs: list[Path], fer_csv: Path,
                                                                       tmp_path: Path, monkeypatch, capsys) -> None:
     # In this process (the script's imports are the suite's already): a subprocess would add seconds of start-up.
-    path = SCRIPTS / "one_face_latency.py"
-    spec = importlib.util.spec_from_file_location("one_face_latency", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("one_face_latency")
     monkeypatch.chdir(tmp_path)  # its data cache goes where fer-export's would: outputs/cache under the cwd
     monkeypatch.setenv("FER2013_CSV", str(fer_csv))
     script.main([str(best_checkpoint(trained_runs[0])), "20"])

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import cv2
-import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FACE_SIDE, PORTRAIT, REAL_CSV, compose_config, scene_with_faces
+from conftest import FACE_SIDE, PHOTO, PORTRAIT, REAL_CSV, compose_config, load_script, scene_with_faces
 
 from fer_lightning.cli.detection_bench import bench
 from fer_lightning.errors import ConfigError, FerError
@@ -74,11 +72,8 @@ def test_the_shipped_yunet_graph_finds_the_faces_libfacedetection_finds() -> Non
     and gray pictures, sides that are not multiples of 32 (the graph's padding), small faces and a zoomed picture."""
     import yuface
 
-    path = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "yunet_onnx.py"
-    spec = importlib.util.spec_from_file_location("yunet_onnx", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    colour = cv2.imread(os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg"))
+    script = load_script("yunet_onnx")
+    colour = cv2.imread(PHOTO)
     rng = np.random.default_rng(0)
     noisy = np.clip(scene_with_faces([(30, 40, 0.3), (300, 150, 0.6), (500, 20, 0.2)], size=(471, 655))
                     + rng.normal(0, 12, (471, 655)), 0, 255).astype(np.uint8)
