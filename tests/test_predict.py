@@ -42,6 +42,7 @@ from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import Predictor, mirrored, predict
 from fer_lightning.predict.reader import EmotionReader
+from fer_lightning.predict.request import check_settings
 from fer_lightning.training.run_dir import RunDir, RunSummary
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
@@ -283,6 +284,21 @@ def test_pictures_held_for_their_annotated_copies_are_bounded(tmp_path: Path) ->
     predictor.flush()
     predictor.flush()  # nothing left to predict: as at the end of a run whose last picture filled a batch
     assert len(pd.read_csv(predictor.csv_path)) == 8
+
+
+def test_a_batch_that_fills_slowly_is_saved_after_save_every_s(tmp_path: Path) -> None:
+    """A video with few faces takes long to fill a batch; its rows are written once the batch's first frame has
+    waited ``save_every_s``, so that a kill loses seconds, not the video's first minutes."""
+    seconds = iter([0, 4, 10, 12, 14, 30])  # the clock as the first picture of a batch comes, and at each check
+    predictor = Predictor(FailsOnThirdBatch(), FaceFinder(make_detector("haar"), "auto", 0.0, None), tmp_path / "out",
+                          annotate=False, save_every_s=10, clock=lambda: next(seconds))
+    written = []
+    for i in range(4):
+        predictor.add(tmp_path / f"empty_{i}.png", None, np.full((100, 100, 3), 120, np.uint8))
+        written.append(len(pd.read_csv(predictor.csv_path)))
+    assert written == [0, 2, 2, 4]  # waited 4 s, then 10 (saved); 2 s since the third came, then 18 (saved)
+    with pytest.raises(ConfigError, match=r"save_every_s must be a number above 0 \(seconds a picture may wait"):
+        check_settings(compose_config("predict", ["inputs=x", "ckpt=x", "save_every_s=0"]))
 
 
 def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,9 +71,10 @@ class Predictor:
     """Faces gathered across pictures and predicted a batch at a time. Each batch's rows are added to
     predictions.csv as it is predicted, so a run that is stopped (a long video, a large folder) keeps what it
     had done, less one batch at most; predict() writes the whole table again at the end. A batch is also predicted
-    early once the pictures and frames held for their annotated copies reach ``max_kept_bytes``: a phone's photo is
-    36 MB decoded, and 256 of them (or a folder of pictures without faces, which never fill a batch) would all be
-    held."""
+    early once its first picture has waited ``save_every_s`` (a 720p video with two faces fills a batch of 256 in
+    about 20 s, which a kill would lose), or once the pictures and frames held for their annotated copies reach
+    ``max_kept_bytes``: a phone's photo is 36 MB decoded, and 256 of them (or a folder of pictures without faces,
+    which never fill a batch) would all be held."""
 
     model: EmotionModel
     finder: FaceFinder
@@ -83,11 +86,14 @@ class Predictor:
     explain: bool = False  # an occlusion map per photo face under explained/ (occlusion.py)
     overview: Overview | None = None  # each emotion's surest photo faces, for faces.png (overview.py)
     max_kept_bytes: int = 256 * 2**20
+    save_every_s: float = 10.0
+    clock: Callable[[], float] = time.monotonic
     rows: list[dict[str, Any]] = field(default_factory=list)
     annotated_videos: AnnotatedVideos = field(default_factory=AnnotatedVideos)
     _pending: list[Picture] = field(default_factory=list)
     _pending_faces: int = 0
     _kept_bytes: int = 0
+    _waiting_since: float = 0.0  # when the first pending picture came
     _videos: dict[Path, VideoFaces] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -118,10 +124,13 @@ class Predictor:
         else:
             faces, boxes, crops, ids = self._videos[path].cut_out(image)
         keep = image if self.annotate else None
+        if not self._pending:
+            self._waiting_since = self.clock()
         self._pending.append(Picture(path, frame, time_s, faces, boxes, crops, ids, keep))
         self._pending_faces += len(crops)
         self._kept_bytes += 0 if keep is None else keep.nbytes
-        if self._pending_faces >= self.batch_size or self._kept_bytes >= self.max_kept_bytes:
+        if self._pending_faces >= self.batch_size or self._kept_bytes >= self.max_kept_bytes \
+                or self.clock() - self._waiting_since >= self.save_every_s:
             self.flush()
 
     def flush(self) -> None:
@@ -237,7 +246,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         log.error(problem)
     out_dir = Path(cfg.paths.output_dir)
     predictor = Predictor(model, face_finder(cfg), out_dir, cfg.batch_size, cfg.annotate, dict(cfg.video.tracking),
-                          cfg.video.zoom_every, cfg.explain, Overview() if cfg.overview else None)
+                          cfg.video.zoom_every, cfg.explain, Overview() if cfg.overview else None,
+                          save_every_s=cfg.save_every_s)
     with Progress(disable=not cfg.progress) as progress:
         task = progress.add_task("files", total=len(files))
         try:

@@ -50,11 +50,12 @@ def check_request(cfg: DictConfig) -> None:
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """FerError for a model that is not there, a frame step or batch below 1, a count of faces to show below 0, a
-    margin that leaves a face's square no side, an eye-levelling angle below 0, a precision or runtime, a video
-    setting or a switch that cannot work, before anything is loaded."""
+    """FerError for a model that is not there, a frame step or batch below 1, a wait that is not positive, a count
+    of faces to show below 0, a margin that leaves a face's square no side, an eye-levelling angle below 0, a
+    precision or runtime, a video setting or a switch that cannot work, before anything is loaded."""
     check_whole_number("every_n_frames", cfg.every_n_frames)
     check_whole_number("batch_size", cfg.batch_size)
+    check_number("save_every_s", cfg.save_every_s, above=0, why="seconds a picture may wait for its batch")
     check_whole_number("show", cfg.show, of="faces", least=0)
     check_number("margin", cfg.margin, above=-0.5, why="a share of the face's side added on each side")
     if cfg.level_eyes_above is not None:
