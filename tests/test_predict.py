@@ -36,7 +36,7 @@ from fer_lightning.precision import inference_bf16
 from fer_lightning.predict import predictor as predictor_module
 from fer_lightning.predict.annotation import AnnotatedVideos
 from fer_lightning.predict.loading import load_model
-from fer_lightning.predict.media import MediaError, read_image
+from fer_lightning.predict.media import MediaError, pillow_array, read_image
 from fer_lightning.predict.occlusion import explanation_picture, occlusion_maps
 from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
@@ -163,6 +163,28 @@ def test_phone_photos_are_read_upright_and_heic_ones_too(trained_runs: list[Path
         assert opened.size == (240, 320)  # the caller's image is left as it was
     sideways = table[table.file.str.endswith("sideways.jpg")]
     assert [face.box.x, face.box.y, face.box.w, face.box.h] == sideways[["x", "y", "w", "h"]].iloc[0].tolist()
+
+
+def test_jpegs_read_by_opencv_match_pillows_reading_and_only_whole_ones_are(tmp_path: Path) -> None:
+    """Whole JPEGs are decoded by OpenCV (faster); the pixels and the turn for each EXIF orientation must be Pillow's,
+    gray must stay 2-D, and a file cut short or with data after its image must go to Pillow, which judges it."""
+    picture = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"turned_{orientation}.jpg"
+        Image.fromarray(picture).save(path, exif=exif, quality=90)
+        with Image.open(path) as opened:
+            opened.load()
+            np.testing.assert_array_equal(read_image(path), pillow_array(opened), err_msg=path.name)
+    Image.fromarray(picture[..., 0]).save(tmp_path / "gray.jpeg")
+    assert read_image(tmp_path / "gray.jpeg").shape == (60, 80)
+    whole = (tmp_path / "turned_1.jpg").read_bytes()
+    (tmp_path / "motion.jpg").write_bytes(whole + b"\x00\x00\x00\x18ftypmp42 a video after the picture")
+    np.testing.assert_array_equal(read_image(tmp_path / "motion.jpg"), read_image(tmp_path / "turned_1.jpg"))
+    (tmp_path / "cut.jpg").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(MediaError, match=r"cut\.jpg: unreadable or truncated image"):
+        read_image(tmp_path / "cut.jpg")
 
 
 def test_the_overview_keeps_each_emotions_surest_photo_faces() -> None:

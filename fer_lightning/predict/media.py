@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 
 from fer_lightning.errors import FerError
 
+JPEG_SUFFIXES = {".jpg", ".jpeg"}
 HEIF_SUFFIXES = {".heic", ".heif"}  # iPhones' photos; Pillow reads them once pillow-heif registers its opener
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", *HEIF_SUFFIXES}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -55,6 +56,8 @@ def read_image(path: Path) -> np.ndarray:
     """The whole image, decoded in full (a truncated file fails here), as 2-D gray or 3-channel BGR uint8, turned as
     its EXIF orientation says: a phone stores a photo as its sensor lay and tags how to turn it for viewing, and a
     face lying on its side is one the detectors miss. Boxes are then in the picture as a viewer shows it."""
+    if path.suffix.lower() in JPEG_SUFFIXES and (whole := _whole_jpeg(path)) is not None:
+        return whole
     if path.suffix.lower() in HEIF_SUFFIXES:
         _read_heif_too()
     try:
@@ -65,6 +68,20 @@ def read_image(path: Path) -> np.ndarray:
         raise MediaError(f"{path}: not an image (Pillow does not recognise its format)") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise MediaError(f"{path}: unreadable or truncated image ({err})") from None
+
+
+def _whole_jpeg(path: Path) -> np.ndarray | None:
+    """A JPEG that ends with its end-of-image marker, decoded by OpenCV, which gives Pillow's pixels, turned as its
+    EXIF orientation says, straight into the BGR array the detectors take: Pillow decodes into four bytes a pixel,
+    then copies them out and turns them into BGR, and a phone's photo cost a run more CPU and memory so
+    (docs/results.md). None for a file that does not end so (one cut short, which OpenCV would fill with grey where
+    Pillow refuses it; one with data after its image, as a phone's motion photo has) or that OpenCV cannot decode:
+    Pillow reads and judges those."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        return None  # Pillow says what is wrong with it
+    return cv2.imdecode(data, cv2.IMREAD_ANYCOLOR) if data[-2:].tobytes() == b"\xff\xd9" else None
 
 
 def pillow_array(image: Image.Image) -> np.ndarray:
