@@ -71,8 +71,8 @@ class Predictor:
     """Faces gathered across pictures and predicted a batch at a time. Each batch's rows are added to
     predictions.csv as it is predicted, so a run that is stopped (a long video, a large folder) keeps what it
     had done, less one batch at most; predict() writes the whole table again at the end. A batch is also predicted
-    early once its first picture has waited ``save_every_s`` (a 720p video with two faces fills a batch of 256 in
-    about 20 s, which a kill would lose), or once the pictures and frames held for their annotated copies reach
+    early once its first picture has waited ``save_every_s`` (a video with two faces a frame fills a batch of 256 in
+    128 sampled frames, which a kill would lose), or once the pictures and frames held for their annotated copies reach
     ``max_kept_bytes``: a phone's photo is 36 MB decoded, and 256 of them (or a folder of pictures without faces,
     which never fill a batch) would all be held."""
 
