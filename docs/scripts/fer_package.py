@@ -46,7 +46,7 @@ from one_face_latency import latency_ms
 from fer_lightning.cli.common import CONF_DIR
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.predict.loading import EmotionModel, load_model
-from fer_lightning.predict.media import IMAGE_SUFFIXES
+from fer_lightning.predict.media import expand_inputs, is_video
 from fer_lightning.training.reports import classification_metrics, paired_gain
 from fer_lightning.training.run_dir import RunDir
 
@@ -153,7 +153,7 @@ def pictures_mode(folder: Path, target: Path) -> None:
     start = time.perf_counter()
     detector = FER()
     rows: list[dict[str, Any]] = []
-    pictures = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    pictures = [path for path in expand_inputs(str(folder))[0] if not is_video(path)]  # as fer-predict finds them
     for path in pictures:
         found = detector.detect_emotions(cv2.imread(str(path)))
         rows += [{"file": str(path), "status": "ok", "x": x, "y": y, "w": w, "h": h,
