@@ -141,7 +141,7 @@ def faces_mode(package: Path, runs: list[Path], overrides: list[str]) -> None:
 
 
 def fer_predict_model(checkpoint: Path, overrides: list[str]) -> EmotionModel:
-    """The model fer-predict builds for ``checkpoint`` with its defaults, less ``overrides``."""
+    """The model fer-predict builds for ``checkpoint``: its defaults, changed by ``overrides`` (``tta=none``)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("predict", overrides=[f"ckpt={checkpoint}", "inputs=unused", *overrides])
     model, description = load_model(cfg)
