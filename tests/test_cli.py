@@ -100,6 +100,8 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
          [*tune, "timeout=-1"]),
         ("name exactly one model", [predict, f"inputs={finished}"]),
         (f"{missing}.ckpt: no such checkpoint file", [predict, f"ckpt={missing}.ckpt", f"inputs={finished}"]),
+        (f"{finished}: a folder without checkpoints/last.ckpt; expected a checkpoint file or the run dir train.py "
+         "wrote it in", [predict, f"ckpt={finished}", f"inputs={finished}"]),
         (f"nothing to predict: {missing}: no such file or folder; {finished}: empty folder",
          [predict, f"onnx={onnx}", f"inputs=[{missing},{finished}]"]),
         ("every_n_frames must be a whole number, at least 1; got 0", [*predict_onnx, "every_n_frames=0"]),
@@ -132,6 +134,8 @@ def test_commands_check_their_inputs_before_torch(tmp_path: Path, fer_csv: Path)
          [console_script("fer-score-sheets"), f"predictions={fer_csv}", f"truth={fer_csv}"]),
         (f"{missing}.ckpt: no such checkpoint file",
          [console_script("fer-export"), f"ckpt={missing}.ckpt", f"csv_path={fer_csv}"]),
+        (f"{finished}: a folder without checkpoints/last.ckpt",
+         [console_script("fer-export"), f"ckpt={finished}", f"csv_path={fer_csv}"]),
         (csv_missing, [console_script("fer-export"), f"ckpt={onnx}", f"csv_path={nowhere}"]),
         (f"{missing}.ckpt: no such checkpoint file",
          [console_script("fer-train"), f"ckpt_path={missing}.ckpt", f"data.csv_path={fer_csv}"]),

@@ -42,7 +42,7 @@ from fer_lightning.predict.overview import Overview
 from fer_lightning.predict.photo_sheets import make_sheets, score
 from fer_lightning.predict.predictor import Predictor, mirrored, predict
 from fer_lightning.predict.reader import EmotionReader
-from fer_lightning.predict.request import check_settings
+from fer_lightning.predict.request import check_settings, named_model
 from fer_lightning.training.run_dir import RunDir, RunSummary
 
 PROBA = [f"p_{name}" for name in CLASS_NAMES]
@@ -333,6 +333,22 @@ def test_a_model_must_be_named_once_and_load(tmp_path: Path) -> None:
         run_predict(tmp_path, f"onnx={tmp_path / 'model.onnx'}", f"inputs={tmp_path}")
 
 
+def test_a_run_dir_names_the_checkpoint_its_test_used(trained_runs: list[Path], tmp_path: Path) -> None:
+    """ckpt=<run dir> is the checkpoint the run's TTA and temperature were chosen for, else its last.ckpt."""
+    def named(ckpt: Path) -> Path:
+        return named_model(compose_config("predict", [f"ckpt={ckpt}", "inputs=unused"]))[1]
+
+    assert named(trained_runs[0]) == best_checkpoint(trained_runs[0]) != trained_runs[0] / "checkpoints" / "last.ckpt"
+    description = load_model(compose_config("predict", [f"ckpt={trained_runs[0]}", "inputs=unused",
+                                                         "precision=32-true"]))[1]
+    assert f"checkpoint {best_checkpoint(trained_runs[0])} " in description
+    stopped = tmp_path / "stopped"  # a run killed before its test: no summary.json
+    shutil.copytree(trained_runs[0] / "checkpoints", stopped / "checkpoints")
+    assert named(stopped) == stopped / "checkpoints" / "last.ckpt"
+    with pytest.raises(FerError, match=f"{tmp_path}: a folder without checkpoints/last.ckpt"):
+        named(tmp_path)
+
+
 def test_tta_auto_is_the_pick_of_the_checkpoints_run(trained_runs: list[Path], tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
@@ -566,7 +582,7 @@ def test_the_readmes_python_example_runs_as_written(trained_runs: list[Path], tm
     [example] = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), scene_with_faces([(40, 60, 0.5)]))
-    placeholders = {"outputs/train/runs/<date_time>/checkpoints/last.ckpt": str(best_checkpoint(trained_runs[0])),
+    placeholders = {"outputs/train/runs/<date_time>": str(trained_runs[0]),
                     "photo.jpg": str(photo)}
     for placeholder, path in placeholders.items():
         assert example.count(placeholder) == 1

@@ -11,14 +11,15 @@ from omegaconf import DictConfig
 from fer_lightning.errors import ConfigError, FerError, check_number, check_switch, check_whole_number
 from fer_lightning.inference.runtime_names import ONNX_FILE_RUNTIMES, checked_runtime
 from fer_lightning.predict.media import expand_inputs
+from fer_lightning.training.run_dir import RunDir
 
-MODEL_KINDS = {"ckpt": "checkpoint file", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
+MODEL_KINDS = {"ckpt": "checkpoint file or run dir", "onnx": "ONNX file", "stack": "stack run dir or meta-model file"}
 PRECISIONS = ("auto", "32-true", "bf16-mixed")
 
 
 def named_model(cfg: DictConfig) -> tuple[str, Path]:
-    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists; FerError for an ``int8`` or
-    ``temperature`` that is not a setting."""
+    """The one model named by ckpt=, onnx= or stack=, as (key, path), once it exists (for ckpt=, a run dir's
+    checkpoint: ``RunDir.checkpoint_named``); FerError for an ``int8`` or ``temperature`` that is not a setting."""
     named = {key: cfg[key] for key in MODEL_KINDS if cfg[key]}
     if len(named) != 1:
         raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
@@ -32,7 +33,7 @@ def named_model(cfg: DictConfig) -> tuple[str, Path]:
                      why="what the logits are divided by; or auto, the one fitted on the run's PublicTest")
     if not Path(path).exists():
         raise FerError(f"{path}: no such {MODEL_KINDS[kind]}")
-    return kind, Path(path)
+    return kind, RunDir.checkpoint_named(path) if kind == "ckpt" else Path(path)
 
 
 def input_files(inputs: str | list[str]) -> tuple[list[Path], list[str]]:

@@ -107,6 +107,20 @@ class RunDir:
         return cls(folder.parent) if folder.name == "checkpoints" else None
 
     @classmethod
+    def checkpoint_named(cls, path: str | Path) -> Path:
+        """The checkpoint file that ``ckpt=`` names: ``path`` itself, or in a run dir the checkpoint its test used
+        (the one its TTA and temperature were chosen for), else its last.ckpt, for a run stopped before its test."""
+        path = Path(path)
+        if not path.is_dir():
+            return path
+        run_dir = cls(path)
+        found = [ckpt for ckpt in (run_dir.best_checkpoint(), run_dir.last_checkpoint) if ckpt and ckpt.is_file()]
+        if not found:
+            raise RunDirError(f"{path}: a folder without checkpoints/last.ckpt; expected a checkpoint file or the run "
+                              "dir train.py wrote it in")
+        return found[0]
+
+    @classmethod
     def jobs(cls, sweep_dir: Path) -> list[RunDir]:
         """A multirun's job dirs (Hydra numbers them 0, 1, ...), in job order; [] where there is no such dir."""
         numbered = [p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()] if sweep_dir.is_dir() else []
