@@ -22,7 +22,7 @@ def named_model(cfg: DictConfig) -> tuple[str, Path]:
     checkpoint: ``RunDir.checkpoint_named``); FerError for an ``int8`` or ``temperature`` that is not a setting."""
     named = {key: cfg[key] for key in MODEL_KINDS if cfg[key]}
     if len(named) != 1:
-        raise FerError("name exactly one model: ckpt=<train.py checkpoint>, onnx=<fer-export file> or "
+        raise FerError("name exactly one model: ckpt=<train.py checkpoint or run dir>, onnx=<fer-export file> or "
                        f"stack=<stack.py run dir>; got {', '.join(named) or 'none'}")
     if cfg.int8 not in ("auto", False):
         raise FerError(f"int8 must be auto (fer-export's checked int8 copy where there is one) or false, "
