@@ -104,7 +104,8 @@ def test_bad_inputs_are_named_and_the_rest_still_predicted(trained_runs: list[Pa
     cv2.imwrite(str(blank), np.full((200, 200), 128, np.uint8))
     result = subprocess.run(
         [console_script("fer-predict"), f"ckpt={best_checkpoint(trained_runs[0])}",
-         f"inputs=[{photos},{tmp_path / 'empty'},{tmp_path / 'missing.png'}]", f"hydra.run.dir={tmp_path / 'out'}",
+         f'inputs=[{photos},{tmp_path / "empty"},{tmp_path / "missing.png"},"https://example.com/face.jpg"]',
+         f"hydra.run.dir={tmp_path / 'out'}",
          "progress=false", "detect=always"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 1
@@ -116,13 +117,15 @@ def test_bad_inputs_are_named_and_the_rest_still_predicted(trained_runs: list[Pa
     errors = written["errors"]
     assert errors == [f"{tmp_path / 'empty'}: empty folder, no images or videos in it",
                       f"{tmp_path / 'missing.png'}: no such file or folder",
+                      "https://example.com/face.jpg: a URL; fer-predict reads files on this machine (download it "
+                      "first)",
                       f"{truncated}: unreadable or truncated image (image file is truncated)",
                       f"{photos / 'notes.jpg'}: not an image (Pillow does not recognise its format)"]
     table = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert table.loc[table.file == str(blank), "status"].tolist() == ["no_face"]  # a result, not a failure
     assert set(table.file) == {str(p) for p in good} | {str(blank)}
     assert result.stderr.strip().splitlines()[-1] == \
-        "error: 4 input(s) failed (each named above); the rest were predicted"
+        "error: 5 input(s) failed (each named above); the rest were predicted"
 
 
 class FailsOnThirdBatch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ JPEG_SUFFIXES = {".jpg", ".jpeg"}
 HEIF_SUFFIXES = {".heic", ".heif"}  # iPhones' photos; Pillow reads them once pillow-heif registers its opener
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", *HEIF_SUFFIXES}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)  # http://, rtsp://, ...: nothing is fetched at run time
 
 
 class MediaError(FerError):
@@ -32,7 +34,9 @@ def expand_inputs(inputs: str | list[str]) -> tuple[list[Path], list[str]]:
     problems: list[str] = []
     for item in [inputs] if isinstance(inputs, str) else list(inputs):
         path = Path(item).expanduser()
-        if any(char in str(item) for char in "*?["):
+        if URL.match(str(item)):
+            problems.append(f"{item}: a URL; fer-predict reads files on this machine (download it first)")
+        elif any(char in str(item) for char in "*?["):
             matched = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
             files += matched
             problems += [] if matched else [f"{item}: the pattern matches no file"]
