@@ -329,6 +329,9 @@ def test_photo_sheets_are_made_and_scored_by_their_commands(tmp_path: Path, fer_
     assert made.returncode == 0, made.stderr[-2000:]
     truth = pd.read_csv(photos / "truth.csv")
     assert len(truth) == 12 and len(list(photos.glob("*.jpg"))) == 4 and set(truth.label) <= set(CLASS_NAMES)
+    rows = pd.read_csv(fer_csv).iloc[truth.line - 2]  # each face's CSV line (the header is line 1)
+    assert (rows.Usage == "PublicTest").all() and ([CLASS_NAMES[e] for e in rows.emotion] == truth.label).all()
+    assert truth.unseen.dtype == bool
     perfect = truth.assign(status="ok", emotion=truth.label)  # every face found and named right
     perfect.to_csv(tmp_path / "predictions.csv", index=False)
     scored = subprocess.run([console_script("fer-score-sheets"), f"predictions={tmp_path / 'predictions.csv'}",
@@ -336,6 +339,7 @@ def test_photo_sheets_are_made_and_scored_by_their_commands(tmp_path: Path, fer_
                             capture_output=True, text=True, timeout=120)
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert "detection_rate=1" in scored.stdout and "accuracy_on_detected=1" in scored.stdout
+    assert f"detected_unseen={truth.unseen.sum()}" in scored.stdout
     assert (tmp_path / "score" / "score.json").is_file()
     refused = subprocess.run([console_script("fer-photo-sheets"), f"csv_path={fer_csv}", "split=Training",
                               f"paths.log_dir={tmp_path / 'outputs'}"], capture_output=True, text=True, timeout=120)

@@ -508,6 +508,22 @@ def test_explain_writes_a_map_for_each_photo_face(trained_runs: list[Path], tmp_
     assert cv2.imread(str(written[0])).shape == (28 + 48 * 4, 2 * 48 * 4, 3)
 
 
+def test_sheets_keep_what_is_known_of_each_face_and_score_the_unseen_apart(tmp_path: Path) -> None:
+    faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    labels = np.arange(6) % len(CLASS_NAMES)
+    about = pd.DataFrame({"line": np.arange(6) + 100, "unseen": [True, False, True, False, True, True]})
+    truth = make_sheets(faces, labels, tmp_path, pictures=2, per_picture=3, about=about)
+    pasted = (truth.line - 100).to_numpy()
+    assert sorted(pasted) == list(range(6)) and (truth.unseen == about.unseen[pasted].to_numpy()).all()
+    assert (truth.label == [CLASS_NAMES[labels[i]] for i in pasted]).all()
+    named = np.where(truth.unseen, truth.label, "Happy")  # the unseen right, the others (Happy or not) mostly wrong
+    found = truth.assign(status="ok", emotion=named).drop(index=truth.index[truth.line == 104])  # one unseen missed
+    figures = score(found, truth)
+    seen_right = int(((~truth.unseen) & (truth.label == "Happy")).sum())
+    assert figures["detected"] == 5 and figures["detected_unseen"] == 3
+    assert figures["accuracy_on_detected_unseen"] == 1.0 and figures["accuracy_on_detected"] == (3 + seen_right) / 5
+
+
 @pytest.mark.skipif(not REAL_CSV, reason="set FER2013_CSV to run on the real FER-2013")
 def test_faces_pasted_into_photos_are_found_boxed_and_labelled(trained_runs: list[Path], tmp_path: Path,
                                                                real_public_test: tuple) -> None:

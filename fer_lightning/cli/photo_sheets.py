@@ -2,7 +2,8 @@
 
 ``fer-photo-sheets out=photos/ split=PublicTest`` pastes FER-2013 faces into pictures and writes truth.csv;
 ``fer-score-sheets predictions=<fer-predict run>/predictions.csv truth=photos/truth.csv`` prints the detection
-rate and the accuracy on detected faces, and keeps them in its run dir as score.json.
+rate and the accuracy on detected faces (all, and the unseen ones: no copy in Training), and keeps them in its run
+dir as score.json.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
-from fer_lightning.data.csv_reader import load_fer2013
+from fer_lightning.data.csv_reader import cache_file, existing_csv, load_fer2013
 from fer_lightning.errors import FerError, check_number, check_whole_number
+from fer_lightning.fer2013 import SPLITS
 from fer_lightning.predict.photo_sheets import make_sheets, score
 
 SPLITS_FOR_SHEETS = ("PublicTest", "PrivateTest")
@@ -34,9 +36,17 @@ def make_main(cfg: DictConfig) -> None:
         check_whole_number("per_picture", cfg.per_picture, "faces")
         check_number("max_tilt", cfg.max_tilt, least=0, why="degrees")
         check_whole_number("seed", cfg.seed, least=0)
-        faces, labels = load_fer2013(cfg.csv_path, cfg.cache_dir).split(cfg.split)
+        from fer_lightning.data.audit import audit_data  # torch, for the copy finder: not at this module's import
+
+        data = load_fer2013(cfg.csv_path, cfg.cache_dir)
+        cached = cache_file(existing_csv(cfg.csv_path), cfg.cache_dir, "raise") if cfg.cache_dir else None
+        audit = audit_data(data, cached)  # which faces have a copy in Training (cached by the first run's audit)
+        in_split = data.usage == SPLITS.index(cfg.split)
+        about = pd.DataFrame({"line": data.lines[in_split],
+                              "unseen": ~audit.copies_in(data.usage == SPLITS.index("Training"))[in_split]})
+        faces, labels = data.split(cfg.split)
         return len(make_sheets(faces, labels, Path(cfg.out), cfg.pictures, cfg.per_picture, cfg.seed,
-                               cfg.max_tilt))
+                               cfg.max_tilt, about))
 
     faces = exit_on_error(make)
     print(f"wrote {cfg.pictures} pictures with {faces} faces and truth.csv to {cfg.out}")
