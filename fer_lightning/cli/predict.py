@@ -1,4 +1,4 @@
-"""fer-predict: ``fer-predict ckpt=<checkpoint> inputs=photos/`` (or onnx=<file>, stack=<stack run dir>)."""
+"""fer-predict: ``fer-predict ckpt=<run dir or checkpoint> inputs=photos/`` (or onnx=<file>, stack=<stack run dir>)."""
 
 from __future__ import annotations
 
