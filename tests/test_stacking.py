@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -225,7 +226,7 @@ def test_runs_of_different_lengths_are_refused_on_the_command_line(tmp_path: Pat
     assert last_line.startswith("error: ") and "run_b: 695 PublicTest rows, but" in last_line
 
 
-def test_a_multirun_root_expands_to_its_numbered_runs(tmp_path: Path) -> None:
+def test_a_multirun_root_or_a_folder_of_runs_expands_to_its_finished_runs(tmp_path: Path) -> None:
     for number, run in enumerate(complementary_runs(tmp_path)):
         run.rename(tmp_path / str(number + 9))  # 9 and 10: numeric, not string, order
     (tmp_path / "multirun.yaml").write_text("")
@@ -233,6 +234,12 @@ def test_a_multirun_root_expands_to_its_numbered_runs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(StackingError, match="neither a finished run"):
         expand_run_dirs([str(tmp_path / "empty")])
+    runs = tmp_path / "best" / "runs"  # single runs of one recipe, named by their start
+    for name, job in zip(["2026-12-07_10-00-00_2", "2026-12-07_09-00-00_1"], ["9", "10"], strict=True):
+        shutil.copytree(tmp_path / job, runs / name)
+    (runs / "2026-12-07_11-00-00_3").mkdir()  # a run killed before its test: left out
+    assert expand_run_dirs(str(runs)) == [RunDir(runs / "2026-12-07_09-00-00_1"),
+                                          RunDir(runs / "2026-12-07_10-00-00_2")]
     with pytest.raises(StackingError, match="no such run directory"):
         expand_run_dirs([str(tmp_path / "missing")])
     with pytest.raises(ConfigError, match=rf"runs names {tmp_path / '9'} twice"):

@@ -19,8 +19,9 @@ class StackingError(FerError, ValueError):
 
 
 def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
-    """Each path is a finished run dir (it holds its logits) or a multirun root whose job dirs are runs; at least
-    two runs in all."""
+    """Each path is a finished run dir (it holds its logits), a multirun root whose job dirs are runs, or a folder of
+    runs (``outputs/best/runs``: its finished ones, in name order, which is the order they started); at least two
+    runs in all."""
     run_dirs: list[RunDir] = []
     for entry in [paths] if isinstance(paths, str) else paths:
         path = Path(entry)
@@ -29,10 +30,11 @@ def expand_run_dirs(paths: str | Sequence[str]) -> list[RunDir]:
             continue
         if not path.is_dir():
             raise StackingError(f"{path}: no such run directory")
-        jobs = [job for job in RunDir.jobs(path) if job.has_logits()]
+        inside = RunDir.jobs(path) or [RunDir(folder) for folder in sorted(path.iterdir()) if folder.is_dir()]
+        jobs = [job for job in inside if job.has_logits()]
         if not jobs:
-            raise StackingError(f"{path}: neither a finished run (no logits_val.npz) nor a multirun root with "
-                                "finished runs in numbered subdirectories")
+            raise StackingError(f"{path}: neither a finished run (no logits_val.npz) nor a folder of finished runs "
+                                "(a multirun root, or a recipe's runs/)")
         run_dirs += jobs
     check_distinct("runs", [run_dir.path for run_dir in run_dirs])
     if len(run_dirs) < 2:
