@@ -16,7 +16,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
-from fer_lightning.data.csv_reader import cache_file, existing_csv, load_fer2013
+from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import FerError, check_number, check_whole_number
 from fer_lightning.fer2013 import SPLITS
 from fer_lightning.predict.photo_sheets import make_sheets, score
@@ -36,11 +36,10 @@ def make_main(cfg: DictConfig) -> None:
         check_whole_number("per_picture", cfg.per_picture, "faces")
         check_number("max_tilt", cfg.max_tilt, least=0, why="degrees")
         check_whole_number("seed", cfg.seed, least=0)
-        from fer_lightning.data.audit import audit_data  # torch, for the copy finder: not at this module's import
+        from fer_lightning.data.audit import csv_audit  # torch, for the copy finder: not at this module's import
 
         data = load_fer2013(cfg.csv_path, cfg.cache_dir)
-        cached = cache_file(existing_csv(cfg.csv_path), cfg.cache_dir, "raise") if cfg.cache_dir else None
-        audit = audit_data(data, cached)  # which faces have a copy in Training (cached by the first run's audit)
+        audit = csv_audit(data, cfg.csv_path, cfg.cache_dir)  # which faces have a copy in Training
         in_split = data.usage == SPLITS.index(cfg.split)
         about = pd.DataFrame({"line": data.lines[in_split],
                               "unseen": ~audit.copies_in(data.usage == SPLITS.index("Training"))[in_split]})

@@ -16,8 +16,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
-from fer_lightning.data.audit import DataAudit, audit_data, audit_summary, audit_table
-from fer_lightning.data.csv_reader import FerArrays, cache_file, existing_csv, load_fer2013
+from fer_lightning.data.audit import DataAudit, audit_summary, audit_table, csv_audit
+from fer_lightning.data.csv_reader import FerArrays, load_fer2013
 from fer_lightning.data.duplicate_check import compare_copy_finders
 from fer_lightning.errors import check_switch, check_whole_number
 from fer_lightning.fer2013 import CLASS_NAMES, SPLITS
@@ -108,8 +108,7 @@ def analyze(csv_path: str | None, out_dir: Path, cache_dir: Path | None = None, 
     with SummaryWriter(str(out_dir / "tensorboard")) as writer:
         figures = {"samples": samples_figure(data, per_class), "class_distribution": distribution_figure(data)}
         if audit:
-            data_cache = cache_file(existing_csv(csv_path), cache_dir, "raise") if cache_dir else None
-            found = audit_data(data, data_cache, progress=True)
+            found = csv_audit(data, csv_path, cache_dir, progress=True)
             written += _write_audit(data, found, out_dir, writer)
             figures["near_duplicates"] = copies_figure(data, found)
         for name, fig in figures.items():

@@ -10,6 +10,7 @@ the faces without a copy in Training (``test/acc_unseen``).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from fer_lightning.data.csv_reader import FerArrays, FerDataError, computed_once, save_npz_atomically
+from fer_lightning.data.csv_reader import (
+    BadRows,
+    FerArrays,
+    FerDataError,
+    cache_file,
+    computed_once,
+    existing_csv,
+    save_npz_atomically,
+)
 from fer_lightning.data.duplicates import (
     MEASURED,
     NearDuplicateSettings,
@@ -92,6 +101,14 @@ def audit_data(data: FerArrays, data_cache: Path | None = None,
         return _audit(data, settings, progress)
     return computed_once(_audit_cache(data_cache, settings), lambda: _audit(data, settings, progress),
                          lambda cache: _load_audit(cache, len(data.labels)), _save_audit)
+
+
+def csv_audit(data: FerArrays, csv_path: str | os.PathLike | None, cache_dir: str | os.PathLike | None,
+              bad_rows: BadRows = "raise", progress: bool = False) -> DataAudit:
+    """``audit_data`` of the CSV at ``csv_path`` as parsed into ``data``, cached beside its parsed cache in
+    ``cache_dir`` (not cached without one)."""
+    return audit_data(data, cache_file(existing_csv(csv_path), cache_dir, bad_rows) if cache_dir else None,
+                      progress=progress)
 
 
 def _load_audit(cache: Path, faces: int) -> DataAudit | None:

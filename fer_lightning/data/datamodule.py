@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from fer_lightning.data.audit import DataAudit, LabelConflicts, audit_data, training_selection
+from fer_lightning.data.audit import DataAudit, LabelConflicts, csv_audit, training_selection
 from fer_lightning.data.augment import BatchAugment
 from fer_lightning.data.csv_reader import BadRows, FerArrays, cache_file, existing_csv, load_fer2013
 from fer_lightning.data.mixing import BatchMix
@@ -210,8 +210,7 @@ class FerDataModule(L.LightningDataModule):
 
     def _audit(self, data: FerArrays) -> DataAudit:
         """The data's blanks and copy groups, cached beside its CSV cache (computed about a minute, once)."""
-        cached = cache_file(existing_csv(self.csv_path), self.cache_dir, self.bad_rows) if self.cache_dir else None
-        return audit_data(data, cached)
+        return csv_audit(data, self.csv_path, self.cache_dir, self.bad_rows)
 
     def _cleaned(self, data: FerArrays) -> FerArrays:
         """The rows left after ``drop_blank`` / ``dedupe`` / ``label_conflicts`` (Training rows only)."""
