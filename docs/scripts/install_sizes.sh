@@ -2,7 +2,7 @@
 # What each install of the README costs on a fresh machine: a new venv per install, pip's cache off, a clone of
 # this checkout's HEAD; prints the seconds and the venv's size for `pip install -e .` (training and predicting)
 # and `pip install -e ".[dev]"` (the tests' tools, and TensorFlow for the Keras yardstick).
-#   bash docs/scripts/install_sizes.sh   (about 5 minutes; the venvs live in a temp dir, removed at the end)
+#   bash docs/scripts/install_sizes.sh   (a few minutes; the venvs live in a temp dir, removed at the end)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
