@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import platform
 import re
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from torch.autograd import DeviceType
 
 from fer_lightning.bench import speed
 from fer_lightning.bench.clocks import EpochClock, device_clock
+from fer_lightning.bench.machine import cpu_name
 from fer_lightning.bench.speed import bench, compute_dtype, matmul_peak_tflops
 from fer_lightning.bench.step_profile import StepProfiler, step_figures
 from fer_lightning.errors import ConfigError, FerError
@@ -106,6 +109,17 @@ def test_epoch_clock_leaves_the_warm_up_batches_out_of_the_steady_figure() -> No
         clock.on_train_epoch_end(trainer, module)
     assert clock.steady_images == 24 + 40 and clock.epoch_images == 40 and clock.loader == "dataloader"
     assert 0 < first_epoch < clock.steady_seconds <= first_epoch + clock.epoch_seconds  # the sleep left out
+
+
+def test_the_cpu_is_named_with_its_family_and_model(tmp_path: Path) -> None:
+    """Two EPYC generations both call themselves "AMD EPYC" on the project's machines; their numbers tell them
+    apart. The first processor's lines count; without a cpuinfo file, Python's name for the processor."""
+    cpuinfo = tmp_path / "cpuinfo"
+    processor = ("processor\t: {}\ncpu family\t: 25\nmodel\t\t: {}\nmodel name\t: AMD EPYC\n"
+                 "flags\t\t: fpu avx2 avx512f avx512_bf16\n\n")
+    cpuinfo.write_text(processor.format(0, 17) + processor.format(1, 99))
+    assert cpu_name(cpuinfo) == f"AMD EPYC (family 25 model 17), {os.cpu_count()} cores, AVX-512 bf16"
+    assert cpu_name(tmp_path / "none").startswith(f"{platform.processor() or platform.machine()}, ")
 
 
 def test_the_peak_is_the_fastest_round_not_one_the_host_held_up(monkeypatch) -> None:

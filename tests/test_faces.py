@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import FACE_SIDE, PHOTO, PORTRAIT, REAL_CSV, compose_config, load_script, scene_with_faces
 
+from fer_lightning.bench.machine import cpu_name
 from fer_lightning.cli.detection_bench import bench
 from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.faces.detection_set import CASES, make_detection_set, match, score_detector
@@ -193,6 +194,7 @@ def test_the_detection_bench_writes_its_figures(fer_csv: Path, tmp_path: Path) -
         bench(cfg)
     saved = json.loads((tmp_path / "detection_bench.json").read_text())
     assert saved["detectors"] == report["detectors"]
+    assert saved["cpu"] == cpu_name()  # the model, its family and cores, as fer-bench names it
     assert list(saved["detectors"]) == ["haar", "yunet_one_pass", "yunet"]
     assert {"recall", "recall_tilted", "false_per_100_pictures", "ms_per_megapixel", "haar_misses_found"} <= \
         set(saved["detectors"]["yunet"])

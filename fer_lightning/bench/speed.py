@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,6 +31,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_lightning.bench.clocks import EpochClock, device_clock
+from fer_lightning.bench.machine import cpu_name
 from fer_lightning.bench.step_profile import StepProfiler
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import ConfigError, FerError, as_list, check_switch, check_whole_number
@@ -81,21 +81,6 @@ def compute_dtype(precision: str) -> torch.dtype:
     if precision.startswith("bf16"):
         return torch.bfloat16
     return torch.float16 if precision.startswith("16") else torch.float32
-
-
-def cpu_name() -> str:
-    """The processor, its core count and its bf16 matrix units: figures are only comparable on one CPU."""
-    model, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    units = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 bf16")) if flag in flags]
-    return f"{model}, {os.cpu_count()} cores" + "".join(f", {unit}" for unit in units)
 
 
 def inference_candidate(runtime: str, checkpoint: Path, bf16: bool, device: torch.device,

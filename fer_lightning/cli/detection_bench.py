@@ -9,7 +9,6 @@ detector's boxes in red) to its run dir.
 from __future__ import annotations
 
 import json
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +18,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from fer_lightning.bench.machine import cpu_name
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import FerError, as_list, check_switch, check_whole_number
@@ -74,7 +74,7 @@ def bench(cfg: DictConfig) -> dict[str, Any]:
         data.truth.to_csv(out / "pictures" / "truth.csv", index=False)
     cv2.imwrite(str(out / "examples.png"), examples(data, scores))
     report = {"split": cfg.split, "seed": cfg.seed, "pictures": len(data.pictures), "faces": len(data.truth),
-              "cpu": platform.processor() or platform.machine(), "date": datetime.now(timezone.utc).isoformat(),
+              "cpu": cpu_name(), "date": datetime.now(timezone.utc).isoformat(),
               "detectors": results}
     (out / "detection_bench.json").write_text(json.dumps(report, indent=2))
     return report
