@@ -28,6 +28,7 @@ from fer_lightning.bench.machine import cpu_name
 from fer_lightning.bench.speed import bench, compute_dtype, matmul_peak_tflops
 from fer_lightning.bench.step_profile import StepProfiler, step_figures
 from fer_lightning.errors import ConfigError, FerError
+from fer_lightning.inference import timing
 from fer_lightning.inference.runtime_names import AUTO
 from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.inference.timing import timings
@@ -150,9 +151,25 @@ def test_timings_count_faces_per_second() -> None:
         calls.append(len(faces))
         return np.zeros((len(faces), 7))
 
-    result = timings(score, np.zeros((3, 48, 48), np.uint8), single_runs=5, batch=8, batch_runs=2)
+    result = timings(score, np.zeros((3, 48, 48), np.uint8), single_runs=5, batch=8, rounds=2, batch_runs=1)
     assert calls.count(8) == 3 and calls.count(1) == 15  # warm-up + timed runs, at the sizes asked for
     assert result["faces_per_s"] > 0 and result["latency_ms_p50"] <= result["latency_ms_p95"]
+
+
+def test_throughput_is_the_median_round_not_one_the_host_held_up(monkeypatch) -> None:
+    """Each batch takes one second on a clock the scoring advances, except in one round, which the host slows
+    tenfold: the figure stays at a batch a second, where one timed block would have averaged the slow round in."""
+    clock = SimpleNamespace(now=0.0, batches=0)
+
+    def score(faces: np.ndarray) -> np.ndarray:
+        if len(faces) == 8:
+            clock.batches += 1
+            clock.now += 10.0 if clock.batches in (4, 5) else 1.0  # the second timed round: batches 4 and 5
+        return np.zeros((len(faces), 7))
+
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    result = timings(score, np.zeros((3, 48, 48), np.uint8), single_runs=5, batch=8, rounds=3, batch_runs=2)
+    assert result["faces_per_s"] == pytest.approx(8.0)
 
 
 @pytest.mark.skipif(not HAS_TENSORFLOW, reason='the Keras reference needs TensorFlow: pip install -e ".[keras]"')
