@@ -68,8 +68,8 @@ def time_keras(net: dict[str, Any], images: np.ndarray, labels: np.ndarray, batc
                infer_batch: int = 512, warmup_batches: int = 10, steps: int = 60,
                predict_passes: int = 3) -> dict[str, Any]:
     """Steady-state training images/s (``fit`` at ``batch``) and inference images/s (``predict``): the median of
-    ``predict_passes`` timed passes over the same faces. One pass alone swung by a half: six passes in one process on
-    a 2-core Zen 4 EPYC gave 682-696 faces/s, and one of them 1,152."""
+    ``predict_passes`` timed passes over the same faces. One pass alone gave 775-1,179 faces/s over five fer-bench
+    runs on a 2-core Zen 4 EPYC, the median of three 1,103-1,274 (docs/results.md)."""
     import keras
 
     model = build_keras_model(net)
