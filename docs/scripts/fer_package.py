@@ -136,14 +136,15 @@ def faces_mode(package: Path, runs: list[Path], overrides: list[str]) -> None:
         gain, low, high = paired_gain(logits.argmax(1) == labels, fer_right["keras"])
         print(f"  against fer's Keras model, face by face: {gain * 100:+.2f} points ({low * 100:+.2f} to "
               f"{high * 100:+.2f})")
-        ours = fer_predict_model(run_dir.best_checkpoint() or run_dir.last_checkpoint, overrides)
+        ours = fer_predict_model(run, overrides)
         print(f"  through fer-predict's model: {timings(ours.predict_proba, faces)}")
 
 
-def fer_predict_model(checkpoint: Path, overrides: list[str]) -> EmotionModel:
-    """The model fer-predict builds for ``checkpoint``: its defaults, changed by ``overrides`` (``tta=none``)."""
+def fer_predict_model(run: Path, overrides: list[str]) -> EmotionModel:
+    """The model fer-predict builds for ``ckpt=<run>`` (the checkpoint the run tested): its defaults, changed by
+    ``overrides`` (``tta=none``)."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("predict", overrides=[f"ckpt={checkpoint}", "inputs=unused", *overrides])
+        cfg = compose("predict", overrides=[f"ckpt={run}", "inputs=unused", *overrides])
     model, description = load_model(cfg)
     print(f"  ({description})")
     return model
