@@ -24,7 +24,6 @@ from torch.autograd import DeviceType
 
 from fer_lightning.bench import speed
 from fer_lightning.bench.clocks import EpochClock, device_clock
-from fer_lightning.bench.machine import cpu_name
 from fer_lightning.bench.speed import bench, compute_dtype, matmul_peak_tflops
 from fer_lightning.bench.step_profile import StepProfiler, step_figures
 from fer_lightning.errors import ConfigError, FerError
@@ -32,6 +31,7 @@ from fer_lightning.inference import timing
 from fer_lightning.inference.runtime_names import AUTO
 from fer_lightning.inference.runtimes import chosen_runtime
 from fer_lightning.inference.timing import timings
+from fer_lightning.machine import cpu_name
 from fer_lightning.precision import inference_bf16
 from fer_lightning.training.run_dir import RunDir
 

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from conftest import FACE_SIDE, PHOTO, PORTRAIT, REAL_CSV, compose_config, load_script, scene_with_faces
 
-from fer_lightning.bench.machine import cpu_name
 from fer_lightning.cli.detection_bench import bench
 from fer_lightning.errors import ConfigError, FerError
 from fer_lightning.faces.detection_set import CASES, make_detection_set, match, score_detector
@@ -22,6 +21,7 @@ from fer_lightning.faces.finder import FaceFinder, square_crop
 from fer_lightning.faces.tracking import FaceTracker
 from fer_lightning.faces.video_search import VideoFaceSearch, video_detector
 from fer_lightning.faces.yunet import YuNet
+from fer_lightning.machine import cpu_name
 from fer_lightning.predict.request import check_settings
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fer_lightning"
 # In order; a module may import from its own layer and the ones before it, never after.
-LAYERS = ["fer2013", "errors", "precision", "host_memory", "figures", "data", "models", "inference", "training",
-          "tuning", "ensemble", "faces", "predict", "bench", "cli"]
+LAYERS = ["fer2013", "errors", "precision", "host_memory", "machine", "figures", "data", "models", "inference",
+          "training", "tuning", "ensemble", "faces", "predict", "bench", "cli"]
 
 
 def layer_of(module: str) -> str:

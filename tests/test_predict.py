@@ -3,6 +3,7 @@ videos sampled, stacks and ONNX files used like checkpoints, ONNX output equal t
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -32,6 +33,8 @@ from fer_lightning.inference.face_classifier import FaceClassifier
 from fer_lightning.inference.onnx_file import OnnxFaceClassifier, export, parity
 from fer_lightning.inference.runtime_names import AUTO
 from fer_lightning.inference.runtimes import chosen_runtime
+from fer_lightning.inference.timing import timings
+from fer_lightning.machine import cpu_name
 from fer_lightning.precision import inference_bf16
 from fer_lightning.predict import predictor as predictor_module
 from fer_lightning.predict.annotation import AnnotatedVideos
@@ -447,7 +450,9 @@ def test_broken_and_empty_videos_are_named_and_the_rest_still_predicted(trained_
     assert set(table.file) == {str(good)} and summary["videos"][0]["faces"] == 1
 
 
-def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp_path: Path) -> None:
+def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     faces = private_faces(trained_runs)[:10]
     write_faces(tmp_path / "faces", faces)
     stack(stack_cfg(trained_runs, tmp_path / "s", "meta=soft_vote"))
@@ -459,10 +464,14 @@ def test_stack_and_onnx_predict_like_their_sources(trained_runs: list[Path], tmp
     np.testing.assert_allclose(stacked[PROBA].to_numpy(), np.mean(singles, axis=0), atol=1e-4)
 
     ckpt = best_checkpoint(trained_runs[1])
-    figures = export(compose_config("export", [f"ckpt={ckpt}", f"out={tmp_path / 'm.onnx'}", "bench=false",
+    monkeypatch.setattr(onnx_file, "timings", functools.partial(timings, single_runs=3, rounds=1, batch_runs=1))
+    figures = export(compose_config("export", [f"ckpt={ckpt}", f"out={tmp_path / 'm.onnx'}",
                                                f"csv_path={trained_runs[0].parent / 'fer_synthetic.csv'}",
                                                f"cache_dir={tmp_path / 'cache'}"]))
     assert figures["max_abs_logit_diff"] <= 1e-4 and figures["argmax_agreement"] == 1.0
+    timed = {key.removesuffix("_latency_ms_p50") for key in figures if key.endswith("_latency_ms_p50")}
+    assert {"torch_fp32", "onnxruntime", "openvino"} <= timed
+    assert f"cpu={cpu_name()}\n" in capsys.readouterr().out  # which CPU those latencies were measured on
     onnx_model, plain = OnnxFaceClassifier(tmp_path / "m.onnx"), FaceClassifier.from_checkpoint(ckpt)  # no TTA
     for n in (1, 7):  # the batch axis is dynamic
         np.testing.assert_allclose(onnx_model.logits(faces[:n]), plain.logits(faces[:n]), atol=1e-4)

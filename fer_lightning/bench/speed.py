@@ -31,7 +31,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fer_lightning.bench.clocks import EpochClock, device_clock
-from fer_lightning.bench.machine import cpu_name
 from fer_lightning.bench.step_profile import StepProfiler
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import ConfigError, FerError, as_list, check_switch, check_whole_number
@@ -41,6 +40,7 @@ from fer_lightning.inference.quantization import calibration_faces, quantize_int
 from fer_lightning.inference.runtime_names import AUTO, GRAPH_RUNTIMES, RUNTIMES
 from fer_lightning.inference.runtimes import chosen_runtime, onnx_bytes
 from fer_lightning.inference.timing import timings
+from fer_lightning.machine import cpu_name
 from fer_lightning.models.flops import face_flops
 from fer_lightning.precision import channels_last_layout, inference_bf16
 from fer_lightning.training.hparams import model_name

@@ -18,12 +18,12 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from fer_lightning.bench.machine import cpu_name
 from fer_lightning.cli.common import CONF_DIR, exit_on_error
 from fer_lightning.data.csv_reader import load_fer2013
 from fer_lightning.errors import FerError, as_list, check_switch, check_whole_number
 from fer_lightning.faces.detection_set import CASES, DetectionSet, DetectorScore, make_detection_set, score_detector
 from fer_lightning.faces.detectors import make_detector
+from fer_lightning.machine import cpu_name
 
 
 def examples(data: DetectionSet, scores: dict[str, DetectorScore]) -> np.ndarray:

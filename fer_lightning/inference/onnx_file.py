@@ -24,6 +24,7 @@ from fer_lightning.inference.quantization import calibration_faces, quantize_int
 from fer_lightning.inference.runtime_names import GRAPH_RUNTIMES, ONNX_FILE_RUNTIMES, checked_runtime
 from fer_lightning.inference.runtimes import INPUT, chosen_runtime, graph_runner, onnx_bytes, onnxruntime_session
 from fer_lightning.inference.timing import timings
+from fer_lightning.machine import cpu_name
 from fer_lightning.precision import inference_bf16
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def export(cfg: DictConfig) -> dict[str, float]:
             backends["torch_bf16"] = FaceClassifier.from_checkpoint(cfg.ckpt, bf16=True).logits
         for name, logits in backends.items():
             figures |= {f"{name}_{key}": value for key, value in timings(logits, faces).items()}
+        print(f"cpu={cpu_name()}")  # latencies are only comparable on one CPU
     for key, value in figures.items():
         print(f"{key}={value:.6g}")
     return figures
