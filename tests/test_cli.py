@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import tomllib
 from conftest import console_script, tiny_run_overrides
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
@@ -22,6 +21,11 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from fer_lightning.fer2013 import CLASS_NAMES
 from fer_lightning.training.run_dir import LOGIT_FILES, RunDir
 from fer_lightning.training.sweep_summary import sweep_figure
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # CPython 3.10: the same parser from PyPI (the dev extra installs it there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

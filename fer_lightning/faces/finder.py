@@ -101,8 +101,8 @@ def square_crop(gray: np.ndarray, centre: tuple[float, float], side: float, angl
     region = padded[y0 + pad:y0 + pad + room, x0 + pad:x0 + pad + room]
     out = round(IMAGE_SIDE * _ROOM)
     region = cv2.resize(region, (out, out), interpolation=cv2.INTER_AREA if room > out else cv2.INTER_CUBIC)
-    turn = cv2.getRotationMatrix2D((out / 2, out / 2), angle, 1.0)
-    turn[:, 2] -= (out - IMAGE_SIDE) / 2  # type: ignore[arg-type]  # a float matrix; OpenCV's stubs say not
+    turn = np.asarray(cv2.getRotationMatrix2D((out / 2, out / 2), angle, 1.0), np.float64)  # stubs: int or float
+    turn[:, 2] -= (out - IMAGE_SIDE) / 2
     return cv2.warpAffine(region, turn, (IMAGE_SIDE, IMAGE_SIDE), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 
