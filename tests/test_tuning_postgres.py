@@ -97,7 +97,7 @@ def test_two_workers_share_a_postgresql_study_and_a_killed_ones_trial_fails(
             if running_after_one_finished() == seen:
                 break
         time.sleep(0.1)
-    assert doomed.poll() is None, "the worker to kill ended first"
+    assert doomed.poll() is None, f"the worker to kill ended first: {doomed.stderr.read().decode()[-3000:]}"
     os.killpg(doomed.pid, signal.SIGKILL)
     doomed.wait()
     assert survivor.wait(timeout=300) == 0, survivor.stderr.read()[-2000:]
