@@ -48,8 +48,8 @@ echo "== pinned:" $(cut -d';' -f1 "$work/lowest.txt")
 cd "$work/clone"
 "$work/venv/bin/pip" install -e . -r "$work/tools.txt" -c "$work/lowest.txt" > "$work/pip.log" 2>&1 \
   || { grep -A20 "conflict is caused\|^ERROR" "$work/pip.log"; exit 1; }  # which pins pip could not reconcile
-echo "== installed:" $("$work/venv/bin/pip" list --format=freeze 2>/dev/null \
-  | grep -iE "^($(cut -d'=' -f1 "$work/lowest.txt" | tr '\n' '|' | sed 's/|$//'))==" | tr '\n' ' ')
+names=$(cut -d'=' -f1 "$work/lowest.txt" | sed 's/[-_]/[-_]/g' | paste -sd'|')  # pip writes pillow-heif as pillow_heif
+echo "== installed:" $("$work/venv/bin/pip" list --format=freeze 2>/dev/null | grep -iE "^($names)==")
 # Not mypy's test: its verdict turns on each library's type stubs (Pillow 10.0 ships none; OpenCV's and numpy's
 # change from release to release), so the suite checks the types at the releases pip picks today.
 "$work/venv/bin/python" -m pytest -p no:cacheprovider --deselect tests/test_types.py::test_mypy_finds_no_type_error "$@"
