@@ -2,7 +2,7 @@
 
 ``torch.compile`` traces a function anew in every process, even where inductor's own caches already hold its kernels:
 for the fused block tails (norm_pool.py) that was 10-15 s of every CPU run's first step on the project's 2-core VMs.
-A step wrapped here is compiled ahead of time (``torch.compile(...).aot_compile``, experimental since torch 2.10) for
+A step wrapped here is compiled ahead of time (``torch.compile(...).aot_compile``, experimental since torch 2.9) for
 the first arguments of each kind it meets, with the batch dimension free, saved under inductor's cache dir
 (``TORCHINDUCTOR_CACHE_DIR``), and loaded by later processes (the study net's nine steps: about 3 s). An entry is
 keyed by everything the compiled code depends on: torch's version, the CPU's vector instructions, the number of
@@ -112,7 +112,7 @@ def _compile(step: Callable[..., Any], args: tuple[Any, ...], path: Path) -> Cal
     for arg in args:
         if isinstance(arg, torch.Tensor) and arg.dim() == 4:
             torch._dynamo.mark_dynamic(arg, 0)
-    # torch 2.10-2.12 offer aot_compile only where this is set (2.13 sets it by default)
+    # torch 2.11 offers aot_compile only where this is set (2.12 sets it by default)
     with warnings.catch_warnings(), torch._dynamo.config.patch(enable_aot_compile=True):
         # its guards read each input's .grad, which torch warns about for non-leaves
         warnings.filterwarnings("ignore", message="The .grad attribute of a Tensor that is not a leaf Tensor")
